@@ -1,0 +1,25 @@
+//! The generic path every generated entry point takes.
+
+use crate::conn::{self, failure};
+use crate::objects::Dispatchable;
+use ash::vk;
+use wire::desc::{CommandDesc, Level};
+
+/// Carries `cmd` with the application's arguments (each widened to 64 bits) to the server
+/// of the object it is called on, and returns the C result widened likewise.
+pub fn call(cmd: &'static CommandDesc, args: &[u64]) -> u64 {
+    let conn = if cmd.level == Level::Global || args.first().is_none_or(|a| *a == 0) {
+        match conn::current() {
+            Ok(c) => c,
+            Err(r) => return failure(cmd, r),
+        }
+    } else {
+        // SAFETY: the first argument of a non-global command is a live dispatchable handle.
+        unsafe { Dispatchable::conn(args[0]) }
+    };
+    let r = conn.call(cmd, args);
+    if cmd.ret == wire::desc::Ret::Result && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw() {
+        crate::log::log!(debug, "airlock: {} returned VK_ERROR_DEVICE_LOST", cmd.name);
+    }
+    r
+}

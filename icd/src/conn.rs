@@ -1,0 +1,248 @@
+//! The connection to `airlock-server`: starting it, the handshake, sending requests and
+//! waiting for replies.
+//!
+//! One server per client process, started on first need. Requests from all threads go into the
+//! one command ring under a short lock; each waiting thread owns a reply slot, so threads wait
+//! independently. A server that dies makes every later call fail with `VK_ERROR_DEVICE_LOST`:
+//! waits notice through the socket's hang-up, within the ring's liveness interval.
+
+use crate::log::log;
+use crate::objects::ClientCx;
+use ash::vk;
+use parking_lot::{Condvar, Mutex};
+use std::cell::RefCell;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use wire::channel::{Channel, ChannelLayout};
+use wire::codec::{Decoder, Encoder};
+use wire::control::{self, ExtensionInfo, Hello, SocketLiveness, Welcome, WIRE_VERSION};
+use wire::desc::{CommandDesc, Ret};
+use wire::frame::{self, RequestHeader, Status, FLAG_REPLY, REPLY_HEADER};
+use wire::generated::commands::EXTENSIONS;
+use wire::generated::VK_XML_VERSION;
+use wire::interp;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Connection {
+    sock: OwnedFd,
+    channel: Channel,
+    send: Mutex<()>,
+    free_slots: Mutex<Vec<u32>>,
+    slot_freed: Condvar,
+    lost: AtomicBool,
+    child: Mutex<Option<Child>>,
+    pub welcome: Welcome,
+    /// Wrappers of dispatchable objects the server named (physical devices, queues).
+    pub(crate) named: Mutex<std::collections::HashMap<u64, (usize, u64)>>,
+}
+
+thread_local! {
+    static BUFS: RefCell<(Encoder, Vec<u8>, Vec<u64>)> = RefCell::new((Encoder::new(), Vec::new(), Vec::new()));
+}
+
+static CURRENT: Mutex<Option<Arc<Connection>>> = Mutex::new(None);
+
+/// The process's connection, started if there is none or the last one was lost.
+pub fn current() -> Result<Arc<Connection>, vk::Result> {
+    let mut cur = CURRENT.lock();
+    if let Some(c) = cur.as_ref() {
+        if !c.is_lost() {
+            return Ok(Arc::clone(c));
+        }
+    }
+    match Connection::start() {
+        Ok(c) => {
+            let c = Arc::new(c);
+            *cur = Some(Arc::clone(&c));
+            Ok(c)
+        }
+        Err(why) => {
+            log!(error, "airlock: cannot start the server: {why}");
+            Err(vk::Result::ERROR_INITIALIZATION_FAILED)
+        }
+    }
+}
+
+/// Where the server binary is: `AIRLOCK_SERVER`, else next to this library.
+fn server_path() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("AIRLOCK_SERVER") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
+    // SAFETY: dladdr only reads the address of a function of this library.
+    let ok = unsafe { libc::dladdr(server_path as *const libc::c_void, &mut info) };
+    if ok == 0 || info.dli_fname.is_null() {
+        return Err("cannot find where libvulkan_airlock.so is loaded from; set AIRLOCK_SERVER".into());
+    }
+    let lib = PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
+    Ok(lib.parent().unwrap_or(std::path::Path::new(".")).join("airlock-server"))
+}
+
+impl Connection {
+    fn start() -> Result<Connection, String> {
+        let path = server_path()?;
+        let (ours, theirs) = control::socketpair().map_err(|e| format!("socketpair: {e}"))?;
+        let fd = theirs.as_raw_fd();
+        let mut cmd = Command::new(&path);
+        cmd.arg("--fd").arg("3").stdin(Stdio::null()).stdout(Stdio::null());
+        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) run.
+        unsafe {
+            cmd.pre_exec(move || {
+                if fd == 3 {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(fd, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| format!("{}: {e}", path.display()))?;
+        drop(theirs);
+        let layout = ChannelLayout::default();
+        let channel = Channel::create(layout).map_err(|e| format!("shared memory: {e}"))?;
+        let hello = Hello {
+            wire_version: WIRE_VERSION,
+            vk_xml_version: VK_XML_VERSION,
+            layout,
+            extensions: EXTENSIONS.iter().map(|e| ExtensionInfo { name: e.name.into(), spec_version: e.spec_version }).collect(),
+            client_pid: std::process::id(),
+        };
+        let welcome = control::client_handshake(ours.as_fd(), hello, channel.fd(), Some(HANDSHAKE_TIMEOUT))
+            .map_err(|e| format!("handshake with {}: {e}", path.display()))?;
+        log!(info, server_pid = welcome.server_pid, host = %welcome.host_driver, "airlock: connected");
+        Ok(Connection {
+            sock: ours,
+            free_slots: Mutex::new((0..layout.reply_slots).rev().collect()),
+            slot_freed: Condvar::new(),
+            channel,
+            send: Mutex::new(()),
+            lost: AtomicBool::new(false),
+            child: Mutex::new(Some(child)),
+            welcome,
+            named: Mutex::new(Default::default()),
+        })
+    }
+
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    fn lose(&self, why: &str) {
+        if !self.lost.swap(true, Ordering::AcqRel) {
+            log!(error, "airlock: lost the server: {why}; every later call returns VK_ERROR_DEVICE_LOST");
+            if let Some(mut c) = self.child.lock().take() {
+                let _ = c.try_wait();
+            }
+        }
+    }
+
+    fn acquire_slot(&self) -> u32 {
+        let mut free = self.free_slots.lock();
+        loop {
+            if let Some(s) = free.pop() {
+                return s;
+            }
+            self.slot_freed.wait(&mut free);
+        }
+    }
+
+    fn release_slot(&self, s: u32) {
+        self.free_slots.lock().push(s);
+        self.slot_freed.notify_one();
+    }
+
+    /// Sends a call and, if it has results, waits for them and writes them back.
+    pub fn call(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64]) -> u64 {
+        if self.is_lost() {
+            return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
+        }
+        BUFS.with(|b| {
+            let (enc, body, new_ids) = &mut *b.borrow_mut();
+            enc.clear();
+            new_ids.clear();
+            let cx = ClientCx { conn: self, parent: args.first().copied().unwrap_or(0), level: cmd.level };
+            // SAFETY: the application's arguments, valid as Vulkan requires of them.
+            if let Err(e) = unsafe { interp::encode_request(enc, cmd, args, &cx, new_ids) } {
+                log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
+                return failure(cmd, vk::Result::ERROR_UNKNOWN);
+            }
+            let wants = cmd.needs_reply();
+            let slot = if wants { self.acquire_slot() } else { 0 };
+            let header = RequestHeader { size: enc.len() as u32, command: cmd.id, slot, flags: if wants { FLAG_REPLY } else { 0 } };
+            let live = SocketLiveness(self.sock.as_fd());
+            let sent = {
+                let _g = self.send.lock();
+                self.channel.commands.write(&[&header.to_bytes(), &enc.buf], &live)
+            };
+            if let Err(e) = sent {
+                self.lose(&format!("sending {}: {e}", cmd.name));
+                if wants {
+                    self.release_slot(slot);
+                }
+                return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
+            }
+            if !wants {
+                return 0;
+            }
+            let reply = self.read_reply(slot, body);
+            // A slot whose reply was not read whole cannot be reused; the connection is lost then.
+            self.release_slot(slot);
+            let status = match reply {
+                Ok(s) => s,
+                Err(e) => {
+                    self.lose(&format!("waiting for {}: {e}", cmd.name));
+                    return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
+                }
+            };
+            match status {
+                Status::Ok => {
+                    let mut dc = Decoder::new(body);
+                    // SAFETY: the same arguments the request was encoded from.
+                    match unsafe { interp::decode_reply(&mut dc, cmd, args, &cx, new_ids) } {
+                        Ok(r) => r,
+                        Err(e) => {
+                            self.lose(&format!("{}: malformed reply: {e}", cmd.name));
+                            failure(cmd, vk::Result::ERROR_DEVICE_LOST)
+                        }
+                    }
+                }
+                Status::BadRequest => {
+                    let why = String::from_utf8_lossy(body);
+                    log!(error, "airlock: the server rejected {}: {}", cmd.name, why.trim_end_matches('\0'));
+                    failure(cmd, vk::Result::ERROR_UNKNOWN)
+                }
+                Status::Unsupported => {
+                    log!(warn, "airlock: the host driver does not provide {}", cmd.name);
+                    failure(cmd, vk::Result::ERROR_EXTENSION_NOT_PRESENT)
+                }
+            }
+        })
+    }
+
+    fn read_reply(&self, slot: u32, body: &mut Vec<u8>) -> Result<Status, String> {
+        let ring = &self.channel.replies[slot as usize];
+        let live = SocketLiveness(self.sock.as_fd());
+        let mut h = [0u8; REPLY_HEADER];
+        ring.read_exact(&mut h, &live).map_err(|e| e.to_string())?;
+        let (size, status) = frame::parse_reply_header(&h).map_err(|e| e.to_string())?;
+        body.resize(size, 0);
+        ring.read_exact(body, &live).map_err(|e| e.to_string())?;
+        Ok(status)
+    }
+}
+
+/// What a call returns when it could not be carried.
+pub fn failure(cmd: &CommandDesc, r: vk::Result) -> u64 {
+    match cmd.ret {
+        Ret::Result => r.as_raw() as i64 as u64,
+        _ => 0,
+    }
+}

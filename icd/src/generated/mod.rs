@@ -1,0 +1,2 @@
+//! Generated ICD code.
+pub mod entry;

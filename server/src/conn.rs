@@ -1,0 +1,199 @@
+//! One client connection: handshake, the reader loop, worker threads, replies, cleanup.
+//!
+//! The reader thread copies each request out of the ring and executes it. Commands marked
+//! blocking (waits, pipeline compiles) go to worker threads, so a thread of the client that
+//! waits never stalls the calls of its other threads; everything else runs in ring order.
+
+use crate::dispatch::{ExecError, Server};
+use crate::host::HostDriver;
+use ash::vk;
+use bumpalo::Bump;
+use parking_lot::Mutex;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, error, info, warn};
+use wire::channel::Channel;
+use wire::codec::Encoder;
+use wire::control::{self, ControlMsg, ExtensionInfo, SocketLiveness, Welcome, WIRE_VERSION};
+use wire::frame::{self, RequestHeader, Status, REQUEST_HEADER};
+use wire::generated::commands::COMMANDS;
+use wire::generated::VK_XML_VERSION;
+use wire::ring::RingError;
+
+const WORKERS: usize = 4;
+
+struct Shared {
+    server: Server,
+    channel: Channel,
+    sock: OwnedFd,
+    /// One writer per reply ring at a time, whichever thread finished the call.
+    reply_locks: Vec<Mutex<()>>,
+}
+
+struct Job {
+    header: RequestHeader,
+    payload: Vec<u8>,
+}
+
+/// Serves the client on `sock` until it disconnects. Returns an error only for a failed
+/// handshake or host driver; a client that misbehaves later is dropped with a log line.
+pub fn serve(sock: OwnedFd) -> Result<(), String> {
+    let (hello, fd) =
+        control::server_accept(sock.as_fd(), Some(Duration::from_secs(10))).map_err(|e| format!("handshake: {e}"))?;
+    let refuse = |reason: String| {
+        let _ = control::send(sock.as_fd(), &ControlMsg::Refused { reason: reason.clone() }, &[]);
+        reason
+    };
+    let channel = Channel::attach(fd, hello.layout).map_err(|e| refuse(format!("channel: {e}")))?;
+    let host = HostDriver::load_default().map_err(|e| refuse(e.to_string()))?;
+    info!(library = %host.library.display(), client_pid = hello.client_pid, "host driver loaded");
+    let server = Server::new(host, &hello.extensions);
+    let welcome = Welcome {
+        wire_version: WIRE_VERSION,
+        vk_xml_version: VK_XML_VERSION,
+        host_driver: server.host.library.display().to_string(),
+        extensions: server
+            .instance_extensions()
+            .iter()
+            .map(|p| ExtensionInfo {
+                name: p.extension_name_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default(),
+                spec_version: p.spec_version,
+            })
+            .collect(),
+        server_pid: std::process::id(),
+    };
+    control::send(sock.as_fd(), &ControlMsg::Welcome(welcome), &[]).map_err(|e| format!("sending welcome: {e}"))?;
+    let reply_locks = (0..channel.replies.len()).map(|_| Mutex::new(())).collect();
+    let shared = Arc::new(Shared { server, channel, sock, reply_locks });
+    crate::sandbox::after_init();
+    run(&shared);
+    cleanup(&shared.server);
+    Ok(())
+}
+
+fn run(shared: &Arc<Shared>) {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let rx = Arc::new(Mutex::new(rx));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|i| {
+            let (shared, rx) = (Arc::clone(shared), Arc::clone(&rx));
+            std::thread::Builder::new()
+                .name(format!("airlock-worker-{i}"))
+                .spawn(move || {
+                    let mut arena = Bump::new();
+                    let mut out = Encoder::new();
+                    loop {
+                        let job = rx.lock().recv();
+                        let Ok(job) = job else { break };
+                        handle(&shared, job.header, &job.payload, &mut arena, &mut out);
+                    }
+                })
+                .expect("spawning a worker thread")
+        })
+        .collect();
+
+    let live = SocketLiveness(shared.sock.as_fd());
+    let mut arena = Bump::new();
+    let mut out = Encoder::new();
+    let mut payload = Vec::new();
+    loop {
+        let mut hb = [0u8; REQUEST_HEADER];
+        match shared.channel.commands.read_exact(&mut hb, &live) {
+            Ok(()) => {}
+            Err(RingError::PeerGone) => {
+                info!("client disconnected");
+                break;
+            }
+            Err(e) => {
+                error!("command ring: {e}; dropping the client");
+                break;
+            }
+        }
+        let header = match RequestHeader::from_bytes(&hb) {
+            Ok(h) if (h.slot as usize) < shared.channel.replies.len() || !h.wants_reply() => h,
+            Ok(h) => {
+                error!(slot = h.slot, "request names a reply slot that does not exist; dropping the client");
+                break;
+            }
+            Err(e) => {
+                error!("request header: {e}; dropping the client");
+                break;
+            }
+        };
+        payload.resize(header.size as usize, 0);
+        if let Err(e) = shared.channel.commands.read_exact(&mut payload, &live) {
+            warn!("command ring while reading a request body: {e}");
+            break;
+        }
+        let blocking = COMMANDS.get(header.command as usize).is_some_and(|c| c.blocking);
+        if blocking {
+            let job = Job { header, payload: std::mem::take(&mut payload) };
+            if tx.send(job).is_err() {
+                break;
+            }
+        } else {
+            handle(shared, header, &payload, &mut arena, &mut out);
+        }
+    }
+    drop(tx);
+    for w in workers {
+        let _ = w.join();
+    }
+}
+
+fn handle(shared: &Shared, header: RequestHeader, payload: &[u8], arena: &mut Bump, out: &mut Encoder) {
+    out.clear();
+    let status = match COMMANDS.get(header.command as usize) {
+        None => {
+            warn!(command = header.command, "unknown command id");
+            out.bytes(format!("unknown command id {}", header.command).as_bytes());
+            Status::BadRequest
+        }
+        Some(cmd) => match shared.server.execute(cmd, payload, arena, out) {
+            Ok(()) => Status::Ok,
+            Err(e @ ExecError::Decode { .. }) => {
+                warn!("rejected request: {e}");
+                out.clear();
+                out.bytes(e.to_string().as_bytes());
+                Status::BadRequest
+            }
+            Err(e @ ExecError::Unsupported(_)) => {
+                warn!("{e}");
+                out.clear();
+                Status::Unsupported
+            }
+        },
+    };
+    if arena.allocated_bytes() > 16 << 20 {
+        // A large request grew the arena: give the memory back rather than keep it.
+        *arena = Bump::new();
+    } else {
+        arena.reset();
+    }
+    if status != Status::Ok {
+        debug!(command = header.command, ?status, "request failed");
+    }
+    if header.wants_reply() {
+        let slot = header.slot as usize;
+        let _g = shared.reply_locks[slot].lock();
+        let live = SocketLiveness(shared.sock.as_fd());
+        let h = frame::reply_header(out.len() as u32, status);
+        if let Err(e) = shared.channel.replies[slot].write(&[&h, &out.buf], &live) {
+            warn!(slot, "writing a reply: {e}");
+        }
+    }
+}
+
+/// Destroys what the client left behind: devices first, then instances.
+fn cleanup(server: &Server) {
+    let all = server.objects.all();
+    for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::DEVICE) {
+        server.destroy_device(e.host);
+    }
+    for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::INSTANCE) {
+        server.destroy_instance(e.host);
+    }
+    info!(objects = all.len(), "cleaned up after the client");
+}

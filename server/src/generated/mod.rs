@@ -1,0 +1,2 @@
+//! Generated server code.
+pub mod calls;

@@ -1,0 +1,43 @@
+//! `airlock-server`: runs the host Vulkan driver for one client process.
+//!
+//! Started by the ICD with the control socket as an inherited descriptor (`--fd N`); serves that
+//! one client and exits when it goes away.
+
+mod conn;
+mod dispatch;
+mod generated;
+mod host;
+mod objects;
+mod sandbox;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::ExitCode;
+use tracing::error;
+
+fn main() -> ExitCode {
+    let filter = std::env::var("AIRLOCK_LOG").unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let args: Vec<String> = std::env::args().collect();
+    let fd = match args.iter().position(|a| a == "--fd").and_then(|i| args.get(i + 1)).and_then(|s| s.parse::<i32>().ok()) {
+        Some(fd) if fd > 2 => fd,
+        _ => {
+            eprintln!("usage: airlock-server --fd <control socket descriptor>\n(started by libvulkan_airlock.so; not meant to be run by hand)");
+            return ExitCode::from(2);
+        }
+    };
+    // Die with the client even if it is killed before it can close the socket.
+    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    // SAFETY: the ICD passed us this descriptor, open and ours alone.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    match conn::serve(sock) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("airlock-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! The server's typed tables: client id → host handle, and back.
+//!
+//! Ids the client names (created objects) are below 2^63; ids the server names for objects the
+//! host reports (physical devices, queues) have the top bit set, so the two never collide. A
+//! destroyed id is retired and never accepted again in the connection.
+
+use ash::vk;
+use parking_lot::RwLock;
+use std::collections::{HashMap, HashSet};
+use wire::codec::DecodeError;
+use wire::interp::{Handles, ServerObjects};
+
+const SERVER_NAMED: u64 = 1 << 63;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Entry {
+    pub ty: vk::ObjectType,
+    pub host: u64,
+    /// The host instance or device whose dispatch table serves this object.
+    pub owner: u64,
+}
+
+#[derive(Default)]
+struct Tables {
+    by_id: HashMap<u64, Entry>,
+    by_host: HashMap<(i32, u64), u64>,
+    retired: HashSet<u64>,
+    next_server_id: u64,
+}
+
+#[derive(Default)]
+pub struct Objects {
+    t: RwLock<Tables>,
+}
+
+impl Objects {
+    pub fn get(&self, id: u64) -> Option<Entry> {
+        self.t.read().by_id.get(&id).copied()
+    }
+
+    pub fn lookup(&self, ty: vk::ObjectType, id: u64) -> Result<Entry, DecodeError> {
+        match self.get(id) {
+            Some(e) if e.ty == ty => Ok(e),
+            _ => Err(DecodeError::UnknownHandle { ty, id }),
+        }
+    }
+
+    pub fn check_new(&self, ty: vk::ObjectType, id: u64) -> Result<(), DecodeError> {
+        let t = self.t.read();
+        if id == 0 || id >= SERVER_NAMED || t.by_id.contains_key(&id) || t.retired.contains(&id) {
+            return Err(DecodeError::BadNewHandle { ty, id });
+        }
+        Ok(())
+    }
+
+    pub fn bind(&self, ty: vk::ObjectType, id: u64, host: u64, owner: u64) {
+        let mut t = self.t.write();
+        t.by_id.insert(id, Entry { ty, host, owner });
+        t.by_host.insert((ty.as_raw(), host), id);
+    }
+
+    /// The id of a host object the server reports, naming it on first sight.
+    pub fn id_for_host(&self, ty: vk::ObjectType, host: u64, owner: u64) -> u64 {
+        if host == 0 {
+            return 0;
+        }
+        if let Some(&id) = self.t.read().by_host.get(&(ty.as_raw(), host)) {
+            return id;
+        }
+        let mut t = self.t.write();
+        if let Some(&id) = t.by_host.get(&(ty.as_raw(), host)) {
+            return id;
+        }
+        t.next_server_id += 1;
+        let id = SERVER_NAMED | t.next_server_id;
+        t.by_id.insert(id, Entry { ty, host, owner });
+        t.by_host.insert((ty.as_raw(), host), id);
+        id
+    }
+
+    pub fn unbind(&self, id: u64) -> Option<Entry> {
+        let mut t = self.t.write();
+        let e = t.by_id.remove(&id)?;
+        t.by_host.remove(&(e.ty.as_raw(), e.host));
+        t.retired.insert(id);
+        Some(e)
+    }
+
+    /// Removes every object served by `owner` (the children of a destroyed instance or device).
+    pub fn unbind_owned_by(&self, owner: u64) -> Vec<(u64, Entry)> {
+        let mut t = self.t.write();
+        let ids: Vec<u64> = t.by_id.iter().filter(|(_, e)| e.owner == owner).map(|(id, _)| *id).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = t.by_id.remove(&id) {
+                t.by_host.remove(&(e.ty.as_raw(), e.host));
+                t.retired.insert(id);
+                out.push((id, e));
+            }
+        }
+        out
+    }
+
+    /// Every live object, for cleanup when the client goes away.
+    pub fn all(&self) -> Vec<(u64, Entry)> {
+        self.t.read().by_id.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+}
+
+/// The handle view of one call: ids travel, host handles are stored; objects the host reports
+/// during the call are owned by `owner`.
+pub struct CallObjects<'a> {
+    pub objects: &'a Objects,
+    pub owner: u64,
+}
+
+impl Handles for CallObjects<'_> {
+    fn to_wire(&self, ty: vk::ObjectType, _dispatchable: bool, raw: u64) -> Result<u64, DecodeError> {
+        Ok(self.objects.id_for_host(ty, raw, self.owner))
+    }
+    fn from_wire(&self, ty: vk::ObjectType, _dispatchable: bool, id: u64) -> Result<u64, DecodeError> {
+        if id == 0 {
+            return Ok(0);
+        }
+        Ok(self.objects.lookup(ty, id)?.host)
+    }
+}
+
+impl ServerObjects for CallObjects<'_> {
+    fn check_new(&self, ty: vk::ObjectType, id: u64) -> Result<(), DecodeError> {
+        self.objects.check_new(ty, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_typed_unique_and_never_reused() {
+        let o = Objects::default();
+        let t = vk::ObjectType::BUFFER;
+        assert!(o.check_new(t, 0).is_err());
+        assert!(o.check_new(t, SERVER_NAMED | 1).is_err());
+        o.check_new(t, 5).unwrap();
+        o.bind(t, 5, 0xabc, 1);
+        assert!(o.check_new(t, 5).is_err(), "duplicate id");
+        assert_eq!(o.lookup(t, 5).unwrap().host, 0xabc);
+        assert!(matches!(o.lookup(vk::ObjectType::IMAGE, 5), Err(DecodeError::UnknownHandle { .. })), "type mismatch");
+        o.unbind(5).unwrap();
+        assert!(o.lookup(t, 5).is_err());
+        assert!(o.check_new(t, 5).is_err(), "retired id");
+    }
+
+    #[test]
+    fn host_objects_get_stable_server_ids() {
+        let o = Objects::default();
+        let pd = vk::ObjectType::PHYSICAL_DEVICE;
+        let a = o.id_for_host(pd, 0x1000, 7);
+        assert_eq!(a, o.id_for_host(pd, 0x1000, 7));
+        assert_ne!(a, o.id_for_host(pd, 0x2000, 7));
+        assert!(a & SERVER_NAMED != 0);
+        assert_eq!(o.id_for_host(pd, 0, 7), 0);
+        assert_eq!(o.unbind_owned_by(7).len(), 2);
+        assert!(o.lookup(pd, a).is_err());
+    }
+}
+
+impl Objects {
+    pub fn id_of(&self, ty: vk::ObjectType, host: u64) -> Option<u64> {
+        self.t.read().by_host.get(&(ty.as_raw(), host)).copied()
+    }
+}

@@ -1,0 +1,16 @@
+//! The Airlock wire protocol: what crosses between the ICD and the server, and how.
+//!
+//! - [`shm`], [`ring`], [`channel`]: the shared-memory byte rings that carry commands and replies.
+//! - [`control`]: the Unix socket for the handshake and file descriptors.
+//! - [`codec`], [`desc`], [`interp`]: how Vulkan calls become bytes and back, driven by the
+//!   tables in [`generated`].
+
+pub mod channel;
+pub mod codec;
+pub mod control;
+pub mod desc;
+pub mod frame;
+pub mod generated;
+pub mod interp;
+pub mod ring;
+pub mod shm;
