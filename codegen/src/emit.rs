@@ -25,16 +25,32 @@ pub fn generate(m: &Model) -> Result<Vec<(String, String)>, String> {
     let mut cmds = Vec::new();
     let mut left_out = Vec::new();
     for (name, origin) in &m.selected_commands {
-        let def = m.commands.get(name).ok_or(format!("no command {name}"))?.clone();
+        let def = m
+            .commands
+            .get(name)
+            .ok_or(format!("no command {name}"))?
+            .clone();
         match lw.command_params(&def) {
             Ok(params) => {
                 let level = level_of(m, &def);
-                cmds.push(Cmd { def, id: 0, origin: origin.clone(), params, level });
+                cmds.push(Cmd {
+                    def,
+                    id: 0,
+                    origin: origin.clone(),
+                    params,
+                    level,
+                });
             }
             Err(e) if HANDWRITTEN.contains(&name.as_str()) => {
                 let _ = e;
                 let level = level_of(m, &def);
-                cmds.push(Cmd { def, id: 0, origin: origin.clone(), params: Vec::new(), level });
+                cmds.push(Cmd {
+                    def,
+                    id: 0,
+                    origin: origin.clone(),
+                    params: Vec::new(),
+                    level,
+                });
             }
             Err(e) => left_out.push(format!("{name} ({e})")),
         }
@@ -45,8 +61,12 @@ pub fn generate(m: &Model) -> Result<Vec<(String, String)>, String> {
     // Carried structs: those commands reach, plus the chain structs of selected features and
     // extensions that extend a carried struct, to a fixed point.
     loop {
-        let carried: BTreeSet<String> =
-            lw.structs.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| n.clone()).collect();
+        let carried: BTreeSet<String> = lw
+            .structs
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| n.clone())
+            .collect();
         let candidates: Vec<String> = m
             .structs
             .values()
@@ -61,15 +81,35 @@ pub fn generate(m: &Model) -> Result<Vec<(String, String)>, String> {
             let _ = lw.lower_struct(&c);
         }
     }
-    let carried: BTreeSet<String> = lw.structs.iter().filter(|(_, r)| r.is_ok()).map(|(n, _)| n.clone()).collect();
-    let dropped: Vec<String> =
-        lw.structs.iter().filter_map(|(_, r)| r.as_ref().err().cloned()).collect();
+    let carried: BTreeSet<String> = lw
+        .structs
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let dropped: Vec<String> = lw
+        .structs
+        .values()
+        .filter_map(|r| r.as_ref().err().cloned())
+        .collect();
 
     let mut files = Vec::new();
-    files.push(("wire/src/generated/structs.rs".to_string(), structs_rs(m, &mut lw, &carried, &dropped)?));
-    files.push(("wire/src/generated/commands.rs".to_string(), commands_rs(m, &cmds, &left_out)));
-    files.push(("icd/src/generated/entry.rs".to_string(), entry_rs(m, &mut lw, &cmds)?));
-    files.push(("server/src/generated/calls.rs".to_string(), calls_rs(m, &mut lw, &cmds)?));
+    files.push((
+        "wire/src/generated/structs.rs".to_string(),
+        structs_rs(m, &mut lw, &carried, &dropped)?,
+    ));
+    files.push((
+        "wire/src/generated/commands.rs".to_string(),
+        commands_rs(m, &cmds, &left_out),
+    ));
+    files.push((
+        "icd/src/generated/entry.rs".to_string(),
+        entry_rs(m, &mut lw, &cmds)?,
+    ));
+    files.push((
+        "server/src/generated/calls.rs".to_string(),
+        calls_rs(m, &mut lw, &cmds)?,
+    ));
     files.push(("wire/src/generated/mod.rs".to_string(), format!(
         "{}pub mod commands;\npub mod structs;\n\n/// The `VK_HEADER_VERSION` of the pinned vk.xml.\npub const VK_XML_VERSION: u32 = ash::vk::make_api_version(0, 1, 3, {});\n",
         header(m, "Tables generated from vk.xml."), m.header_version
@@ -78,7 +118,11 @@ pub fn generate(m: &Model) -> Result<Vec<(String, String)>, String> {
 }
 
 fn level_of(m: &Model, c: &CommandDef) -> &'static str {
-    let first = c.params.first().map(|p| m.resolve(&p.ty).to_string()).unwrap_or_default();
+    let first = c
+        .params
+        .first()
+        .map(|p| m.resolve(&p.ty).to_string())
+        .unwrap_or_default();
     match (c.name.as_str(), first.as_str()) {
         ("vkGetInstanceProcAddr", _) | ("vkCreateInstance", _) => "Global",
         (_, "VkInstance") => "Instance",
@@ -88,9 +132,19 @@ fn level_of(m: &Model, c: &CommandDef) -> &'static str {
     }
 }
 
-fn structs_rs(m: &Model, lw: &mut Lowering, carried: &BTreeSet<String>, dropped: &[String]) -> Result<String, String> {
-    let mut s = header(m, "Struct descriptions: every struct the carried commands can reach.");
-    s.push_str("use crate::desc::*;\nuse ash::vk;\nuse core::mem::{align_of, offset_of, size_of};\n\n");
+fn structs_rs(
+    m: &Model,
+    lw: &mut Lowering,
+    carried: &BTreeSet<String>,
+    dropped: &[String],
+) -> Result<String, String> {
+    let mut s = header(
+        m,
+        "Struct descriptions: every struct the carried commands can reach.",
+    );
+    s.push_str(
+        "use crate::desc::*;\nuse ash::vk;\nuse core::mem::{align_of, offset_of, size_of};\n\n",
+    );
     if !dropped.is_empty() {
         s.push_str("// Not carried (a pNext struct of these types is dropped by the client):\n");
         for d in dropped {
@@ -107,7 +161,12 @@ fn structs_rs(m: &Model, lw: &mut Lowering, carried: &BTreeSet<String>, dropped:
         let fields = lw.structs[name].clone().unwrap();
         let rty = lw.rust_struct(name);
         let ext = lw.extenders(name, carried);
-        writeln!(s, "pub static S_{}: StructDesc = StructDesc {{", rust_type(name)).unwrap();
+        writeln!(
+            s,
+            "pub static S_{}: StructDesc = StructDesc {{",
+            rust_type(name)
+        )
+        .unwrap();
         writeln!(s, "    name: \"{name}\",").unwrap();
         match &def.s_type {
             Some(st) => {
@@ -116,7 +175,11 @@ fn structs_rs(m: &Model, lw: &mut Lowering, carried: &BTreeSet<String>, dropped:
             }
             None => writeln!(s, "    s_type: None,").unwrap(),
         }
-        writeln!(s, "    size: size_of::<{rty}>(),\n    align: align_of::<{rty}>(),\n    fields: &[").unwrap();
+        writeln!(
+            s,
+            "    size: size_of::<{rty}>(),\n    align: align_of::<{rty}>(),\n    fields: &["
+        )
+        .unwrap();
         for (fname, kind) in fields {
             writeln!(
                 s,
@@ -125,7 +188,15 @@ fn structs_rs(m: &Model, lw: &mut Lowering, carried: &BTreeSet<String>, dropped:
             )
             .unwrap();
         }
-        writeln!(s, "    ],\n    extended_by: &[{}],", ext.iter().map(|e| stype_const(e)).collect::<Vec<_>>().join(", ")).unwrap();
+        writeln!(
+            s,
+            "    ],\n    extended_by: &[{}],",
+            ext.iter()
+                .map(|e| stype_const(e))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .unwrap();
         writeln!(s, "    returned_only: {},\n}};\n", def.returned_only).unwrap();
     }
     s.push_str("/// The description of a chainable struct, by its structure type.\npub fn by_stype(s: vk::StructureType) -> Option<&'static StructDesc> {\n    match s {\n");
@@ -165,7 +236,12 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
                 .iter()
                 .enumerate()
                 .skip(1)
-                .find(|(_, p)| matches!(m.category(&p.ty), Category::Handle { .. }) && !p.name.ends_with("Pool") || name == "vkDestroyDevice" || name == "vkDestroyInstance")
+                .find(|(_, p)| {
+                    matches!(m.category(&p.ty), Category::Handle { .. })
+                        && !p.name.ends_with("Pool")
+                        || name == "vkDestroyDevice"
+                        || name == "vkDestroyInstance"
+                })
                 .map(|(i, _)| format!("Some({i})"))
                 .unwrap_or("None".into())
         } else {
@@ -185,11 +261,31 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
         };
         writeln!(s, "pub static C_{name}: CommandDesc = CommandDesc {{").unwrap();
         writeln!(s, "    name: \"{name}\",\n    id: id::{name},").unwrap();
-        writeln!(s, "    aliases: &[{}],", c.def.aliases.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ")).unwrap();
-        writeln!(s, "    origin: \"{}\",\n    level: Level::{},\n    ret: Ret::{ret},\n    params: &[", c.origin, c.level).unwrap();
+        writeln!(
+            s,
+            "    aliases: &[{}],",
+            c.def
+                .aliases
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .unwrap();
+        writeln!(
+            s,
+            "    origin: \"{}\",\n    level: Level::{},\n    ret: Ret::{ret},\n    params: &[",
+            c.origin, c.level
+        )
+        .unwrap();
         // A parameter lives in a 64-bit argument word: offset = index * 8.
         for (i, (pname, kind)) in c.params.iter().enumerate() {
-            writeln!(s, "        Field {{ name: \"{pname}\", offset: {}, kind: {kind} }},", i * 8).unwrap();
+            writeln!(
+                s,
+                "        Field {{ name: \"{pname}\", offset: {}, kind: {kind} }},",
+                i * 8
+            )
+            .unwrap();
         }
         let creates = name.starts_with("vkCreate") || name.starts_with("vkAllocate");
         writeln!(
@@ -199,18 +295,28 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
         )
         .unwrap();
     }
-    s.push_str("/// Every carried command, indexed by id.\npub static COMMANDS: &[&CommandDesc] = &[\n");
+    s.push_str(
+        "/// Every carried command, indexed by id.\npub static COMMANDS: &[&CommandDesc] = &[\n",
+    );
     for c in cmds {
         writeln!(s, "    &C_{},", c.def.name).unwrap();
     }
     s.push_str("];\n\n/// Whether the ICD and server carry this command with hand-written code.\npub fn handwritten(id: u32) -> bool {\n    matches!(id, ");
-    let hw: Vec<String> = cmds.iter().filter(|c| HANDWRITTEN.contains(&c.def.name.as_str())).map(|c| format!("id::{}", c.def.name)).collect();
+    let hw: Vec<String> = cmds
+        .iter()
+        .filter(|c| HANDWRITTEN.contains(&c.def.name.as_str()))
+        .map(|c| format!("id::{}", c.def.name))
+        .collect();
     s.push_str(&hw.join(" | "));
     s.push_str(")\n}\n\n/// Extensions the generated code carries, with the spec version of the pinned vk.xml.\npub static EXTENSIONS: &[ExtensionDesc] = &[\n");
     let mut exts = m.extensions.clone();
     exts.sort();
     for (n, v, inst) in exts {
-        writeln!(s, "    ExtensionDesc {{ name: \"{n}\", spec_version: {v}, instance: {inst} }},").unwrap();
+        writeln!(
+            s,
+            "    ExtensionDesc {{ name: \"{n}\", spec_version: {v}, instance: {inst} }},"
+        )
+        .unwrap();
     }
     s.push_str("];\n");
     let _ = objtype_const;
@@ -228,7 +334,9 @@ fn param_type(m: &Model, lw: &mut Lowering, d: &Decl) -> Result<String, String> 
                 (_, b) => b.to_string(),
             },
             Category::Struct => lw.rust_struct(ty).replace("'static", "'_"),
-            Category::Enum | Category::Bitmask { .. } | Category::Handle { .. } => format!("vk::{}", rust_type(&m.type_name(ty))),
+            Category::Enum | Category::Bitmask { .. } | Category::Handle { .. } => {
+                format!("vk::{}", rust_type(&m.type_name(ty)))
+            }
             Category::FuncPointer => format!("vk::{ty}"),
             Category::Other => return Err(format!("type {ty}")),
         })
@@ -240,7 +348,11 @@ fn param_type(m: &Model, lw: &mut Lowering, d: &Decl) -> Result<String, String> 
     let mut t = b;
     for level in 0..d.ptr_depth {
         // `const char* const*`: both levels const; `void**`: both mutable.
-        let c = if d.is_const && (level == 0 || d.ptr_depth == 2) { "*const " } else { "*mut " };
+        let c = if d.is_const && (level == 0 || d.ptr_depth == 2) {
+            "*const "
+        } else {
+            "*mut "
+        };
         t = format!("{c}{t}");
     }
     Ok(t)
@@ -268,9 +380,16 @@ fn from_u64(m: &Model, d: &Decl, v: &str) -> String {
     }
     match m.category(&d.ty) {
         Category::Handle { .. } => format!("vk::Handle::from_raw({v})"),
-        Category::Enum => format!("vk::{}::from_raw({v} as u32 as i32)", rust_type(&m.type_name(&d.ty))),
+        Category::Enum => format!(
+            "vk::{}::from_raw({v} as u32 as i32)",
+            rust_type(&m.type_name(&d.ty))
+        ),
         Category::Bitmask { wide } => {
-            format!("vk::{}::from_raw({v} as {})", rust_type(&m.type_name(&d.ty)), if wide { "u64" } else { "u32" })
+            format!(
+                "vk::{}::from_raw({v} as {})",
+                rust_type(&m.type_name(&d.ty)),
+                if wide { "u64" } else { "u32" }
+            )
         }
         Category::Base("f32") => format!("f32::from_bits({v} as u32)"),
         Category::Base("f64") => format!("f64::from_bits({v})"),
@@ -293,7 +412,10 @@ fn ret_type(m: &Model, c: &CommandDef) -> &'static str {
 }
 
 fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String> {
-    let mut s = header(m, "ICD entry points: each encodes its call and sends it to the server.");
+    let mut s = header(
+        m,
+        "ICD entry points: each encodes its call and sends it to the server.",
+    );
     s.push_str("use crate::call::call;\nuse ash::vk;\nuse ash::vk::Handle;\n#[allow(unused_imports)]\nuse core::ffi::{c_char, c_void};\nuse wire::generated::commands as c;\n\n");
     let mut names: BTreeMap<String, (String, u32)> = BTreeMap::new();
     for c in cmds {
@@ -316,7 +438,12 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
                 "u32" | "vk::Bool32" => format!("{call} as u32"),
                 _ => call,
             };
-            writeln!(s, "pub unsafe extern \"system\" fn {name}({}) -> {rt} {{\n    {body}\n}}\n", sig.join(", ")).unwrap();
+            writeln!(
+                s,
+                "pub unsafe extern \"system\" fn {name}({}) -> {rt} {{\n    {body}\n}}\n",
+                sig.join(", ")
+            )
+            .unwrap();
             name.clone()
         };
         names.insert(name.clone(), (target.clone(), c.id));
@@ -335,12 +462,23 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
 
 /// The C function type of a command, spelled with ash's types.
 fn fn_type(m: &Model, lw: &mut Lowering, c: &CommandDef) -> Result<String, String> {
-    let params = c.params.iter().map(|p| param_type(m, lw, p)).collect::<Result<Vec<_>, _>>()?;
-    Ok(format!("unsafe extern \"system\" fn({}) -> {}", params.join(", "), ret_type(m, c)))
+    let params = c
+        .params
+        .iter()
+        .map(|p| param_type(m, lw, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(format!(
+        "unsafe extern \"system\" fn({}) -> {}",
+        params.join(", "),
+        ret_type(m, c)
+    ))
 }
 
 fn calls_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String> {
-    let mut s = header(m, "Server calls into the host driver through ash's function pointer types.");
+    let mut s = header(
+        m,
+        "Server calls into the host driver through ash's function pointer types.",
+    );
     s.push_str("use ash::vk;\n#[allow(unused_imports)]\nuse core::ffi::{c_char, c_void};\nuse wire::generated::commands::id;\n\n");
     s.push_str("/// Calls command `cmd` through `fp` with arguments decoded as 64-bit words; returns the\n/// C return value widened to 64 bits (0 for `void`).\n///\n/// # Safety\n/// `fp` must be the host's function for `cmd`, and `a` must hold valid arguments for it.\npub unsafe fn call(cmd: u32, fp: unsafe extern \"system\" fn(), a: &[u64]) -> Option<u64> {\n    Some(match cmd {\n");
     for c in cmds {
@@ -348,15 +486,29 @@ fn calls_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
             continue;
         }
         let name = &c.def.name;
-        let args: Vec<String> = c.def.params.iter().enumerate().map(|(i, p)| from_u64(m, p, &format!("a[{i}]"))).collect();
+        let args: Vec<String> = c
+            .def
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| from_u64(m, p, &format!("a[{i}]")))
+            .collect();
         let ty = fn_type(m, lw, &c.def)?;
-        let call = format!("core::mem::transmute::<unsafe extern \"system\" fn(), {ty}>(fp)({})", args.join(", "));
+        let call = format!(
+            "core::mem::transmute::<unsafe extern \"system\" fn(), {ty}>(fp)({})",
+            args.join(", ")
+        );
         let conv = match ret_type(m, &c.def) {
             "vk::Result" => format!("{call}.as_raw() as i64 as u64"),
             "()" => format!("{{ {call}; 0 }}"),
             _ => format!("{call} as u64"),
         };
-        writeln!(s, "        id::{name} if a.len() >= {} => {conv},", c.def.params.len()).unwrap();
+        writeln!(
+            s,
+            "        id::{name} if a.len() >= {} => {conv},",
+            c.def.params.len()
+        )
+        .unwrap();
     }
     s.push_str("        _ => return None,\n    })\n}\n");
     Ok(s)

@@ -45,7 +45,11 @@ pub fn snake(name: &str) -> String {
             lower_mode = false;
             continue;
         }
-        if c.is_uppercase() && prev_upper && next.is_some_and(|n| n.is_lowercase()) && !out.ends_with('_') {
+        if c.is_uppercase()
+            && prev_upper
+            && next.is_some_and(|n| n.is_lowercase())
+            && !out.ends_with('_')
+        {
             out.push('_');
         }
         out.extend(c.to_lowercase());
@@ -66,11 +70,17 @@ pub fn rust_type(name: &str) -> String {
 }
 
 pub fn stype_const(value: &str) -> String {
-    format!("vk::StructureType::{}", value.strip_prefix("VK_STRUCTURE_TYPE_").unwrap_or(value))
+    format!(
+        "vk::StructureType::{}",
+        value.strip_prefix("VK_STRUCTURE_TYPE_").unwrap_or(value)
+    )
 }
 
 pub fn objtype_const(value: &str) -> String {
-    format!("vk::ObjectType::{}", value.strip_prefix("VK_OBJECT_TYPE_").unwrap_or(value))
+    format!(
+        "vk::ObjectType::{}",
+        value.strip_prefix("VK_OBJECT_TYPE_").unwrap_or(value)
+    )
 }
 
 pub struct Lowering<'m> {
@@ -82,7 +92,11 @@ pub struct Lowering<'m> {
 
 impl<'m> Lowering<'m> {
     pub fn new(m: &'m Model) -> Self {
-        Lowering { m, structs: BTreeMap::new(), lifetimes: BTreeMap::new() }
+        Lowering {
+            m,
+            structs: BTreeMap::new(),
+            lifetimes: BTreeMap::new(),
+        }
     }
 
     /// Whether ash gives this struct a lifetime parameter (it has a pointer somewhere).
@@ -92,7 +106,9 @@ impl<'m> Lowering<'m> {
             return l;
         }
         self.lifetimes.insert(name.clone(), false);
-        let Some(s) = self.m.structs.get(&name).cloned() else { return false };
+        let Some(s) = self.m.structs.get(&name).cloned() else {
+            return false;
+        };
         let l = s.members.iter().any(|d| {
             d.ptr_depth > 0
                 || (matches!(self.m.category(&d.ty), Category::Struct) && self.has_lifetime(&d.ty))
@@ -139,8 +155,19 @@ impl<'m> Lowering<'m> {
             .to_string(),
             Category::Enum => "Ty::I32".into(),
             Category::Bitmask { wide } => if wide { "Ty::U64" } else { "Ty::U32" }.into(),
-            Category::Handle { dispatchable, objtype } => {
-                format!("Ty::{}({})", if dispatchable { "Dispatchable" } else { "Handle" }, objtype_const(&objtype))
+            Category::Handle {
+                dispatchable,
+                objtype,
+            } => {
+                format!(
+                    "Ty::{}({})",
+                    if dispatchable {
+                        "Dispatchable"
+                    } else {
+                        "Handle"
+                    },
+                    objtype_const(&objtype)
+                )
             }
             Category::Struct => {
                 let name = self.m.resolve(ty).to_string();
@@ -152,7 +179,9 @@ impl<'m> Lowering<'m> {
                     format!("Ty::Struct(&S_{})", rust_type(&name))
                 }
             }
-            Category::FuncPointer | Category::Other => return Err(format!("{ty} cannot cross processes")),
+            Category::FuncPointer | Category::Other => {
+                return Err(format!("{ty} cannot cross processes"))
+            }
         })
     }
 
@@ -166,8 +195,19 @@ impl<'m> Lowering<'m> {
         let result = if s.is_union {
             s.members
                 .iter()
-                .find(|d| d.ptr_depth > 0 || !matches!(self.m.category(&d.ty), Category::Base(_) | Category::Struct | Category::Enum | Category::Bitmask { .. }))
-                .map_or(Ok(Vec::new()), |d| Err(format!("union {name} member {} is not plain data", d.name)))
+                .find(|d| {
+                    d.ptr_depth > 0
+                        || !matches!(
+                            self.m.category(&d.ty),
+                            Category::Base(_)
+                                | Category::Struct
+                                | Category::Enum
+                                | Category::Bitmask { .. }
+                        )
+                })
+                .map_or(Ok(Vec::new()), |d| {
+                    Err(format!("union {name} member {} is not plain data", d.name))
+                })
                 .and_then(|v| {
                     for d in &s.members {
                         if matches!(self.m.category(&d.ty), Category::Struct) {
@@ -194,7 +234,10 @@ impl<'m> Lowering<'m> {
             }
             if s.returned_only && err.is_none() {
                 if let Some((f, k)) = fields.iter().find(|(_, k)| {
-                    !(k.starts_with("Kind::Value") || k.starts_with("Kind::FixedArray") || k == "Kind::SType" || k == "Kind::PNext")
+                    !(k.starts_with("Kind::Value")
+                        || k.starts_with("Kind::FixedArray")
+                        || k == "Kind::SType"
+                        || k == "Kind::PNext")
                 }) {
                     err = Some(format!("{name}.{f}: returned-only struct with {k}"));
                 }
@@ -210,41 +253,69 @@ impl<'m> Lowering<'m> {
 
     fn len_expr(&self, len: &str, siblings: &[Decl]) -> Result<String, String> {
         if let Some((p, member)) = len.split_once("->") {
-            let idx = siblings.iter().position(|s| s.name == p).ok_or(format!("len {len}"))?;
+            let idx = siblings
+                .iter()
+                .position(|s| s.name == p)
+                .ok_or(format!("len {len}"))?;
             let ps = &siblings[idx];
             let st = self.m.resolve(&ps.ty);
             let sd = self.m.structs.get(st).ok_or(format!("len {len}"))?;
-            let md = sd.members.iter().find(|x| x.name == member).ok_or(format!("len {len}"))?;
+            let md = sd
+                .members
+                .iter()
+                .find(|x| x.name == member)
+                .ok_or(format!("len {len}"))?;
             let mty = match self.m.category(&md.ty) {
                 Category::Base("u32") => "Ty::U32",
                 Category::Base("u64") => "Ty::U64",
                 Category::Base("usize") => "Ty::Usize",
                 _ => return Err(format!("len {len} type")),
             };
-            let lt = if sd.members.iter().any(|x| x.ptr_depth > 0) { "<'static>" } else { "" };
+            let lt = if sd.members.iter().any(|x| x.ptr_depth > 0) {
+                "<'static>"
+            } else {
+                ""
+            };
             return Ok(format!(
                 "Len::SiblingMember {{ index: {idx}, offset: offset_of!(vk::{}{lt}, {}) as u32, ty: {mty} }}",
                 rust_type(st),
                 snake(member)
             ));
         }
-        if let Some(rest) = len.strip_prefix('(').and_then(|r| r.strip_suffix(" + 31) / 32")) {
-            let idx = siblings.iter().position(|s| s.name == rest).ok_or(format!("len {len}"))?;
+        if let Some(rest) = len
+            .strip_prefix('(')
+            .and_then(|r| r.strip_suffix(" + 31) / 32"))
+        {
+            let idx = siblings
+                .iter()
+                .position(|s| s.name == rest)
+                .ok_or(format!("len {len}"))?;
             return Ok(format!("Len::SampleMaskWords({idx})"));
         }
         if let Some(bytes) = len.strip_suffix(" / 4") {
-            let idx = siblings.iter().position(|s| s.name == bytes).ok_or(format!("len {len}"))?;
+            let idx = siblings
+                .iter()
+                .position(|s| s.name == bytes)
+                .ok_or(format!("len {len}"))?;
             return Ok(format!("Len::Sibling({idx})"));
         }
         if let Ok(n) = len.parse::<u32>() {
             return Ok(format!("Len::Const({n})"));
         }
-        let idx = siblings.iter().position(|s| s.name == len).ok_or(format!("unsupported len {len}"))?;
+        let idx = siblings
+            .iter()
+            .position(|s| s.name == len)
+            .ok_or(format!("unsupported len {len}"))?;
         Ok(format!("Len::Sibling({idx})"))
     }
 
     /// Lowers a struct member or (with `param`) a command parameter.
-    pub fn member_kind(&mut self, d: &Decl, siblings: &[Decl], param: bool) -> Result<String, String> {
+    pub fn member_kind(
+        &mut self,
+        d: &Decl,
+        siblings: &[Decl],
+        param: bool,
+    ) -> Result<String, String> {
         if d.name == "sType" && !param {
             return Ok("Kind::SType".into());
         }
@@ -255,7 +326,10 @@ impl<'m> Lowering<'m> {
             return Err("bitfield".into());
         }
         let cat = self.m.category(&d.ty);
-        if matches!(cat, Category::FuncPointer) || d.name == "pUserData" || d.ty == "VkAllocationCallbacks" {
+        if matches!(cat, Category::FuncPointer)
+            || d.name == "pUserData"
+            || d.ty == "VkAllocationCallbacks"
+        {
             return Ok("Kind::Null".into());
         }
         // A LaTeX length has a C-like `altlen` beside it.
@@ -264,46 +338,68 @@ impl<'m> Lowering<'m> {
             (l, _) => l.map(|l| l.split(',').next().unwrap_or(l).to_string()),
         };
         match (d.ptr_depth, d.is_const) {
-            (0, _) => match &d.array {
-                Some(a) => {
-                    let n = self.array_len(a)?;
-                    let t = self.ty(&d.ty)?;
-                    if param {
-                        Ok(format!("Kind::Array {{ elem: {t}, len: Len::Const({n}), optional: false }}"))
-                    } else {
-                        Ok(format!("Kind::FixedArray({t}, {n})"))
+            (0, _) => {
+                match &d.array {
+                    Some(a) => {
+                        let n = self.array_len(a)?;
+                        let t = self.ty(&d.ty)?;
+                        if param {
+                            Ok(format!("Kind::Array {{ elem: {t}, len: Len::Const({n}), optional: false }}"))
+                        } else {
+                            Ok(format!("Kind::FixedArray({t}, {n})"))
+                        }
                     }
+                    None => Ok(format!("Kind::Value({})", self.ty(&d.ty)?)),
                 }
-                None => Ok(format!("Kind::Value({})", self.ty(&d.ty)?)),
-            },
+            }
             (1, true) => {
                 let opt = d.optional;
                 match len_first.as_deref() {
-                    Some("null-terminated") if d.ty == "char" => Ok(format!("Kind::Str {{ optional: {opt} }}")),
+                    Some("null-terminated") if d.ty == "char" => {
+                        Ok(format!("Kind::Str {{ optional: {opt} }}"))
+                    }
                     Some(l) => {
                         let len = self.len_expr(l, siblings)?;
                         if d.ty == "void" || l.ends_with(" / 4") {
                             Ok(format!("Kind::Bytes {{ len: {len} }}"))
                         } else {
-                            Ok(format!("Kind::Array {{ elem: {}, len: {len}, optional: {opt} }}", self.ty(&d.ty)?))
+                            Ok(format!(
+                                "Kind::Array {{ elem: {}, len: {len}, optional: {opt} }}",
+                                self.ty(&d.ty)?
+                            ))
                         }
                     }
                     None if d.ty == "void" => Err("untyped pointer without length".into()),
-                    None => Ok(format!("Kind::Ptr {{ elem: {}, optional: {opt} }}", self.ty(&d.ty)?)),
+                    None => Ok(format!(
+                        "Kind::Ptr {{ elem: {}, optional: {opt} }}",
+                        self.ty(&d.ty)?
+                    )),
                 }
             }
             (1, false) if param => {
-                if siblings.iter().any(|s| s.ptr_depth == 1 && !s.is_const && s.len.as_deref() == Some(&d.name)) {
+                if siblings
+                    .iter()
+                    .any(|s| s.ptr_depth == 1 && !s.is_const && s.len.as_deref() == Some(&d.name))
+                {
                     return Ok(format!("Kind::InOutCount({})", self.ty(&d.ty)?));
                 }
                 match len_first.as_deref() {
                     Some(l) => {
                         let count = siblings.iter().position(|s| s.name == l);
-                        let counted = count.filter(|&i| siblings[i].ptr_depth == 1 && !siblings[i].is_const);
+                        let counted =
+                            count.filter(|&i| siblings[i].ptr_depth == 1 && !siblings[i].is_const);
                         match (counted, d.ty == "void") {
-                            (Some(i), true) => Ok(format!("Kind::OutCountedBytes {{ count: {i} }}")),
-                            (Some(i), false) => Ok(format!("Kind::OutCounted {{ elem: {}, count: {i} }}", self.ty(&d.ty)?)),
-                            (None, true) => Ok(format!("Kind::OutBytes {{ len: {} }}", self.len_expr(l, siblings)?)),
+                            (Some(i), true) => {
+                                Ok(format!("Kind::OutCountedBytes {{ count: {i} }}"))
+                            }
+                            (Some(i), false) => Ok(format!(
+                                "Kind::OutCounted {{ elem: {}, count: {i} }}",
+                                self.ty(&d.ty)?
+                            )),
+                            (None, true) => Ok(format!(
+                                "Kind::OutBytes {{ len: {} }}",
+                                self.len_expr(l, siblings)?
+                            )),
                             (None, false) => Ok(format!(
                                 "Kind::OutArray {{ elem: {}, len: {} }}",
                                 self.ty(&d.ty)?,
@@ -316,17 +412,28 @@ impl<'m> Lowering<'m> {
                 }
             }
             (2, true) if d.ty == "char" => match len_first.as_deref() {
-                Some(l) => Ok(format!("Kind::StrArray {{ len: {} }}", self.len_expr(l, siblings)?)),
+                Some(l) => Ok(format!(
+                    "Kind::StrArray {{ len: {} }}",
+                    self.len_expr(l, siblings)?
+                )),
                 None => Err("string array without length".into()),
             },
-            _ => Err(format!("pointer shape {}{}", "*".repeat(d.ptr_depth), if d.is_const { " const" } else { "" })),
+            _ => Err(format!(
+                "pointer shape {}{}",
+                "*".repeat(d.ptr_depth),
+                if d.is_const { " const" } else { "" }
+            )),
         }
     }
 
     pub fn command_params(&mut self, c: &CommandDef) -> Result<Vec<(String, String)>, String> {
         c.params
             .iter()
-            .map(|p| self.member_kind(p, &c.params, true).map(|k| (p.name.clone(), k)).map_err(|e| format!("{}: {e}", p.name)))
+            .map(|p| {
+                self.member_kind(p, &c.params, true)
+                    .map(|k| (p.name.clone(), k))
+                    .map_err(|e| format!("{}: {e}", p.name))
+            })
             .collect()
     }
 

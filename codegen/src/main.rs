@@ -36,7 +36,8 @@ fn main() -> ExitCode {
 
 fn run(root: &Path, check: bool) -> Result<Vec<String>, String> {
     let xml = root.join("codegen/vk.xml");
-    let (registry, _) = vk_parse::parse_file(&xml).map_err(|e| format!("{}: {e:?}", xml.display()))?;
+    let (registry, _) =
+        vk_parse::parse_file(&xml).map_err(|e| format!("{}: {e:?}", xml.display()))?;
     let allowed: BTreeSet<String> = std::fs::read_to_string(root.join("codegen/extensions.txt"))
         .map_err(|e| e.to_string())?
         .lines()
@@ -81,7 +82,12 @@ fn rustfmt(src: &str) -> Result<String, String> {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("rustfmt: {e}"))?;
-    child.stdin.take().unwrap().write_all(src.as_bytes()).map_err(|e| e.to_string())?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(src.as_bytes())
+        .map_err(|e| e.to_string())?;
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err("rustfmt rejected the generated code".into());

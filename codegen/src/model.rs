@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use vk_parse::{
-    Command, EnumSpec, EnumsChild, ExtensionChild, InterfaceItem, Registry, RegistryChild, TypeMember,
-    TypeMemberMarkup, TypeSpec, TypesChild,
+    Command, EnumSpec, EnumsChild, ExtensionChild, InterfaceItem, Registry, RegistryChild,
+    TypeMember, TypeMemberMarkup, TypeSpec, TypesChild,
 };
 
 /// A C declaration: `const T* const* name[N]`.
@@ -110,7 +110,8 @@ fn parse_decl(code: &str, ty: &str, name: &str, array_enum: Option<&str>) -> Dec
 }
 
 fn is_vulkan_api(api: &Option<String>) -> bool {
-    api.as_deref().is_none_or(|a| a.split(',').any(|x| x == "vulkan"))
+    api.as_deref()
+        .is_none_or(|a| a.split(',').any(|x| x == "vulkan"))
 }
 
 impl Model {
@@ -150,7 +151,9 @@ impl Model {
                 RegistryChild::Commands(cmds) => {
                     for c in &cmds.children {
                         match c {
-                            Command::Alias { name, alias } => command_aliases.push((name.clone(), alias.clone())),
+                            Command::Alias { name, alias } => {
+                                command_aliases.push((name.clone(), alias.clone()))
+                            }
                             Command::Definition(d) => {
                                 if !is_vulkan_api(&d.api) {
                                     continue;
@@ -172,7 +175,10 @@ impl Model {
                                         );
                                         decl.len = p.len.clone();
                                         decl.altlen = p.altlen.clone();
-                                        decl.optional = p.optional.as_deref().is_some_and(|o| o.starts_with("true"));
+                                        decl.optional = p
+                                            .optional
+                                            .as_deref()
+                                            .is_some_and(|o| o.starts_with("true"));
                                         decl
                                     })
                                     .collect();
@@ -212,7 +218,9 @@ impl Model {
             }),
             _ => None,
         };
-        let Some(name) = t.name.clone().or(markup_name) else { return };
+        let Some(name) = t.name.clone().or(markup_name) else {
+            return;
+        };
         if let Some(alias) = &t.alias {
             self.aliases.insert(name, alias.clone());
             return;
@@ -232,14 +240,19 @@ impl Model {
                     TypeSpec::Code(c) => !c.code.contains("NON_DISPATCHABLE"),
                     _ => false,
                 };
-                Category::Handle { dispatchable, objtype: t.objtypeenum.clone().unwrap_or_default() }
+                Category::Handle {
+                    dispatchable,
+                    objtype: t.objtypeenum.clone().unwrap_or_default(),
+                }
             }
             "struct" | "union" => {
                 let mut members = Vec::new();
                 let mut s_type = None;
                 if let TypeSpec::Members(ms) = &t.spec {
                     for mem in ms {
-                        let TypeMember::Definition(d) = mem else { continue };
+                        let TypeMember::Definition(d) = mem else {
+                            continue;
+                        };
                         if !is_vulkan_api(&d.api) {
                             continue;
                         }
@@ -257,7 +270,8 @@ impl Model {
                         let mut decl = parse_decl(&d.code, &ty, &mname, arr.as_deref());
                         decl.len = d.len.clone();
                         decl.altlen = d.altlen.clone();
-                        decl.optional = d.optional.as_deref().is_some_and(|o| o.starts_with("true"));
+                        decl.optional =
+                            d.optional.as_deref().is_some_and(|o| o.starts_with("true"));
                         if mname == "sType" {
                             s_type = d.values.clone();
                         }
@@ -306,7 +320,11 @@ impl Model {
         if let Some(b) = base_type(ty) {
             return Category::Base(b);
         }
-        let c = self.categories.get(self.resolve(ty)).cloned().unwrap_or(Category::Other);
+        let c = self
+            .categories
+            .get(self.resolve(ty))
+            .cloned()
+            .unwrap_or(Category::Other);
         if c == Category::Enum && ty.contains("FlagBits") {
             // A single bit passed alone: ash types it as the matching flags type.
             return self.category(&self.type_name(ty));
@@ -324,29 +342,52 @@ impl Model {
     }
 
     fn select(&mut self, registry: &Registry, allowed: &BTreeSet<String>) -> Result<(), String> {
-        const FEATURES: [&str; 4] = ["VK_VERSION_1_0", "VK_VERSION_1_1", "VK_VERSION_1_2", "VK_VERSION_1_3"];
+        const FEATURES: [&str; 4] = [
+            "VK_VERSION_1_0",
+            "VK_VERSION_1_1",
+            "VK_VERSION_1_2",
+            "VK_VERSION_1_3",
+        ];
         let mut enabled: BTreeSet<String> = FEATURES.iter().map(|s| s.to_string()).collect();
         enabled.extend(allowed.iter().cloned());
         let satisfied = |cond: &str| -> bool {
             // `a,b` is any of; `a+b` is all of; parentheses do not occur in the pinned registry.
-            cond.split(',').any(|alt| alt.split('+').all(|x| enabled.contains(x.trim_matches(['(', ')']))))
+            cond.split(',').any(|alt| {
+                alt.split('+')
+                    .all(|x| enabled.contains(x.trim_matches(['(', ')'])))
+            })
         };
         let mut found: BTreeSet<String> = BTreeSet::new();
         let take = |origin: &str, children: &[ExtensionChild], m: &mut Model| {
             for ch in children {
-                let ExtensionChild::Require { api, extension, feature, depends, items, .. } = ch else { continue };
+                let ExtensionChild::Require {
+                    api,
+                    extension,
+                    feature,
+                    depends,
+                    items,
+                    ..
+                } = ch
+                else {
+                    continue;
+                };
                 if !is_vulkan_api(api) {
                     continue;
                 }
                 let conds = [extension, feature, depends];
-                if conds.iter().any(|c| c.as_deref().is_some_and(|c| !satisfied(c))) {
+                if conds
+                    .iter()
+                    .any(|c| c.as_deref().is_some_and(|c| !satisfied(c)))
+                {
                     continue;
                 }
                 for it in items {
                     match it {
                         InterfaceItem::Command { name, .. } => {
                             let canon = m.canonical_command(name);
-                            m.selected_commands.entry(canon).or_insert_with(|| origin.to_string());
+                            m.selected_commands
+                                .entry(canon)
+                                .or_insert_with(|| origin.to_string());
                         }
                         InterfaceItem::Type { name, .. } => {
                             m.selected_types.insert(m.resolve(name).to_string());
@@ -358,7 +399,10 @@ impl Model {
         };
         for child in &registry.0 {
             match child {
-                RegistryChild::Feature(f) if FEATURES.contains(&f.name.as_str()) && is_vulkan_api(&Some(f.api.clone())) => {
+                RegistryChild::Feature(f)
+                    if FEATURES.contains(&f.name.as_str())
+                        && is_vulkan_api(&Some(f.api.clone())) =>
+                {
                     take(&f.name, &f.children, self);
                 }
                 RegistryChild::Extensions(exts) => {
@@ -375,10 +419,12 @@ impl Model {
                                 _ => &[],
                             })
                             .find_map(|it| match it {
-                                InterfaceItem::Enum(en) if en.name.ends_with("_SPEC_VERSION") => match &en.spec {
-                                    EnumSpec::Value { value, .. } => value.parse().ok(),
-                                    _ => None,
-                                },
+                                InterfaceItem::Enum(en) if en.name.ends_with("_SPEC_VERSION") => {
+                                    match &en.spec {
+                                        EnumSpec::Value { value, .. } => value.parse().ok(),
+                                        _ => None,
+                                    }
+                                }
                                 _ => None,
                             })
                             .unwrap_or(1);

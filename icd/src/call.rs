@@ -18,7 +18,9 @@ pub fn call(cmd: &'static CommandDesc, args: &[u64]) -> u64 {
         unsafe { Dispatchable::conn(args[0]) }
     };
     let r = conn.call(cmd, args);
-    if cmd.ret == wire::desc::Ret::Result && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw() {
+    if cmd.ret == wire::desc::Ret::Result
+        && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw()
+    {
         crate::log::log!(debug, "airlock: {} returned VK_ERROR_DEVICE_LOST", cmd.name);
     }
     r

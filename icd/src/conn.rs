@@ -78,10 +78,19 @@ fn server_path() -> Result<PathBuf, String> {
     // SAFETY: dladdr only reads the address of a function of this library.
     let ok = unsafe { libc::dladdr(server_path as *const libc::c_void, &mut info) };
     if ok == 0 || info.dli_fname.is_null() {
-        return Err("cannot find where libvulkan_airlock.so is loaded from; set AIRLOCK_SERVER".into());
+        return Err(
+            "cannot find where libvulkan_airlock.so is loaded from; set AIRLOCK_SERVER".into(),
+        );
     }
-    let lib = PathBuf::from(unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }.to_string_lossy().into_owned());
-    Ok(lib.parent().unwrap_or(std::path::Path::new(".")).join("airlock-server"))
+    let lib = PathBuf::from(
+        unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
+            .to_string_lossy()
+            .into_owned(),
+    );
+    Ok(lib
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("airlock-server"))
 }
 
 impl Connection {
@@ -90,7 +99,10 @@ impl Connection {
         let (ours, theirs) = control::socketpair().map_err(|e| format!("socketpair: {e}"))?;
         let fd = theirs.as_raw_fd();
         let mut cmd = Command::new(&path);
-        cmd.arg("--fd").arg("3").stdin(Stdio::null()).stdout(Stdio::null());
+        cmd.arg("--fd")
+            .arg("3")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
         // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) run.
         unsafe {
             cmd.pre_exec(move || {
@@ -104,7 +116,9 @@ impl Connection {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| format!("{}: {e}", path.display()))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         drop(theirs);
         let layout = ChannelLayout::default();
         let channel = Channel::create(layout).map_err(|e| format!("shared memory: {e}"))?;
@@ -112,11 +126,18 @@ impl Connection {
             wire_version: WIRE_VERSION,
             vk_xml_version: VK_XML_VERSION,
             layout,
-            extensions: EXTENSIONS.iter().map(|e| ExtensionInfo { name: e.name.into(), spec_version: e.spec_version }).collect(),
+            extensions: EXTENSIONS
+                .iter()
+                .map(|e| ExtensionInfo {
+                    name: e.name.into(),
+                    spec_version: e.spec_version,
+                })
+                .collect(),
             client_pid: std::process::id(),
         };
-        let welcome = control::client_handshake(ours.as_fd(), hello, channel.fd(), Some(HANDSHAKE_TIMEOUT))
-            .map_err(|e| format!("handshake with {}: {e}", path.display()))?;
+        let welcome =
+            control::client_handshake(ours.as_fd(), hello, channel.fd(), Some(HANDSHAKE_TIMEOUT))
+                .map_err(|e| format!("handshake with {}: {e}", path.display()))?;
         log!(info, server_pid = welcome.server_pid, host = %welcome.host_driver, "airlock: connected");
         Ok(Connection {
             sock: ours,
@@ -137,7 +158,10 @@ impl Connection {
 
     fn lose(&self, why: &str) {
         if !self.lost.swap(true, Ordering::AcqRel) {
-            log!(error, "airlock: lost the server: {why}; every later call returns VK_ERROR_DEVICE_LOST");
+            log!(
+                error,
+                "airlock: lost the server: {why}; every later call returns VK_ERROR_DEVICE_LOST"
+            );
             if let Some(mut c) = self.child.lock().take() {
                 let _ = c.try_wait();
             }
@@ -168,7 +192,11 @@ impl Connection {
             let (enc, body, new_ids) = &mut *b.borrow_mut();
             enc.clear();
             new_ids.clear();
-            let cx = ClientCx { conn: self, parent: args.first().copied().unwrap_or(0), level: cmd.level };
+            let cx = ClientCx {
+                conn: self,
+                parent: args.first().copied().unwrap_or(0),
+                level: cmd.level,
+            };
             // SAFETY: the application's arguments, valid as Vulkan requires of them.
             if let Err(e) = unsafe { interp::encode_request(enc, cmd, args, &cx, new_ids) } {
                 log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
@@ -176,11 +204,18 @@ impl Connection {
             }
             let wants = cmd.needs_reply();
             let slot = if wants { self.acquire_slot() } else { 0 };
-            let header = RequestHeader { size: enc.len() as u32, command: cmd.id, slot, flags: if wants { FLAG_REPLY } else { 0 } };
+            let header = RequestHeader {
+                size: enc.len() as u32,
+                command: cmd.id,
+                slot,
+                flags: if wants { FLAG_REPLY } else { 0 },
+            };
             let live = SocketLiveness(self.sock.as_fd());
             let sent = {
                 let _g = self.send.lock();
-                self.channel.commands.write(&[&header.to_bytes(), &enc.buf], &live)
+                self.channel
+                    .commands
+                    .write(&[&header.to_bytes(), &enc.buf], &live)
             };
             if let Err(e) = sent {
                 self.lose(&format!("sending {}: {e}", cmd.name));
@@ -216,11 +251,20 @@ impl Connection {
                 }
                 Status::BadRequest => {
                     let why = String::from_utf8_lossy(body);
-                    log!(error, "airlock: the server rejected {}: {}", cmd.name, why.trim_end_matches('\0'));
+                    log!(
+                        error,
+                        "airlock: the server rejected {}: {}",
+                        cmd.name,
+                        why.trim_end_matches('\0')
+                    );
                     failure(cmd, vk::Result::ERROR_UNKNOWN)
                 }
                 Status::Unsupported => {
-                    log!(warn, "airlock: the host driver does not provide {}", cmd.name);
+                    log!(
+                        warn,
+                        "airlock: the host driver does not provide {}",
+                        cmd.name
+                    );
                     failure(cmd, vk::Result::ERROR_EXTENSION_NOT_PRESENT)
                 }
             }

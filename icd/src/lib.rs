@@ -25,7 +25,9 @@ use wire::desc::Level;
 const LOADER_INTERFACE_VERSION: u32 = 5;
 
 #[no_mangle]
-pub unsafe extern "system" fn vk_icdNegotiateLoaderICDInterfaceVersion(version: *mut u32) -> vk::Result {
+pub unsafe extern "system" fn vk_icdNegotiateLoaderICDInterfaceVersion(
+    version: *mut u32,
+) -> vk::Result {
     if version.is_null() {
         return vk::Result::ERROR_INCOMPATIBLE_DRIVER;
     }
@@ -38,11 +40,17 @@ pub unsafe extern "system" fn vk_icdNegotiateLoaderICDInterfaceVersion(version: 
 }
 
 #[no_mangle]
-pub unsafe extern "system" fn vk_icdGetInstanceProcAddr(instance: vk::Instance, name: *const c_char) -> vk::PFN_vkVoidFunction {
+pub unsafe extern "system" fn vk_icdGetInstanceProcAddr(
+    instance: vk::Instance,
+    name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
     special::vkGetInstanceProcAddr(instance, name)
 }
 
 #[no_mangle]
-pub unsafe extern "system" fn vk_icdGetPhysicalDeviceProcAddr(_instance: vk::Instance, name: *const c_char) -> vk::PFN_vkVoidFunction {
+pub unsafe extern "system" fn vk_icdGetPhysicalDeviceProcAddr(
+    _instance: vk::Instance,
+    name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
     special::lookup(name, &[Level::PhysicalDevice])
 }

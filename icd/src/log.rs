@@ -14,6 +14,7 @@ pub fn dispatch() -> &'static Dispatch {
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_writer(std::io::stderr)
             .with_target(false)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .finish();
         Dispatch::new(sub)
     })

@@ -23,15 +23,19 @@ pub struct Dispatchable {
 
 impl Dispatchable {
     /// A new wrapper holding a reference to `conn`; the handle the application sees.
-    pub fn new(id: u64, conn: &Arc<Connection>) -> u64 {
-        let d = Box::new(Dispatchable { loader_data: ICD_LOADER_MAGIC, id, conn: Arc::into_raw(Arc::clone(conn)) });
+    pub fn create(id: u64, conn: &Arc<Connection>) -> u64 {
+        let d = Box::new(Dispatchable {
+            loader_data: ICD_LOADER_MAGIC,
+            id,
+            conn: Arc::into_raw(Arc::clone(conn)),
+        });
         Box::into_raw(d) as u64
     }
 
     /// The connection an object was created on.
     ///
     /// # Safety
-    /// `handle` must be a live wrapper made by [`Dispatchable::new`].
+    /// `handle` must be a live wrapper made by [`Dispatchable::create`].
     pub unsafe fn conn(handle: u64) -> Arc<Connection> {
         let d = &*(handle as *const Dispatchable);
         Arc::increment_strong_count(d.conn);
@@ -39,7 +43,7 @@ impl Dispatchable {
     }
 
     /// # Safety
-    /// `handle` must be a live wrapper made by [`Dispatchable::new`], used by nobody after this.
+    /// `handle` must be a live wrapper made by [`Dispatchable::create`], used by nobody after this.
     pub unsafe fn free(handle: u64) {
         let d = Box::from_raw(handle as *mut Dispatchable);
         drop(Arc::from_raw(d.conn));
@@ -72,20 +76,40 @@ pub struct ClientCx<'a> {
 }
 
 impl Handles for ClientCx<'_> {
-    fn to_wire(&self, _ty: vk::ObjectType, dispatchable: bool, raw: u64) -> Result<u64, DecodeError> {
+    fn encode_handle(
+        &self,
+        _ty: vk::ObjectType,
+        dispatchable: bool,
+        raw: u64,
+    ) -> Result<u64, DecodeError> {
         // SAFETY: the application passes live handles, as Vulkan requires.
-        Ok(if dispatchable { unsafe { Dispatchable::id_of(raw) } } else { raw })
+        Ok(if dispatchable {
+            unsafe { Dispatchable::id_of(raw) }
+        } else {
+            raw
+        })
     }
 
-    fn from_wire(&self, _ty: vk::ObjectType, dispatchable: bool, id: u64) -> Result<u64, DecodeError> {
+    fn decode_handle(
+        &self,
+        _ty: vk::ObjectType,
+        dispatchable: bool,
+        id: u64,
+    ) -> Result<u64, DecodeError> {
         if !dispatchable || id == 0 {
             return Ok(id);
         }
         // An object the server reports: one wrapper per id, remembered with its parent so that
         // destroying the parent frees it.
         let mut named = self.conn.named.lock();
-        let parent_id = if self.level == Level::Global { 0 } else { unsafe { Dispatchable::id_of(self.parent) } };
-        let entry = named.entry(id).or_insert_with(|| (Dispatchable::new(id, self.conn) as usize, parent_id));
+        let parent_id = if self.level == Level::Global {
+            0
+        } else {
+            unsafe { Dispatchable::id_of(self.parent) }
+        };
+        let entry = named
+            .entry(id)
+            .or_insert_with(|| (Dispatchable::create(id, self.conn) as usize, parent_id));
         Ok(entry.0 as u64)
     }
 }
@@ -97,7 +121,7 @@ impl ClientObjects for ClientCx<'_> {
 
     fn wrap_new(&self, _ty: vk::ObjectType, dispatchable: bool, id: u64) -> u64 {
         if dispatchable {
-            Dispatchable::new(id, self.conn)
+            Dispatchable::create(id, self.conn)
         } else {
             id
         }

@@ -26,9 +26,17 @@ pub unsafe fn lookup(name: *const c_char, levels: &[Level]) -> vk::PFN_vkVoidFun
     }
 }
 
-const ALL: &[Level] = &[Level::Global, Level::Instance, Level::PhysicalDevice, Level::Device];
+const ALL: &[Level] = &[
+    Level::Global,
+    Level::Instance,
+    Level::PhysicalDevice,
+    Level::Device,
+];
 
-pub unsafe extern "system" fn vkGetInstanceProcAddr(instance: vk::Instance, name: *const c_char) -> vk::PFN_vkVoidFunction {
+pub unsafe extern "system" fn vkGetInstanceProcAddr(
+    instance: vk::Instance,
+    name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
     if instance == vk::Instance::null() {
         lookup(name, &[Level::Global])
     } else {
@@ -36,7 +44,10 @@ pub unsafe extern "system" fn vkGetInstanceProcAddr(instance: vk::Instance, name
     }
 }
 
-pub unsafe extern "system" fn vkGetDeviceProcAddr(_device: vk::Device, name: *const c_char) -> vk::PFN_vkVoidFunction {
+pub unsafe extern "system" fn vkGetDeviceProcAddr(
+    _device: vk::Device,
+    name: *const c_char,
+) -> vk::PFN_vkVoidFunction {
     lookup(name, &[Level::Device])
 }
 
@@ -59,7 +70,10 @@ unsafe fn fill<T: Copy>(list: &[T], count: *mut u32, out: *mut T) -> vk::Result 
 }
 
 fn properties(name: &str, spec_version: u32) -> vk::ExtensionProperties {
-    let mut p = vk::ExtensionProperties { spec_version, ..Default::default() };
+    let mut p = vk::ExtensionProperties {
+        spec_version,
+        ..Default::default()
+    };
     for (d, s) in p.extension_name.iter_mut().zip(name.bytes().take(255)) {
         *d = s as c_char;
     }
@@ -79,12 +93,20 @@ pub unsafe extern "system" fn vkEnumerateInstanceExtensionProperties(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let list: Vec<_> = conn.welcome.extensions.iter().map(|e| properties(&e.name, e.spec_version)).collect();
+    let list: Vec<_> = conn
+        .welcome
+        .extensions
+        .iter()
+        .map(|e| properties(&e.name, e.spec_version))
+        .collect();
     fill(&list, count, out)
 }
 
 /// A driver has no layers of its own.
-pub unsafe extern "system" fn vkEnumerateInstanceLayerProperties(count: *mut u32, out: *mut vk::LayerProperties) -> vk::Result {
+pub unsafe extern "system" fn vkEnumerateInstanceLayerProperties(
+    count: *mut u32,
+    out: *mut vk::LayerProperties,
+) -> vk::Result {
     fill(&[], count, out)
 }
 
@@ -111,16 +133,30 @@ pub unsafe extern "system" fn vkCreateInstance(
     let i = &*info;
     for k in 0..i.enabled_extension_count as usize {
         let name = CStr::from_ptr(*i.pp_enabled_extension_names.add(k));
-        if !conn.welcome.extensions.iter().any(|e| e.name.as_bytes() == name.to_bytes()) {
-            crate::log::log!(warn, "airlock: vkCreateInstance: extension {name:?} is not carried");
+        if !conn
+            .welcome
+            .extensions
+            .iter()
+            .any(|e| e.name.as_bytes() == name.to_bytes())
+        {
+            crate::log::log!(
+                warn,
+                "airlock: vkCreateInstance: extension {name:?} is not carried"
+            );
             return vk::Result::ERROR_EXTENSION_NOT_PRESENT;
         }
     }
-    let r = call(&C_vkCreateInstance, &[info as u64, allocator as u64, instance as u64]);
+    let r = call(
+        &C_vkCreateInstance,
+        &[info as u64, allocator as u64, instance as u64],
+    );
     vk::Result::from_raw(r as i32)
 }
 
-pub unsafe extern "system" fn vkDestroyInstance(instance: vk::Instance, allocator: *const vk::AllocationCallbacks) {
+pub unsafe extern "system" fn vkDestroyInstance(
+    instance: vk::Instance,
+    allocator: *const vk::AllocationCallbacks,
+) {
     use ash::vk::Handle;
     let h = instance.as_raw();
     if h == 0 {

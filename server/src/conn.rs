@@ -40,10 +40,16 @@ struct Job {
 /// Serves the client on `sock` until it disconnects. Returns an error only for a failed
 /// handshake or host driver; a client that misbehaves later is dropped with a log line.
 pub fn serve(sock: OwnedFd) -> Result<(), String> {
-    let (hello, fd) =
-        control::server_accept(sock.as_fd(), Some(Duration::from_secs(10))).map_err(|e| format!("handshake: {e}"))?;
+    let (hello, fd) = control::server_accept(sock.as_fd(), Some(Duration::from_secs(10)))
+        .map_err(|e| format!("handshake: {e}"))?;
     let refuse = |reason: String| {
-        let _ = control::send(sock.as_fd(), &ControlMsg::Refused { reason: reason.clone() }, &[]);
+        let _ = control::send(
+            sock.as_fd(),
+            &ControlMsg::Refused {
+                reason: reason.clone(),
+            },
+            &[],
+        );
         reason
     };
     let channel = Channel::attach(fd, hello.layout).map_err(|e| refuse(format!("channel: {e}")))?;
@@ -58,15 +64,24 @@ pub fn serve(sock: OwnedFd) -> Result<(), String> {
             .instance_extensions()
             .iter()
             .map(|p| ExtensionInfo {
-                name: p.extension_name_as_c_str().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default(),
+                name: p
+                    .extension_name_as_c_str()
+                    .map(|c| c.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 spec_version: p.spec_version,
             })
             .collect(),
         server_pid: std::process::id(),
     };
-    control::send(sock.as_fd(), &ControlMsg::Welcome(welcome), &[]).map_err(|e| format!("sending welcome: {e}"))?;
+    control::send(sock.as_fd(), &ControlMsg::Welcome(welcome), &[])
+        .map_err(|e| format!("sending welcome: {e}"))?;
     let reply_locks = (0..channel.replies.len()).map(|_| Mutex::new(())).collect();
-    let shared = Arc::new(Shared { server, channel, sock, reply_locks });
+    let shared = Arc::new(Shared {
+        server,
+        channel,
+        sock,
+        reply_locks,
+    });
     crate::sandbox::after_init();
     run(&shared);
     cleanup(&shared.server);
@@ -114,7 +129,10 @@ fn run(shared: &Arc<Shared>) {
         let header = match RequestHeader::from_bytes(&hb) {
             Ok(h) if (h.slot as usize) < shared.channel.replies.len() || !h.wants_reply() => h,
             Ok(h) => {
-                error!(slot = h.slot, "request names a reply slot that does not exist; dropping the client");
+                error!(
+                    slot = h.slot,
+                    "request names a reply slot that does not exist; dropping the client"
+                );
                 break;
             }
             Err(e) => {
@@ -127,9 +145,14 @@ fn run(shared: &Arc<Shared>) {
             warn!("command ring while reading a request body: {e}");
             break;
         }
-        let blocking = COMMANDS.get(header.command as usize).is_some_and(|c| c.blocking);
+        let blocking = COMMANDS
+            .get(header.command as usize)
+            .is_some_and(|c| c.blocking);
         if blocking {
-            let job = Job { header, payload: std::mem::take(&mut payload) };
+            let job = Job {
+                header,
+                payload: std::mem::take(&mut payload),
+            };
             if tx.send(job).is_err() {
                 break;
             }
@@ -143,7 +166,13 @@ fn run(shared: &Arc<Shared>) {
     }
 }
 
-fn handle(shared: &Shared, header: RequestHeader, payload: &[u8], arena: &mut Bump, out: &mut Encoder) {
+fn handle(
+    shared: &Shared,
+    header: RequestHeader,
+    payload: &[u8],
+    arena: &mut Bump,
+    out: &mut Encoder,
+) {
     out.clear();
     let status = match COMMANDS.get(header.command as usize) {
         None => {

@@ -52,10 +52,19 @@ impl Server {
         let carried = client_extensions
             .iter()
             .filter_map(|c| {
-                EXTENSIONS.iter().find(|e| e.name == c.name).map(|e| (c.name.clone(), c.spec_version.min(e.spec_version)))
+                EXTENSIONS
+                    .iter()
+                    .find(|e| e.name == c.name)
+                    .map(|e| (c.name.clone(), c.spec_version.min(e.spec_version)))
             })
             .collect();
-        Server { host, objects: Objects::default(), carried, host_identity: OnceLock::new(), tables: RwLock::new(HashMap::new()) }
+        Server {
+            host,
+            objects: Objects::default(),
+            carried,
+            host_identity: OnceLock::new(),
+            tables: RwLock::new(HashMap::new()),
+        }
     }
 
     fn table(&self, owner: u64) -> Option<Arc<Table>> {
@@ -84,18 +93,27 @@ impl Server {
 
     /// Host instance extensions both sides carry, with the lowest spec version of the three.
     pub fn instance_extensions(&self) -> Vec<vk::ExtensionProperties> {
-        let f = self.host.instance_proc(vk::Instance::null(), c"vkEnumerateInstanceExtensionProperties");
+        let f = self.host.instance_proc(
+            vk::Instance::null(),
+            c"vkEnumerateInstanceExtensionProperties",
+        );
         let Some(f) = f else { return Vec::new() };
         let f: vk::PFN_vkEnumerateInstanceExtensionProperties = unsafe { std::mem::transmute(f) };
         let all = unsafe { enumerate(|n, p| f(std::ptr::null(), n, p)) };
         self.filter_extensions(all, true)
     }
 
-    fn filter_extensions(&self, all: Vec<vk::ExtensionProperties>, instance: bool) -> Vec<vk::ExtensionProperties> {
+    fn filter_extensions(
+        &self,
+        all: Vec<vk::ExtensionProperties>,
+        instance: bool,
+    ) -> Vec<vk::ExtensionProperties> {
         all.into_iter()
             .filter_map(|mut p| {
                 let name = p.extension_name_as_c_str().ok()?.to_str().ok()?;
-                let ours = EXTENSIONS.iter().find(|e| e.name == name && e.instance == instance)?;
+                let ours = EXTENSIONS
+                    .iter()
+                    .find(|e| e.name == name && e.instance == instance)?;
                 let theirs = *self.carried.get(name)?;
                 p.spec_version = p.spec_version.min(theirs).min(ours.spec_version);
                 Some(p)
@@ -104,36 +122,58 @@ impl Server {
     }
 
     /// Executes one request and encodes its reply into `out`.
-    pub fn execute(&self, cmd: &'static CommandDesc, payload: &[u8], arena: &Bump, out: &mut Encoder) -> Result<(), ExecError> {
+    pub fn execute(
+        &self,
+        cmd: &'static CommandDesc,
+        payload: &[u8],
+        arena: &Bump,
+        out: &mut Encoder,
+    ) -> Result<(), ExecError> {
         let derr = |err| ExecError::Decode { cmd: cmd.name, err };
         let first_id = if cmd.level == Level::Global {
             0
         } else {
-            let b = payload.get(..8).ok_or(derr(DecodeError::Truncated { needed: 8, left: payload.len() }))?;
+            let b = payload.get(..8).ok_or(derr(DecodeError::Truncated {
+                needed: 8,
+                left: payload.len(),
+            }))?;
             u64::from_le_bytes(b.try_into().unwrap())
         };
         let owner = self.owner_of(first_id);
         let table = self.table(owner);
         if cmd.level != Level::Global && table.is_none() {
-            return Err(derr(DecodeError::UnknownHandle { ty: vk::ObjectType::UNKNOWN, id: first_id }));
+            return Err(derr(DecodeError::UnknownHandle {
+                ty: vk::ObjectType::UNKNOWN,
+                id: first_id,
+            }));
         }
-        let cx = CallObjects { objects: &self.objects, owner };
+        let cx = CallObjects {
+            objects: &self.objects,
+            owner,
+        };
         let mut dc = Decoder::new(payload);
         let call = interp::decode_request(&mut dc, cmd, arena, &cx).map_err(derr)?;
         let ret = if cmd.id == id::vkEnumerateDeviceExtensionProperties {
             self.device_extensions(&call.args, table.as_deref())
         } else {
-            let fp = self.resolve(cmd, table.as_deref()).ok_or(ExecError::Unsupported(cmd.name))?;
+            let fp = self
+                .resolve(cmd, table.as_deref())
+                .ok_or(ExecError::Unsupported(cmd.name))?;
             // SAFETY: `fp` is the host's function for `cmd`; the arguments were decoded for it,
             // with every handle translated and every pointer into `arena`.
-            unsafe { calls::call(cmd.id, fp, &call.args) }.ok_or(ExecError::Unsupported(cmd.name))?
+            unsafe { calls::call(cmd.id, fp, &call.args) }
+                .ok_or(ExecError::Unsupported(cmd.name))?
         };
         let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
         if ok {
             for n in call.new_handles.iter() {
                 // SAFETY: the slot is arena memory the driver wrote the new handle into.
                 let host = unsafe { *n.slot };
-                let own = if n.ty == vk::ObjectType::INSTANCE || n.ty == vk::ObjectType::DEVICE { host } else { owner };
+                let own = if n.ty == vk::ObjectType::INSTANCE || n.ty == vk::ObjectType::DEVICE {
+                    host
+                } else {
+                    owner
+                };
                 self.objects.bind(n.ty, n.id, host, own);
             }
             self.after(cmd, &call.args, table.as_deref());
@@ -158,19 +198,38 @@ impl Server {
                 if let Some(t) = table {
                     let gdpa = self.host.instance_proc(t.instance, c"vkGetDeviceProcAddr");
                     if let Some(gdpa) = gdpa {
-                        let gdpa: vk::PFN_vkGetDeviceProcAddr = unsafe { std::mem::transmute(gdpa) };
-                        self.add_table(device, t.instance, Some((vk::Device::from_raw(device), gdpa)));
+                        let gdpa: vk::PFN_vkGetDeviceProcAddr =
+                            unsafe { std::mem::transmute(gdpa) };
+                        self.add_table(
+                            device,
+                            t.instance,
+                            Some((vk::Device::from_raw(device), gdpa)),
+                        );
                     }
                 }
             }
-            id::vkGetPhysicalDeviceProperties2 => unsafe { self.patch_identity(args[1] as *mut vk::PhysicalDeviceProperties2) },
+            id::vkGetPhysicalDeviceProperties2 => unsafe {
+                self.patch_identity(args[1] as *mut vk::PhysicalDeviceProperties2)
+            },
             _ => {}
         }
     }
 
-    fn add_table(&self, owner: u64, instance: vk::Instance, device: Option<(vk::Device, vk::PFN_vkGetDeviceProcAddr)>) {
+    fn add_table(
+        &self,
+        owner: u64,
+        instance: vk::Instance,
+        device: Option<(vk::Device, vk::PFN_vkGetDeviceProcAddr)>,
+    ) {
         let fns = (0..COMMANDS.len()).map(|_| OnceLock::new()).collect();
-        self.tables.write().insert(owner, Arc::new(Table { instance, device, fns }));
+        self.tables.write().insert(
+            owner,
+            Arc::new(Table {
+                instance,
+                device,
+                fns,
+            }),
+        );
     }
 
     fn destroyed(&self, cmd: &CommandDesc, param: usize, host: u64) {
@@ -246,24 +305,43 @@ impl Server {
         if args[1] != 0 {
             return res(vk::Result::ERROR_LAYER_NOT_PRESENT);
         }
-        let Some(f) = table.and_then(|t| self.host.instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")) else {
+        let Some(f) = table.and_then(|t| {
+            self.host
+                .instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")
+        }) else {
             return res(vk::Result::ERROR_INITIALIZATION_FAILED);
         };
         let f: vk::PFN_vkEnumerateDeviceExtensionProperties = unsafe { std::mem::transmute(f) };
         let pd = vk::PhysicalDevice::from_raw(args[0]);
-        let list = self.filter_extensions(unsafe { enumerate(|n, p| f(pd, std::ptr::null(), n, p)) }, false);
+        let list = self.filter_extensions(
+            unsafe { enumerate(|n, p| f(pd, std::ptr::null(), n, p)) },
+            false,
+        );
         // SAFETY: args[2] is the count and args[3] the (possibly NULL) array, both in the arena,
         // the array holding as many elements as the count said on entry.
-        unsafe { fill(&list, args[2] as *mut u32, args[3] as *mut vk::ExtensionProperties) }
+        unsafe {
+            fill(
+                &list,
+                args[2] as *mut u32,
+                args[3] as *mut vk::ExtensionProperties,
+            )
+        }
     }
 }
 
 use ash::vk::Handle;
 
 fn set_identity(name: &mut [c_char; 256], info: &mut [c_char; 256], s: &Server) {
-    let host_name = unsafe { CStr::from_ptr(name.as_ptr()) }.to_string_lossy().into_owned();
-    let host_info = unsafe { CStr::from_ptr(info.as_ptr()) }.to_string_lossy().into_owned();
-    let text = format!("Airlock {} on {host_name}: {host_info}", env!("CARGO_PKG_VERSION"));
+    let host_name = unsafe { CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    let host_info = unsafe { CStr::from_ptr(info.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    let text = format!(
+        "Airlock {} on {host_name}: {host_info}",
+        env!("CARGO_PKG_VERSION")
+    );
     let _ = s.host_identity.set(format!("{host_name} {host_info}"));
     write_cstr(name, "Airlock");
     write_cstr(info, &text);

@@ -11,7 +11,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum HostError {
-    #[error("no host Vulkan driver found (looked for a lavapipe manifest in {0}); set AIRLOCK_HOST_ICD")]
+    #[error(
+        "no host Vulkan driver found (looked for a lavapipe manifest in {0}); set AIRLOCK_HOST_ICD"
+    )]
     NotFound(String),
     #[error("host driver manifest {path}: {why}")]
     BadManifest { path: PathBuf, why: String },
@@ -33,16 +35,25 @@ impl HostDriver {
             Some(p) => PathBuf::from(p),
             None => find_lavapipe()?,
         };
-        let library = if path.extension().is_some_and(|e| e == "json") { library_from_manifest(&path)? } else { path };
+        let library = if path.extension().is_some_and(|e| e == "json") {
+            library_from_manifest(&path)?
+        } else {
+            path
+        };
         Self::load(&library)
     }
 
     pub fn load(library: &Path) -> Result<HostDriver, HostError> {
-        let err = |why: String| HostError::Load { path: library.to_path_buf(), why };
+        let err = |why: String| HostError::Load {
+            path: library.to_path_buf(),
+            why,
+        };
         // SAFETY: loading a Vulkan ICD runs its initialisers; that is what this process is for.
         let lib = unsafe { libloading::Library::new(library) }.map_err(|e| err(e.to_string()))?;
         unsafe {
-            if let Ok(negotiate) = lib.get::<unsafe extern "system" fn(*mut u32) -> vk::Result>(b"vk_icdNegotiateLoaderICDInterfaceVersion\0") {
+            if let Ok(negotiate) = lib.get::<unsafe extern "system" fn(*mut u32) -> vk::Result>(
+                b"vk_icdNegotiateLoaderICDInterfaceVersion\0",
+            ) {
                 let mut version = 5u32;
                 let r = negotiate(&mut version);
                 if r != vk::Result::SUCCESS {
@@ -54,7 +65,11 @@ impl HostDriver {
                 .or_else(|_| lib.get::<vk::PFN_vkGetInstanceProcAddr>(b"vkGetInstanceProcAddr\0"))
                 .map_err(|e| err(format!("no vk_icdGetInstanceProcAddr: {e}")))?;
             let get_instance_proc_addr = *gipa;
-            Ok(HostDriver { _lib: lib, library: library.to_path_buf(), get_instance_proc_addr })
+            Ok(HostDriver {
+                _lib: lib,
+                library: library.to_path_buf(),
+                get_instance_proc_addr,
+            })
         }
     }
 
@@ -68,42 +83,73 @@ impl HostDriver {
 fn manifest_dirs() -> Vec<PathBuf> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let home = env("HOME").unwrap_or_default();
-    let mut dirs = vec![PathBuf::from(env("XDG_CONFIG_HOME").unwrap_or(format!("{home}/.config")))];
-    dirs.extend(env("XDG_CONFIG_DIRS").unwrap_or("/etc/xdg".into()).split(':').map(PathBuf::from));
+    let mut dirs = vec![PathBuf::from(
+        env("XDG_CONFIG_HOME").unwrap_or(format!("{home}/.config")),
+    )];
+    dirs.extend(
+        env("XDG_CONFIG_DIRS")
+            .unwrap_or("/etc/xdg".into())
+            .split(':')
+            .map(PathBuf::from),
+    );
     dirs.push("/etc".into());
-    dirs.push(PathBuf::from(env("XDG_DATA_HOME").unwrap_or(format!("{home}/.local/share"))));
-    dirs.extend(env("XDG_DATA_DIRS").unwrap_or("/usr/local/share:/usr/share".into()).split(':').map(PathBuf::from));
+    dirs.push(PathBuf::from(
+        env("XDG_DATA_HOME").unwrap_or(format!("{home}/.local/share")),
+    ));
+    dirs.extend(
+        env("XDG_DATA_DIRS")
+            .unwrap_or("/usr/local/share:/usr/share".into())
+            .split(':')
+            .map(PathBuf::from),
+    );
     dirs.into_iter().map(|d| d.join("vulkan/icd.d")).collect()
 }
 
 fn find_lavapipe() -> Result<PathBuf, HostError> {
     let dirs = manifest_dirs();
     for dir in &dirs {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         let mut names: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         names.sort();
         for path in names {
-            let is_lvp = path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("lvp_icd") && n.ends_with(".json"));
+            let is_lvp = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("lvp_icd") && n.ends_with(".json"));
             if is_lvp {
                 return Ok(path);
             }
         }
     }
-    Err(HostError::NotFound(dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")))
+    Err(HostError::NotFound(
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":"),
+    ))
 }
 
 /// The `ICD.library_path` of a loader manifest, resolved like the loader does.
 pub fn library_from_manifest(path: &Path) -> Result<PathBuf, HostError> {
-    let bad = |why: String| HostError::BadManifest { path: path.to_path_buf(), why };
+    let bad = |why: String| HostError::BadManifest {
+        path: path.to_path_buf(),
+        why,
+    };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let lib = json["ICD"]["library_path"].as_str().ok_or_else(|| bad("no ICD.library_path".into()))?;
+    let lib = json["ICD"]["library_path"]
+        .as_str()
+        .ok_or_else(|| bad("no ICD.library_path".into()))?;
     let lib = Path::new(lib);
-    Ok(if lib.is_absolute() || !lib.to_string_lossy().contains('/') {
-        lib.to_path_buf()
-    } else {
-        path.parent().unwrap_or(Path::new(".")).join(lib)
-    })
+    Ok(
+        if lib.is_absolute() || !lib.to_string_lossy().contains('/') {
+            lib.to_path_buf()
+        } else {
+            path.parent().unwrap_or(Path::new(".")).join(lib)
+        },
+    )
 }
 
 #[cfg(test)]
@@ -120,13 +166,18 @@ mod tests {
         std::fs::write(&m, r#"{"ICD":{"library_path":"libx.so"}}"#).unwrap();
         assert_eq!(library_from_manifest(&m).unwrap(), PathBuf::from("libx.so"));
         std::fs::write(&m, "{").unwrap();
-        assert!(matches!(library_from_manifest(&m), Err(HostError::BadManifest { .. })));
+        assert!(matches!(
+            library_from_manifest(&m),
+            Err(HostError::BadManifest { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn missing_library_is_a_clear_error() {
-        let e = HostDriver::load(Path::new("/nonexistent/libvulkan_nothing.so")).err().unwrap();
+        let e = HostDriver::load(Path::new("/nonexistent/libvulkan_nothing.so"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("/nonexistent/libvulkan_nothing.so"));
     }
 }

@@ -20,17 +20,23 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args: Vec<String> = std::env::args().collect();
-    let fd = match args.iter().position(|a| a == "--fd").and_then(|i| args.get(i + 1)).and_then(|s| s.parse::<i32>().ok()) {
+    let fd = match args
+        .iter()
+        .position(|a| a == "--fd")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse::<i32>().ok())
+    {
         Some(fd) if fd > 2 => fd,
         _ => {
             eprintln!("usage: airlock-server --fd <control socket descriptor>\n(started by libvulkan_airlock.so; not meant to be run by hand)");
             return ExitCode::from(2);
         }
     };
-    // Die with the client even if it is killed before it can close the socket.
-    let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
+    // No PR_SET_PDEATHSIG: it fires when the client *thread* that started us exits. The
+    // socket's hang-up, seen by the reader loop, ends the server when the client goes.
     // SAFETY: the ICD passed us this descriptor, open and ours alone.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     match conn::serve(sock) {

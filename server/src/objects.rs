@@ -78,6 +78,10 @@ impl Objects {
         id
     }
 
+    pub fn id_of(&self, ty: vk::ObjectType, host: u64) -> Option<u64> {
+        self.t.read().by_host.get(&(ty.as_raw(), host)).copied()
+    }
+
     pub fn unbind(&self, id: u64) -> Option<Entry> {
         let mut t = self.t.write();
         let e = t.by_id.remove(&id)?;
@@ -89,7 +93,12 @@ impl Objects {
     /// Removes every object served by `owner` (the children of a destroyed instance or device).
     pub fn unbind_owned_by(&self, owner: u64) -> Vec<(u64, Entry)> {
         let mut t = self.t.write();
-        let ids: Vec<u64> = t.by_id.iter().filter(|(_, e)| e.owner == owner).map(|(id, _)| *id).collect();
+        let ids: Vec<u64> = t
+            .by_id
+            .iter()
+            .filter(|(_, e)| e.owner == owner)
+            .map(|(id, _)| *id)
+            .collect();
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(e) = t.by_id.remove(&id) {
@@ -115,10 +124,20 @@ pub struct CallObjects<'a> {
 }
 
 impl Handles for CallObjects<'_> {
-    fn to_wire(&self, ty: vk::ObjectType, _dispatchable: bool, raw: u64) -> Result<u64, DecodeError> {
+    fn encode_handle(
+        &self,
+        ty: vk::ObjectType,
+        _dispatchable: bool,
+        raw: u64,
+    ) -> Result<u64, DecodeError> {
         Ok(self.objects.id_for_host(ty, raw, self.owner))
     }
-    fn from_wire(&self, ty: vk::ObjectType, _dispatchable: bool, id: u64) -> Result<u64, DecodeError> {
+    fn decode_handle(
+        &self,
+        ty: vk::ObjectType,
+        _dispatchable: bool,
+        id: u64,
+    ) -> Result<u64, DecodeError> {
         if id == 0 {
             return Ok(0);
         }
@@ -146,7 +165,13 @@ mod tests {
         o.bind(t, 5, 0xabc, 1);
         assert!(o.check_new(t, 5).is_err(), "duplicate id");
         assert_eq!(o.lookup(t, 5).unwrap().host, 0xabc);
-        assert!(matches!(o.lookup(vk::ObjectType::IMAGE, 5), Err(DecodeError::UnknownHandle { .. })), "type mismatch");
+        assert!(
+            matches!(
+                o.lookup(vk::ObjectType::IMAGE, 5),
+                Err(DecodeError::UnknownHandle { .. })
+            ),
+            "type mismatch"
+        );
         o.unbind(5).unwrap();
         assert!(o.lookup(t, 5).is_err());
         assert!(o.check_new(t, 5).is_err(), "retired id");
@@ -163,11 +188,5 @@ mod tests {
         assert_eq!(o.id_for_host(pd, 0, 7), 0);
         assert_eq!(o.unbind_owned_by(7).len(), 2);
         assert!(o.lookup(pd, a).is_err());
-    }
-}
-
-impl Objects {
-    pub fn id_of(&self, ty: vk::ObjectType, host: u64) -> Option<u64> {
-        self.t.read().by_host.get(&(ty.as_raw(), host)).copied()
     }
 }

@@ -87,7 +87,10 @@ impl Sink {
             let mut header = [0u8; 8];
             let mut body = vec![0u8; STREAM_MSG];
             loop {
-                server.commands.read_exact(&mut header, &AlwaysAlive).unwrap();
+                server
+                    .commands
+                    .read_exact(&mut header, &AlwaysAlive)
+                    .unwrap();
                 match u64::from_le_bytes(header) {
                     OP_STOP => return,
                     OP_ACK => server.replies[0].write(&[&header], &AlwaysAlive).unwrap(),
@@ -154,7 +157,9 @@ fn criterion_benches(c: &mut Criterion) {
     {
         let sink = Sink::start();
         group.throughput(Throughput::Bytes(STREAM_MSG as u64));
-        group.bench_function("stream_64KiB", |b| b.iter_custom(|iters| sink.stream(iters)));
+        group.bench_function("stream_64KiB", |b| {
+            b.iter_custom(|iters| sink.stream(iters))
+        });
     }
     group.finish();
 }

@@ -49,9 +49,8 @@ impl ChannelLayout {
     /// Checks every field against fixed bounds so a hostile client cannot
     /// make the server map or trust absurd sizes.
     pub fn validate(&self) -> Result<(), ChannelError> {
-        let ring_ok = |cap: u32| {
-            cap.is_power_of_two() && (MIN_LAYOUT_RING..=MAX_LAYOUT_RING).contains(&cap)
-        };
+        let ring_ok =
+            |cap: u32| cap.is_power_of_two() && (MIN_LAYOUT_RING..=MAX_LAYOUT_RING).contains(&cap);
         if !ring_ok(self.command_ring) {
             return Err(ChannelError::Layout(
                 "command ring must be a power of two between 4 KiB and 64 MiB",
@@ -63,7 +62,9 @@ impl ChannelLayout {
             ));
         }
         if !(1..=MAX_REPLY_SLOTS).contains(&self.reply_slots) {
-            return Err(ChannelError::Layout("reply slots must be between 1 and 256"));
+            return Err(ChannelError::Layout(
+                "reply slots must be between 1 and 256",
+            ));
         }
         if self.total_bytes_unchecked() > MAX_CHANNEL_BYTES {
             return Err(ChannelError::Layout("channel exceeds 256 MiB in total"));
@@ -82,7 +83,10 @@ impl ChannelLayout {
     /// reply rings in slot order. Only meaningful for a validated layout.
     fn regions(&self) -> impl Iterator<Item = (u64, u64)> {
         let sizes = std::iter::once(self.command_ring)
-            .chain(std::iter::repeat_n(self.reply_ring, self.reply_slots as usize))
+            .chain(std::iter::repeat_n(
+                self.reply_ring,
+                self.reply_slots as usize,
+            ))
             .map(|cap| RING_HEADER_SIZE as u64 + u64::from(cap));
         sizes.scan(0u64, |offset, len| {
             let here = *offset;

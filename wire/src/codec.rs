@@ -115,7 +115,10 @@ impl<'a> Decoder<'a> {
     pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let padded = n.checked_add(3).ok_or(DecodeError::TooLarge)? & !3;
         if padded > self.remaining() {
-            return Err(DecodeError::Truncated { needed: padded, left: self.remaining() });
+            return Err(DecodeError::Truncated {
+                needed: padded,
+                left: self.remaining(),
+            });
         }
         let s = self.take(padded)?;
         Ok(&s[..n])
@@ -126,7 +129,12 @@ impl<'a> Decoder<'a> {
     }
     /// Checks that `count` elements of at least `min_size` bytes each can still be in the message,
     /// so no count from a peer makes anyone allocate more than the peer actually sent.
-    pub fn check_count(&self, what: &'static str, count: u64, min_size: usize) -> Result<usize, DecodeError> {
+    pub fn check_count(
+        &self,
+        what: &'static str,
+        count: u64,
+        min_size: usize,
+    ) -> Result<usize, DecodeError> {
         let need = count.checked_mul(min_size.max(1) as u64);
         match need {
             Some(n) if n <= self.remaining() as u64 => Ok(count as usize),

@@ -108,7 +108,11 @@ pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
 }
 
 /// Sends one message with `fds` attached as `SCM_RIGHTS`.
-pub fn send(sock: BorrowedFd<'_>, msg: &ControlMsg, fds: &[BorrowedFd<'_>]) -> Result<(), ControlError> {
+pub fn send(
+    sock: BorrowedFd<'_>,
+    msg: &ControlMsg,
+    fds: &[BorrowedFd<'_>],
+) -> Result<(), ControlError> {
     let bytes = postcard::to_stdvec(msg)
         .map_err(|e| ControlError::Malformed(format!("encoding failed: {e}")))?;
     if bytes.len() > MAX_CONTROL_MSG {
@@ -128,7 +132,9 @@ pub fn send(sock: BorrowedFd<'_>, msg: &ControlMsg, fds: &[BorrowedFd<'_>]) -> R
         match net::sendmsg(sock, &iov, &mut control, SendFlags::NOSIGNAL) {
             Ok(_) => return Ok(()),
             Err(Errno::INTR) => continue,
-            Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => return Err(ControlError::Closed),
+            Err(Errno::PIPE | Errno::CONNRESET | Errno::NOTCONN) => {
+                return Err(ControlError::Closed)
+            }
             Err(e) => return Err(ControlError::Io(e.into())),
         }
     }
@@ -170,7 +176,9 @@ pub fn recv(
         }
         // The control buffer carries alignment slack, so more than MAX_FDS
         // can fit without MSG_CTRUNC: enforce the limit ourselves.
-        if received.flags.intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
+        if received
+            .flags
+            .intersects(ReturnFlags::TRUNC | ReturnFlags::CTRUNC)
             || fds.len() > MAX_FDS
         {
             return Err(ControlError::Truncated);
@@ -184,8 +192,8 @@ pub fn recv(
                 ControlError::Malformed("empty message".into())
             });
         }
-        let msg = decode(&buf[..received.bytes])?;
-        return Ok((msg, fds));
+        let data = buf.get(..received.bytes).ok_or(ControlError::Truncated)?;
+        return Ok((decode(data)?, fds));
     }
 }
 
@@ -273,7 +281,9 @@ pub fn client_handshake(
             theirs: w.wire_version,
         }),
         ControlMsg::Refused { reason } => Err(ControlError::Refused(reason)),
-        ControlMsg::Hello(_) => Err(ControlError::Malformed("expected Welcome, got Hello".into())),
+        ControlMsg::Hello(_) => Err(ControlError::Malformed(
+            "expected Welcome, got Hello".into(),
+        )),
     }
 }
 
@@ -304,7 +314,10 @@ pub fn server_accept(
     if fds.len() != 1 {
         return Err(refuse(
             sock,
-            format!("expected exactly one file descriptor with Hello, got {}", fds.len()),
+            format!(
+                "expected exactly one file descriptor with Hello, got {}",
+                fds.len()
+            ),
         ));
     }
     match fds.pop() {
@@ -316,7 +329,13 @@ pub fn server_accept(
 /// Best-effort `Refused` to the peer; returns the local error to report.
 fn refuse(sock: BorrowedFd<'_>, reason: String) -> ControlError {
     tracing::info!(%reason, "refusing client");
-    if let Err(e) = send(sock, &ControlMsg::Refused { reason: reason.clone() }, &[]) {
+    if let Err(e) = send(
+        sock,
+        &ControlMsg::Refused {
+            reason: reason.clone(),
+        },
+        &[],
+    ) {
         tracing::debug!(error = %e, "could not deliver Refused");
     }
     ControlError::Incompatible(reason)

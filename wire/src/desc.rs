@@ -52,30 +52,53 @@ pub enum Kind {
     SType,
     PNext,
     /// `const T*` to one element.
-    Ptr { elem: Ty, optional: bool },
+    Ptr {
+        elem: Ty,
+        optional: bool,
+    },
     /// `const T*` to `len` elements.
-    Array { elem: Ty, len: Len, optional: bool },
+    Array {
+        elem: Ty,
+        len: Len,
+        optional: bool,
+    },
     /// `const char*`, NUL-terminated.
-    Str { optional: bool },
+    Str {
+        optional: bool,
+    },
     /// `const char* const*` with `len` strings.
-    StrArray { len: Len },
+    StrArray {
+        len: Len,
+    },
     /// `const void*` with a byte length.
-    Bytes { len: Len },
+    Bytes {
+        len: Len,
+    },
     /// Pointers that never cross (allocation callbacks, user data): the server sees NULL.
     Null,
     /// `T*` the driver writes one element into (an output struct with its chain, a scalar, or a
     /// handle the client named in advance).
     Out(Ty),
     /// `T*` the driver writes `len` elements into.
-    OutArray { elem: Ty, len: Len },
+    OutArray {
+        elem: Ty,
+        len: Len,
+    },
     /// `T*` of the "count, then fill" idiom; `count` is the index of the in/out count parameter.
-    OutCounted { elem: Ty, count: u16 },
+    OutCounted {
+        elem: Ty,
+        count: u16,
+    },
     /// The in/out count of that idiom (`uint32_t*` or `size_t*`).
     InOutCount(Ty),
     /// `void*` the driver writes `len` bytes into.
-    OutBytes { len: Len },
+    OutBytes {
+        len: Len,
+    },
     /// `void*` of the "size, then fill" idiom (`vkGetPipelineCacheData`).
-    OutCountedBytes { count: u16 },
+    OutCountedBytes {
+        count: u16,
+    },
 }
 
 /// An extension Airlock can carry, with the spec version of the pinned vk.xml.
@@ -187,7 +210,12 @@ impl Ty {
     pub fn min_wire_size(&self) -> usize {
         match self {
             Ty::U8 | Ty::U16 => 1,
-            Ty::Struct(d) => d.fields.iter().map(|f| f.kind.min_wire_size()).sum::<usize>().max(1),
+            Ty::Struct(d) => d
+                .fields
+                .iter()
+                .map(|f| f.kind.min_wire_size())
+                .sum::<usize>()
+                .max(1),
             Ty::Union(n, _) => *n,
             _ => 4,
         }

@@ -32,7 +32,12 @@ impl RequestHeader {
     }
     pub fn from_bytes(b: &[u8; REQUEST_HEADER]) -> Result<Self, DecodeError> {
         let w = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-        let h = RequestHeader { size: w(0), command: w(4), slot: w(8), flags: w(12) };
+        let h = RequestHeader {
+            size: w(0),
+            command: w(4),
+            slot: w(8),
+            flags: w(12),
+        };
         if h.size as usize > MAX_MESSAGE {
             return Err(DecodeError::TooLarge);
         }
@@ -74,7 +79,8 @@ pub fn reply_header(size: u32, status: Status) -> [u8; REPLY_HEADER] {
 
 pub fn parse_reply_header(b: &[u8; REPLY_HEADER]) -> Result<(usize, Status), DecodeError> {
     let size = u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-    let status = Status::from_u32(u32::from_le_bytes([b[4], b[5], b[6], b[7]])).ok_or(DecodeError::Invalid("reply status"))?;
+    let status = Status::from_u32(u32::from_le_bytes([b[4], b[5], b[6], b[7]]))
+        .ok_or(DecodeError::Invalid("reply status"))?;
     if size > MAX_MESSAGE {
         return Err(DecodeError::TooLarge);
     }

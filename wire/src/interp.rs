@@ -30,9 +30,15 @@ const MAX_CHAIN: usize = 512;
 /// Translates handles between memory and the wire; the client and the server each implement it.
 pub trait Handles {
     /// The id to send for a handle found in memory.
-    fn to_wire(&self, ty: vk::ObjectType, dispatchable: bool, raw: u64) -> Result<u64, DecodeError>;
+    fn encode_handle(&self, ty: vk::ObjectType, dispatchable: bool, raw: u64)
+        -> Result<u64, DecodeError>;
     /// The value to store in memory for an id read from the wire.
-    fn from_wire(&self, ty: vk::ObjectType, dispatchable: bool, id: u64) -> Result<u64, DecodeError>;
+    fn decode_handle(
+        &self,
+        ty: vk::ObjectType,
+        dispatchable: bool,
+        id: u64,
+    ) -> Result<u64, DecodeError>;
 }
 
 /// Client side: names new objects.
@@ -75,7 +81,11 @@ unsafe fn write_scalar(ty: Ty, p: *mut u8, v: u64) {
 
 /// The element count `len` names, read from already filled memory at `base`.
 unsafe fn len_of(len: Len, base: *const u8, fields: &[Field]) -> Result<u64, DecodeError> {
-    let sibling = |i: u16| -> Result<&Field, DecodeError> { fields.get(i as usize).ok_or(DecodeError::Invalid("length member")) };
+    let sibling = |i: u16| -> Result<&Field, DecodeError> {
+        fields
+            .get(i as usize)
+            .ok_or(DecodeError::Invalid("length member"))
+    };
     Ok(match len {
         Len::Const(n) => n as u64,
         Len::Sibling(i) => {
@@ -117,19 +127,30 @@ unsafe fn len_of(len: Len, base: *const u8, fields: &[Field]) -> Result<u64, Dec
 ///
 /// # Safety
 /// `p` must point at a valid value of type `ty`, with every pointer inside it valid.
-pub unsafe fn put_value(e: &mut Encoder, ty: Ty, p: *const u8, h: &dyn Handles) -> Result<(), DecodeError> {
+pub unsafe fn put_value(
+    e: &mut Encoder,
+    ty: Ty,
+    p: *const u8,
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     match ty {
         Ty::U8 | Ty::U16 | Ty::U32 | Ty::I32 | Ty::F32 => e.u32(read_scalar(ty, p) as u32),
         Ty::U64 | Ty::I64 | Ty::F64 | Ty::Usize => e.u64(read_scalar(ty, p)),
-        Ty::Handle(t) => e.u64(h.to_wire(t, false, read_scalar(ty, p))?),
-        Ty::Dispatchable(t) => e.u64(h.to_wire(t, true, read_scalar(ty, p))?),
+        Ty::Handle(t) => e.u64(h.encode_handle(t, false, read_scalar(ty, p))?),
+        Ty::Dispatchable(t) => e.u64(h.encode_handle(t, true, read_scalar(ty, p))?),
         Ty::Struct(d) => put_struct(e, d, p, h, false)?,
         Ty::Union(n, _) => e.bytes(core::slice::from_raw_parts(p, n)),
     }
     Ok(())
 }
 
-unsafe fn put_elems(e: &mut Encoder, ty: Ty, p: *const u8, n: usize, h: &dyn Handles) -> Result<(), DecodeError> {
+unsafe fn put_elems(
+    e: &mut Encoder,
+    ty: Ty,
+    p: *const u8,
+    n: usize,
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     if matches!(ty, Ty::U8) {
         e.bytes(core::slice::from_raw_parts(p, n));
         return Ok(());
@@ -145,7 +166,13 @@ unsafe fn put_elems(e: &mut Encoder, ty: Ty, p: *const u8, n: usize, h: &dyn Han
 ///
 /// # Safety
 /// `p` must point at a valid `d` struct whose pointers are valid, as Vulkan requires of inputs.
-pub unsafe fn put_struct(e: &mut Encoder, d: &StructDesc, p: *const u8, h: &dyn Handles, in_chain: bool) -> Result<(), DecodeError> {
+pub unsafe fn put_struct(
+    e: &mut Encoder,
+    d: &StructDesc,
+    p: *const u8,
+    h: &dyn Handles,
+    in_chain: bool,
+) -> Result<(), DecodeError> {
     for f in d.fields {
         match f.kind {
             Kind::PNext if !in_chain => {
@@ -169,7 +196,13 @@ pub unsafe fn put_struct(e: &mut Encoder, d: &StructDesc, p: *const u8, h: &dyn 
 
 /// Encodes one input member `f` of the struct (or argument list) at `p`; lengths are looked up
 /// among `all`.
-unsafe fn put_field(e: &mut Encoder, f: &Field, p: *const u8, all: &[Field], h: &dyn Handles) -> Result<(), DecodeError> {
+unsafe fn put_field(
+    e: &mut Encoder,
+    f: &Field,
+    p: *const u8,
+    all: &[Field],
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     let fp = p.add(f.offset);
     match f.kind {
         Kind::SType | Kind::PNext | Kind::Null => {}
@@ -244,8 +277,12 @@ pub fn chain_member(parent: &StructDesc, st: vk::StructureType) -> Option<&'stat
 // ---------------------------------------------------------------- decoding (writes C memory)
 
 fn alloc(arena: &Bump, size: usize, align: usize) -> Result<*mut u8, DecodeError> {
-    let layout = core::alloc::Layout::from_size_align(size.max(1), align.max(1)).map_err(|_| DecodeError::TooLarge)?;
-    let p = arena.try_alloc_layout(layout).map_err(|_| DecodeError::TooLarge)?.as_ptr();
+    let layout = core::alloc::Layout::from_size_align(size.max(1), align.max(1))
+        .map_err(|_| DecodeError::TooLarge)?;
+    let p = arena
+        .try_alloc_layout(layout)
+        .map_err(|_| DecodeError::TooLarge)?
+        .as_ptr();
     // SAFETY: freshly allocated, `size` bytes.
     unsafe { ptr::write_bytes(p, 0, size) };
     Ok(p)
@@ -268,7 +305,13 @@ pub enum Target<'a> {
 ///
 /// # Safety
 /// `out` must point at writable memory of `ty.c_size()` bytes (zeroed, for the arena target).
-pub unsafe fn get_value(dc: &mut Decoder, ty: Ty, out: *mut u8, t: Target, h: &dyn Handles) -> Result<(), DecodeError> {
+pub unsafe fn get_value(
+    dc: &mut Decoder,
+    ty: Ty,
+    out: *mut u8,
+    t: Target,
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     match ty {
         Ty::U8 | Ty::U16 | Ty::U32 | Ty::I32 | Ty::F32 => write_scalar(ty, out, dc.u32()? as u64),
         Ty::U64 | Ty::I64 | Ty::F64 => write_scalar(ty, out, dc.u64()?),
@@ -277,15 +320,22 @@ pub unsafe fn get_value(dc: &mut Decoder, ty: Ty, out: *mut u8, t: Target, h: &d
             usize::try_from(v).map_err(|_| DecodeError::Invalid("size_t value"))?;
             write_scalar(ty, out, v)
         }
-        Ty::Handle(k) => write_scalar(ty, out, h.from_wire(k, false, dc.u64()?)?),
-        Ty::Dispatchable(k) => write_scalar(ty, out, h.from_wire(k, true, dc.u64()?)?),
+        Ty::Handle(k) => write_scalar(ty, out, h.decode_handle(k, false, dc.u64()?)?),
+        Ty::Dispatchable(k) => write_scalar(ty, out, h.decode_handle(k, true, dc.u64()?)?),
         Ty::Struct(d) => get_struct(dc, d, out, t, h, false)?,
         Ty::Union(n, _) => ptr::copy_nonoverlapping(dc.bytes(n)?.as_ptr(), out, n),
     }
     Ok(())
 }
 
-unsafe fn get_elems(dc: &mut Decoder, ty: Ty, out: *mut u8, n: usize, t: Target, h: &dyn Handles) -> Result<(), DecodeError> {
+unsafe fn get_elems(
+    dc: &mut Decoder,
+    ty: Ty,
+    out: *mut u8,
+    n: usize,
+    t: Target,
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     if matches!(ty, Ty::U8) {
         ptr::copy_nonoverlapping(dc.bytes(n)?.as_ptr(), out, n);
         return Ok(());
@@ -308,7 +358,14 @@ fn arena(t: Target<'_>) -> Result<&Bump, DecodeError> {
 ///
 /// # Safety
 /// `out` must point at writable memory laid out as `d` (zeroed, for the arena target).
-pub unsafe fn get_struct(dc: &mut Decoder, d: &StructDesc, out: *mut u8, t: Target, h: &dyn Handles, in_chain: bool) -> Result<(), DecodeError> {
+pub unsafe fn get_struct(
+    dc: &mut Decoder,
+    d: &StructDesc,
+    out: *mut u8,
+    t: Target,
+    h: &dyn Handles,
+    in_chain: bool,
+) -> Result<(), DecodeError> {
     for f in d.fields {
         let fp = out.add(f.offset);
         match f.kind {
@@ -325,10 +382,14 @@ pub unsafe fn get_struct(dc: &mut Decoder, d: &StructDesc, out: *mut u8, t: Targ
                     while present(dc)? {
                         len += 1;
                         if len > MAX_CHAIN {
-                            return Err(DecodeError::TooMany { what: "chain", count: len as u64 });
+                            return Err(DecodeError::TooMany {
+                                what: "chain",
+                                count: len as u64,
+                            });
                         }
                         let st = vk::StructureType::from_raw(dc.u32()? as i32);
-                        let sd = chain_member(d, st).ok_or(DecodeError::BadStructureType(st.as_raw()))?;
+                        let sd = chain_member(d, st)
+                            .ok_or(DecodeError::BadStructureType(st.as_raw()))?;
                         let node = alloc(a, sd.size, sd.align)?;
                         ptr::write_unaligned(node as *mut i32, st.as_raw());
                         get_struct(dc, sd, node, t, h, true)?;
@@ -345,7 +406,14 @@ pub unsafe fn get_struct(dc: &mut Decoder, d: &StructDesc, out: *mut u8, t: Targ
 }
 
 /// Decodes one input member `f` into the struct (or argument list) at `out`.
-unsafe fn get_field(dc: &mut Decoder, f: &Field, out: *mut u8, all: &[Field], t: Target, h: &dyn Handles) -> Result<(), DecodeError> {
+unsafe fn get_field(
+    dc: &mut Decoder,
+    f: &Field,
+    out: *mut u8,
+    all: &[Field],
+    t: Target,
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     let fp = out.add(f.offset);
     match f.kind {
         Kind::SType | Kind::PNext | Kind::Null => {}
@@ -417,25 +485,37 @@ unsafe fn get_str(dc: &mut Decoder, t: Target) -> Result<*mut u8, DecodeError> {
 }
 
 /// Writes a returned chain into the application's own chain, in the order [`put_shape`] named it.
-unsafe fn get_chain_writeback(dc: &mut Decoder, d: &StructDesc, mut n: *mut u8, h: &dyn Handles) -> Result<(), DecodeError> {
+unsafe fn get_chain_writeback(
+    dc: &mut Decoder,
+    d: &StructDesc,
+    mut n: *mut u8,
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     let mut carried = 0;
     while !n.is_null() && carried < MAX_CHAIN {
         let st = vk::StructureType::from_raw(ptr::read_unaligned(n as *const i32));
         if let Some(sd) = chain_member(d, st) {
             carried += 1;
             if !present(dc)? {
-                return Err(DecodeError::Invalid("returned chain is shorter than the request"));
+                return Err(DecodeError::Invalid(
+                    "returned chain is shorter than the request",
+                ));
             }
             let found = dc.u32()? as i32;
             if found != st.as_raw() {
-                return Err(DecodeError::ChainMismatch { expected: st.as_raw(), found });
+                return Err(DecodeError::ChainMismatch {
+                    expected: st.as_raw(),
+                    found,
+                });
             }
             get_struct(dc, sd, n, Target::Writeback, h, true)?;
         }
         n = read_ptr(n.add(8)) as *mut u8;
     }
     if dc.u32()? != 0 {
-        return Err(DecodeError::Invalid("returned chain is longer than the request"));
+        return Err(DecodeError::Invalid(
+            "returned chain is longer than the request",
+        ));
     }
     Ok(())
 }
@@ -478,7 +558,10 @@ fn get_shape(dc: &mut Decoder, d: &StructDesc, out: *mut u8, a: &Bump) -> Result
         }
         let count = dc.u32()? as usize;
         if count > MAX_CHAIN {
-            return Err(DecodeError::TooMany { what: "chain", count: count as u64 });
+            return Err(DecodeError::TooMany {
+                what: "chain",
+                count: count as u64,
+            });
         }
         let mut link = out.add(8) as *mut *mut u8;
         for _ in 0..count {
@@ -511,7 +594,10 @@ pub struct DecodedCall<'a> {
 fn out_limit(ty: Ty, n: u64) -> Result<usize, DecodeError> {
     match n.checked_mul(ty.c_size() as u64) {
         Some(b) if b <= MAX_OUTPUT_BYTES as u64 => Ok(n as usize),
-        _ => Err(DecodeError::TooMany { what: "output elements", count: n }),
+        _ => Err(DecodeError::TooMany {
+            what: "output elements",
+            count: n,
+        }),
     }
 }
 
@@ -556,7 +642,15 @@ pub unsafe fn encode_request(
 }
 
 /// What a request says about output elements: chain shapes, or the ids of new objects.
-unsafe fn put_out_elems(e: &mut Encoder, cmd: &CommandDesc, elem: Ty, p: *const u8, n: usize, cx: &dyn ClientObjects, new_ids: &mut Vec<u64>) {
+unsafe fn put_out_elems(
+    e: &mut Encoder,
+    cmd: &CommandDesc,
+    elem: Ty,
+    p: *const u8,
+    n: usize,
+    cx: &dyn ClientObjects,
+    new_ids: &mut Vec<u64>,
+) {
     match elem {
         Ty::Struct(d) if has_chain(d) => {
             for i in 0..n {
@@ -576,8 +670,16 @@ unsafe fn put_out_elems(e: &mut Encoder, cmd: &CommandDesc, elem: Ty, p: *const 
 
 /// Server: decodes a request into arguments for the host driver, with every pointer into
 /// `arena`.
-pub fn decode_request<'a>(dc: &mut Decoder, cmd: &CommandDesc, arena: &'a Bump, sx: &dyn ServerObjects) -> Result<DecodedCall<'a>, DecodeError> {
-    let mut call = DecodedCall { args: [0; MAX_PARAMS], new_handles: bumpalo::collections::Vec::new_in(arena) };
+pub fn decode_request<'a>(
+    dc: &mut Decoder,
+    cmd: &CommandDesc,
+    arena: &'a Bump,
+    sx: &dyn ServerObjects,
+) -> Result<DecodedCall<'a>, DecodeError> {
+    let mut call = DecodedCall {
+        args: [0; MAX_PARAMS],
+        new_handles: bumpalo::collections::Vec::new_in(arena),
+    };
     if cmd.params.len() > MAX_PARAMS {
         return Err(DecodeError::Invalid("parameter count"));
     }
@@ -668,7 +770,11 @@ unsafe fn get_out_elems<'a>(
                     return Err(DecodeError::BadNewHandle { ty, id });
                 }
                 sx.check_new(ty, id)?;
-                new_handles.push(NewHandle { ty, id, slot: q.add(i * 8) as *const u64 });
+                new_handles.push(NewHandle {
+                    ty,
+                    id,
+                    slot: q.add(i * 8) as *const u64,
+                });
             }
         }
         _ => {}
@@ -680,18 +786,31 @@ unsafe fn get_out_elems<'a>(
 ///
 /// # Safety
 /// `call` must be the decoded call of `cmd`, after the host driver filled its outputs.
-pub unsafe fn encode_reply(e: &mut Encoder, cmd: &CommandDesc, call: &DecodedCall, ret: u64, sx: &dyn Handles) -> Result<(), DecodeError> {
+pub unsafe fn encode_reply(
+    e: &mut Encoder,
+    cmd: &CommandDesc,
+    call: &DecodedCall,
+    ret: u64,
+    sx: &dyn Handles,
+) -> Result<(), DecodeError> {
     e.u64(ret);
     let base = call.args.as_ptr() as *const u8;
     for (i, f) in cmd.params.iter().enumerate() {
         let a = call.args[i] as *const u8;
         match f.kind {
             Kind::Out(ty) => put_results(e, cmd, ty, a, 1, sx)?,
-            Kind::OutArray { elem, len } => put_results(e, cmd, elem, a, len_of(len, base, cmd.params)? as usize, sx)?,
-            Kind::InOutCount(ty) => e.u64(read_scalar(ty, a)),
-            Kind::OutCounted { elem, count } if !a.is_null() => {
-                put_results(e, cmd, elem, a, len_of(Len::Sibling(count), base, cmd.params)? as usize, sx)?
+            Kind::OutArray { elem, len } => {
+                put_results(e, cmd, elem, a, len_of(len, base, cmd.params)? as usize, sx)?
             }
+            Kind::InOutCount(ty) => e.u64(read_scalar(ty, a)),
+            Kind::OutCounted { elem, count } if !a.is_null() => put_results(
+                e,
+                cmd,
+                elem,
+                a,
+                len_of(Len::Sibling(count), base, cmd.params)? as usize,
+                sx,
+            )?,
             Kind::OutCountedBytes { count } if !a.is_null() => {
                 let n = len_of(Len::Sibling(count), base, cmd.params)? as usize;
                 e.bytes(core::slice::from_raw_parts(a, n));
@@ -706,7 +825,14 @@ pub unsafe fn encode_reply(e: &mut Encoder, cmd: &CommandDesc, call: &DecodedCal
     Ok(())
 }
 
-unsafe fn put_results(e: &mut Encoder, cmd: &CommandDesc, elem: Ty, p: *const u8, n: usize, h: &dyn Handles) -> Result<(), DecodeError> {
+unsafe fn put_results(
+    e: &mut Encoder,
+    cmd: &CommandDesc,
+    elem: Ty,
+    p: *const u8,
+    n: usize,
+    h: &dyn Handles,
+) -> Result<(), DecodeError> {
     match elem {
         Ty::Handle(_) | Ty::Dispatchable(_) if cmd.creates => Ok(()),
         _ => put_elems(e, elem, p, n, h),
@@ -717,7 +843,13 @@ unsafe fn put_results(e: &mut Encoder, cmd: &CommandDesc, elem: Ty, p: *const u8
 ///
 /// # Safety
 /// `args` must be the same arguments `encode_request` encoded, and `new_ids` the ids it named.
-pub unsafe fn decode_reply(dc: &mut Decoder, cmd: &CommandDesc, args: &[u64], cx: &dyn ClientObjects, new_ids: &[u64]) -> Result<u64, DecodeError> {
+pub unsafe fn decode_reply(
+    dc: &mut Decoder,
+    cmd: &CommandDesc,
+    args: &[u64],
+    cx: &dyn ClientObjects,
+    new_ids: &[u64],
+) -> Result<u64, DecodeError> {
     let ret = dc.u64()?;
     let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
     let base = args.as_ptr() as *const u8;
@@ -745,7 +877,9 @@ pub unsafe fn decode_reply(dc: &mut Decoder, cmd: &CommandDesc, args: &[u64], cx
                     args[j] != 0 && matches!(p.kind, Kind::OutCounted { count, .. } | Kind::OutCountedBytes { count } if count as usize == i)
                 });
                 if filled && v > caps[i] {
-                    return Err(DecodeError::Invalid("returned count exceeds the capacity offered"));
+                    return Err(DecodeError::Invalid(
+                        "returned count exceeds the capacity offered",
+                    ));
                 }
                 if !a.is_null() {
                     write_scalar(ty, a, v);
@@ -786,7 +920,11 @@ unsafe fn get_results(
             let dispatchable = matches!(elem, Ty::Dispatchable(_));
             for i in 0..n {
                 let id = ids.next().ok_or(DecodeError::Invalid("new handle count"))?;
-                let v = if ok { cx.wrap_new(ty, dispatchable, id) } else { 0 };
+                let v = if ok {
+                    cx.wrap_new(ty, dispatchable, id)
+                } else {
+                    0
+                };
                 write_scalar(Ty::U64, p.add(i * 8), v);
             }
             Ok(())

@@ -122,6 +122,14 @@ enum Failure {
 }
 
 impl Side {
+    fn new(pos: u64, seen: u64) -> Side {
+        Side {
+            pos,
+            seen,
+            failure: None,
+        }
+    }
+
     fn check_usable(&self) -> Result<(), RingError> {
         match self.failure {
             None => Ok(()),
@@ -167,15 +175,23 @@ impl Ring {
     pub fn init(mem: Arc<SharedMemory>, offset: usize, len: usize) -> Result<Ring, RingError> {
         let cap = check_geometry(&mem, offset, len)?;
         let ring = Ring::new(mem, offset, cap);
-        ring.atomic_u64(HEAD_OFFSET).store(0, Ordering::Relaxed);
-        ring.atomic_u64(TAIL_OFFSET).store(0, Ordering::Relaxed);
-        ring.atomic_u32(SPACE_WAITING_OFFSET).store(0, Ordering::Relaxed);
-        ring.atomic_u32(DATA_WAITING_OFFSET).store(0, Ordering::Relaxed);
-        ring.atomic_u64(MAGIC_OFFSET).store(RING_MAGIC, Ordering::Relaxed);
-        ring.atomic_u32(VERSION_OFFSET).store(RING_VERSION, Ordering::Relaxed);
-        ring.atomic_u64(CAPACITY_OFFSET).store(cap as u64, Ordering::Relaxed);
-        // Publish the initialised header before the fd is handed out.
-        fence(Ordering::Release);
+        // Plain stores suffice: the peer can only map the memory after we
+        // send it the fd, and that syscall orders these writes before it.
+        for (field, value) in [
+            (MAGIC_OFFSET, RING_MAGIC),
+            (CAPACITY_OFFSET, cap as u64),
+            (HEAD_OFFSET, 0),
+            (TAIL_OFFSET, 0),
+        ] {
+            ring.atomic_u64(field).store(value, Ordering::Relaxed);
+        }
+        for (field, value) in [
+            (VERSION_OFFSET, RING_VERSION),
+            (SPACE_WAITING_OFFSET, 0),
+            (DATA_WAITING_OFFSET, 0),
+        ] {
+            ring.atomic_u32(field).store(value, Ordering::Relaxed);
+        }
         Ok(ring)
     }
 
@@ -201,33 +217,18 @@ impl Ring {
         if head.wrapping_sub(tail) > cap as u64 {
             return Err(RingError::Corrupt("head and tail more than capacity apart"));
         }
-        *ring.producer.get_mut().unwrap_or_else(PoisonError::into_inner) = Side {
-            pos: head,
-            seen: tail,
-            failure: None,
-        };
-        *ring.consumer.get_mut().unwrap_or_else(PoisonError::into_inner) = Side {
-            pos: tail,
-            seen: head,
-            failure: None,
-        };
+        ring.producer = Mutex::new(Side::new(head, tail));
+        ring.consumer = Mutex::new(Side::new(tail, head));
         Ok(ring)
     }
 
     fn new(mem: Arc<SharedMemory>, offset: usize, cap: usize) -> Ring {
-        let fresh = || {
-            Mutex::new(Side {
-                pos: 0,
-                seen: 0,
-                failure: None,
-            })
-        };
         Ring {
             mem,
             offset,
             cap,
-            producer: fresh(),
-            consumer: fresh(),
+            producer: Mutex::new(Side::new(0, 0)),
+            consumer: Mutex::new(Side::new(0, 0)),
         }
     }
 
@@ -270,7 +271,6 @@ impl Ring {
                 if free == 0 {
                     free = self.refresh_free(side)?;
                 }
-                free = free.max(1);
                 if free == 0 {
                     // The consumer can only drain what it can see.
                     if side.pos != published {
@@ -536,16 +536,20 @@ impl Ring {
     }
 
     fn atomic_u64(&self, field: usize) -> &AtomicU64 {
-        // SAFETY: `field + 8 <= RING_HEADER_SIZE`, the header is inside the
-        // mapping and 64-byte aligned (checked in `check_geometry`, mmap is
-        // page aligned), and the mapping outlives `&self`. Shared memory
-        // mutated by another process is exactly what atomics are for.
-        unsafe { &*self.mem.as_ptr().add(self.offset + field).cast::<AtomicU64>() }
+        // SAFETY: `field + 8 <= RING_HEADER_SIZE`, the header lies inside the
+        // mapping and is 64-byte aligned (`check_geometry`; mmap is page
+        // aligned), and the mapping outlives `&self`. Memory mutated by
+        // another process is exactly what atomics are for.
+        unsafe { AtomicU64::from_ptr(self.header_field(field).cast()) }
     }
 
     fn atomic_u32(&self, field: usize) -> &AtomicU32 {
         // SAFETY: as for `atomic_u64`.
-        unsafe { &*self.mem.as_ptr().add(self.offset + field).cast::<AtomicU32>() }
+        unsafe { AtomicU32::from_ptr(self.header_field(field).cast()) }
+    }
+
+    fn header_field(&self, field: usize) -> *mut u8 {
+        self.mem.as_ptr().wrapping_add(self.offset + field)
     }
 }
 
@@ -569,7 +573,7 @@ impl WaitSide {
 
 /// Validates `mem[offset..offset + len]` as a ring region; returns capacity.
 fn check_geometry(mem: &SharedMemory, offset: usize, len: usize) -> Result<usize, RingError> {
-    if offset % 64 != 0 {
+    if !offset.is_multiple_of(64) {
         return Err(RingError::Geometry("ring offset must be 64-byte aligned"));
     }
     let end = offset

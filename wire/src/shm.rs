@@ -56,7 +56,9 @@ impl SharedMemory {
         let stat = fs::fstat(&fd)?;
         let size = u64::try_from(stat.st_size).unwrap_or(0);
         if size < len as u64 {
-            return Err(invalid("shared memory fd is smaller than the expected layout"));
+            return Err(invalid(
+                "shared memory fd is smaller than the expected layout",
+            ));
         }
         Self::map(fd, len)
     }

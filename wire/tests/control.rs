@@ -10,8 +10,8 @@ use rustix::io::FdFlags;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 use wire::channel::{Channel, ChannelLayout};
 use wire::control::{
-    self, ControlError, ControlMsg, ExtensionInfo, Hello, SocketLiveness, Welcome,
-    MAX_CONTROL_MSG, MAX_FDS, WIRE_VERSION,
+    self, ControlError, ControlMsg, ExtensionInfo, Hello, SocketLiveness, Welcome, MAX_CONTROL_MSG,
+    MAX_FDS, WIRE_VERSION,
 };
 use wire::ring::{AlwaysAlive, Liveness, RingError};
 use wire::shm::SharedMemory;
@@ -59,7 +59,10 @@ fn handshake_round_trip_shares_memory() {
     let server = thread::spawn(move || {
         let (hello, fd) = control::server_accept(server_sock.as_fd(), TIMEOUT).unwrap();
         let flags = rustix::io::fcntl_getfd(&fd).unwrap();
-        assert!(flags.contains(FdFlags::CLOEXEC), "received fd must be CLOEXEC");
+        assert!(
+            flags.contains(FdFlags::CLOEXEC),
+            "received fd must be CLOEXEC"
+        );
         let channel = Channel::attach(fd, hello.layout).unwrap();
         control::send(server_sock.as_fd(), &ControlMsg::Welcome(welcome()), &[]).unwrap();
         let live = SocketLiveness(server_sock.as_fd());
@@ -72,17 +75,15 @@ fn handshake_round_trip_shares_memory() {
 
     let layout = small_layout();
     let channel = Channel::create(layout).unwrap();
-    let got = control::client_handshake(
-        client_sock.as_fd(),
-        hello(layout),
-        channel.fd(),
-        TIMEOUT,
-    )
-    .unwrap();
+    let got = control::client_handshake(client_sock.as_fd(), hello(layout), channel.fd(), TIMEOUT)
+        .unwrap();
     assert_eq!(got, welcome());
 
     let live = SocketLiveness(client_sock.as_fd());
-    channel.commands.write(&[&b"hel"[..], b"lo"], &live).unwrap();
+    channel
+        .commands
+        .write(&[&b"hel"[..], b"lo"], &live)
+        .unwrap();
     let mut reply = [0u8; 5];
     channel.replies[3].read_exact(&mut reply, &live).unwrap();
     assert_eq!(&reply, b"olleh");
@@ -93,7 +94,12 @@ fn handshake_round_trip_shares_memory() {
 fn passed_fd_maps_the_same_memory() {
     let (a, b) = control::socketpair().unwrap();
     let mem = SharedMemory::create("fd-pass", 8192).unwrap();
-    control::send(a.as_fd(), &ControlMsg::Hello(hello(small_layout())), &[mem.fd()]).unwrap();
+    control::send(
+        a.as_fd(),
+        &ControlMsg::Hello(hello(small_layout())),
+        &[mem.fd()],
+    )
+    .unwrap();
     let (_, mut fds) = control::recv(b.as_fd(), TIMEOUT).unwrap();
     assert_eq!(fds.len(), 1);
     let other = SharedMemory::from_fd(fds.remove(0), 8192).unwrap();
@@ -130,8 +136,7 @@ fn version_mismatch_is_refused_with_reason() {
     let channel = Channel::create(small_layout()).unwrap();
     let mut h = hello(small_layout());
     h.wire_version = WIRE_VERSION + 1;
-    let err = control::client_handshake(client_sock.as_fd(), h, channel.fd(), TIMEOUT)
-        .unwrap_err();
+    let err = control::client_handshake(client_sock.as_fd(), h, channel.fd(), TIMEOUT).unwrap_err();
     match err {
         ControlError::Refused(reason) => assert!(reason.contains("wire version"), "{reason}"),
         other => panic!("expected Refused, got {other:?}"),
@@ -204,7 +209,10 @@ fn bad_layout_and_fd_count_are_refused() {
         let fds = vec![mem.fd(); nfds];
         control::send(client_sock.as_fd(), &ControlMsg::Hello(h), &fds).unwrap();
         let err = control::server_accept(server_sock.as_fd(), TIMEOUT).unwrap_err();
-        assert!(matches!(&err, ControlError::Incompatible(r) if r.contains(expect)), "{err:?}");
+        assert!(
+            matches!(&err, ControlError::Incompatible(r) if r.contains(expect)),
+            "{err:?}"
+        );
         match control::recv(client_sock.as_fd(), TIMEOUT).unwrap() {
             (ControlMsg::Refused { reason }, fds) => {
                 assert!(reason.contains(expect), "{reason}");
@@ -220,14 +228,39 @@ fn layout_validation_bounds() {
     assert!(ChannelLayout::default().validate().is_ok());
     let d = ChannelLayout::default();
     for bad in [
-        ChannelLayout { command_ring: 0, ..d },
-        ChannelLayout { command_ring: 2048, ..d },
-        ChannelLayout { command_ring: 128 << 20, ..d },
-        ChannelLayout { reply_ring: 3 << 12, ..d },
-        ChannelLayout { reply_ring: u32::MAX, ..d },
-        ChannelLayout { reply_slots: 257, ..d },
-        ChannelLayout { reply_slots: u32::MAX, ..d },
-        ChannelLayout { command_ring: 64 << 20, reply_ring: 16 << 20, reply_slots: 12 },
+        ChannelLayout {
+            command_ring: 0,
+            ..d
+        },
+        ChannelLayout {
+            command_ring: 2048,
+            ..d
+        },
+        ChannelLayout {
+            command_ring: 128 << 20,
+            ..d
+        },
+        ChannelLayout {
+            reply_ring: 3 << 12,
+            ..d
+        },
+        ChannelLayout {
+            reply_ring: u32::MAX,
+            ..d
+        },
+        ChannelLayout {
+            reply_slots: 257,
+            ..d
+        },
+        ChannelLayout {
+            reply_slots: u32::MAX,
+            ..d
+        },
+        ChannelLayout {
+            command_ring: 64 << 20,
+            reply_ring: 16 << 20,
+            reply_slots: 12,
+        },
     ] {
         assert!(bad.validate().is_err(), "{bad:?} accepted");
         assert!(Channel::create(bad).is_err());
@@ -254,7 +287,10 @@ fn garbage_datagrams_are_malformed() {
     for cut in 1..encoded.len() {
         send_raw(a.as_fd(), &encoded[..cut]);
         let err = control::recv(b.as_fd(), TIMEOUT).unwrap_err();
-        assert!(matches!(err, ControlError::Malformed(_)), "prefix {cut}: {err:?}");
+        assert!(
+            matches!(err, ControlError::Malformed(_)),
+            "prefix {cut}: {err:?}"
+        );
     }
     // Trailing junk, unknown variant, absurd length prefix, empty datagram.
     let mut trailing = encoded.clone();
@@ -263,7 +299,10 @@ fn garbage_datagrams_are_malformed() {
     for bad in [&trailing[..], &[9u8][..], &huge_string[..], &[][..]] {
         send_raw(a.as_fd(), bad);
         let err = control::recv(b.as_fd(), TIMEOUT).unwrap_err();
-        assert!(matches!(err, ControlError::Malformed(_)), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, ControlError::Malformed(_)),
+            "{bad:?}: {err:?}"
+        );
     }
     // Random bytes: decoding may succeed by chance, but must never panic
     // or fail in any other way.
@@ -273,7 +312,9 @@ fn garbage_datagrams_are_malformed() {
         x ^= x >> 7;
         x ^= x << 17;
         let len = (x % 64) as usize + 1;
-        let bytes: Vec<u8> = (0..len).map(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8).collect();
+        let bytes: Vec<u8> = (0..len)
+            .map(|i| (x >> (i % 8 * 8)) as u8 ^ i as u8)
+            .collect();
         send_raw(a.as_fd(), &bytes);
         match control::recv(b.as_fd(), TIMEOUT) {
             Ok(_) | Err(ControlError::Malformed(_)) => {}
@@ -295,7 +336,10 @@ fn oversize_messages_are_rejected() {
         spec_version: 1,
     });
     let err = control::send(a.as_fd(), &ControlMsg::Hello(h), &[]).unwrap_err();
-    assert!(matches!(err, ControlError::TooLarge(n) if n > MAX_CONTROL_MSG), "{err:?}");
+    assert!(
+        matches!(err, ControlError::TooLarge(n) if n > MAX_CONTROL_MSG),
+        "{err:?}"
+    );
 
     // A hostile peer bypassing `send`: the receiver's buffer is bounded.
     rustix::net::sockopt::set_socket_send_buffer_size(&a, 4 * MAX_CONTROL_MSG).unwrap();
@@ -318,7 +362,10 @@ fn too_many_fds_are_rejected() {
     let fds = vec![mem.fd(); MAX_FDS + 1];
     let msg = ControlMsg::Welcome(welcome());
     let err = control::send(a.as_fd(), &msg, &fds).unwrap_err();
-    assert!(matches!(err, ControlError::TooManyFds(n) if n == MAX_FDS + 1), "{err:?}");
+    assert!(
+        matches!(err, ControlError::TooManyFds(n) if n == MAX_FDS + 1),
+        "{err:?}"
+    );
 
     // Raw sendmsg with more fds than the receiver accepts: MSG_CTRUNC.
     let bytes = postcard::to_stdvec(&msg).unwrap();

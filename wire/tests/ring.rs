@@ -116,7 +116,10 @@ fn full_ring_applies_back_pressure() {
     // The write needs `extra` bytes freed; it cannot finish before then.
     // The sleep only gives a broken implementation the chance to show it.
     thread::sleep(Duration::from_millis(50));
-    assert!(!done.load(Ordering::SeqCst), "write finished on a full ring");
+    assert!(
+        !done.load(Ordering::SeqCst),
+        "write finished on a full ring"
+    );
     let mut got = vec![0u8; cap + extra];
     for i in 0..extra - 1 {
         consumer
@@ -162,7 +165,9 @@ fn concurrent_random_messages() {
             rng.fill(&mut payload);
             sum = sum.wrapping_add(fnv1a(&payload));
             let header = (len as u32).to_le_bytes();
-            producer.write(&[&header[..], &payload], &AlwaysAlive).unwrap();
+            producer
+                .write(&[&header[..], &payload], &AlwaysAlive)
+                .unwrap();
         }
         sum
     });
@@ -175,7 +180,11 @@ fn concurrent_random_messages() {
         rng.fill(&mut expected);
         let mut header = [0u8; 4];
         consumer.read_exact(&mut header, &AlwaysAlive).unwrap();
-        assert_eq!(u32::from_le_bytes(header) as usize, len, "message {i} length");
+        assert_eq!(
+            u32::from_le_bytes(header) as usize,
+            len,
+            "message {i} length"
+        );
         let mut payload = vec![0u8; len];
         consumer.read_exact(&mut payload, &AlwaysAlive).unwrap();
         assert!(payload == expected, "message {i} ({len} bytes) corrupted");
@@ -281,9 +290,14 @@ fn blocked_writer_sees_peer_death() {
     });
     thread::sleep(Duration::from_millis(100));
     drop(theirs);
-    let (first, second) = rx.recv_timeout(Duration::from_secs(5)).expect("writer hung");
+    let (first, second) = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("writer hung");
     assert!(matches!(first, Err(RingError::PeerGone)), "{first:?}");
-    assert!(matches!(second, Err(RingError::Desynchronized)), "{second:?}");
+    assert!(
+        matches!(second, Err(RingError::Desynchronized)),
+        "{second:?}"
+    );
     writer.join().unwrap();
 }
 
@@ -370,7 +384,10 @@ fn attach_validates_geometry() {
     let len = RING_HEADER_SIZE + 4096;
     let mem = Arc::new(SharedMemory::create("ring-geom", 2 * len).unwrap());
     let bad = |offset, len| Ring::init(Arc::clone(&mem), offset, len).unwrap_err();
-    assert!(matches!(bad(0, RING_HEADER_SIZE + 1000), RingError::Geometry(_)));
+    assert!(matches!(
+        bad(0, RING_HEADER_SIZE + 1000),
+        RingError::Geometry(_)
+    ));
     assert!(matches!(bad(0, RING_HEADER_SIZE), RingError::Geometry(_)));
     assert!(matches!(bad(8, len), RingError::Geometry(_)));
     assert!(matches!(bad(len, 2 * len), RingError::Geometry(_)));
@@ -473,7 +490,9 @@ fn two_processes_child() {
         for b in &mut payload {
             *b ^= 0x5a;
         }
-        channel.replies[0].write(&[&sum[..], &payload], &live).unwrap();
+        channel.replies[0]
+            .write(&[&sum[..], &payload], &live)
+            .unwrap();
     }
 }
 
@@ -487,7 +506,12 @@ fn two_processes() {
     let channel = Channel::create(layout).unwrap();
     let (sock, child_sock) = control::socketpair().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["two_processes_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "two_processes_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, "1")
         .stdin(Stdio::from(child_sock))
         .stdout(Stdio::piped())

@@ -1,0 +1,170 @@
+//! Scenarios the integration tests run in a process of their own, because a Vulkan driver's
+//! state (Airlock's server connection) is per process. Prints `key=value` lines.
+//!
+//! - `enumerate`: instance, physical devices, their names and driver.
+//! - `mdwe-enumerate`: the same after `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`.
+//! - `kill-server`: enumerate, SIGKILL the server, then time the calls that follow.
+//! - `direct-create <libvulkan_airlock.so>`: `vkCreateInstance` through the ICD's own
+//!   `vk_icdGetInstanceProcAddr`, without the loader.
+
+use ash::vk;
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let scenario = args.get(1).map(String::as_str).unwrap_or("");
+    let r = match scenario {
+        "enumerate" => enumerate().map(|_| ()),
+        "mdwe-enumerate" => mdwe().and_then(|_| enumerate().map(|_| ())),
+        "kill-server" => kill_server(),
+        "direct-create" => direct_create(args.get(2).map(String::as_str).unwrap_or("")),
+        _ => Err(format!("unknown scenario {scenario:?}")),
+    };
+    if let Err(e) = r {
+        println!("error={e}");
+        std::process::exit(1);
+    }
+}
+
+fn mdwe() -> Result<(), String> {
+    const PR_SET_MDWE: i32 = 65;
+    const PR_MDWE_REFUSE_EXEC_GAIN: u64 = 1;
+    // SAFETY: a prctl with plain integer arguments.
+    let r = unsafe { libc::prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0u64, 0u64, 0u64) };
+    if r != 0 {
+        return Err(format!("PR_SET_MDWE: {}", std::io::Error::last_os_error()));
+    }
+    const PR_GET_MDWE: i32 = 66;
+    // SAFETY: as above.
+    let flags = unsafe { libc::prctl(PR_GET_MDWE, 0u64, 0u64, 0u64, 0u64) };
+    println!("mdwe={flags}");
+    Ok(())
+}
+
+fn enumerate() -> Result<(ash::Entry, ash::Instance, Vec<vk::PhysicalDevice>), String> {
+    let entry = unsafe { ash::Entry::load() }.map_err(|e| e.to_string())?;
+    let app = vk::ApplicationInfo::default()
+        .application_name(c"airlock_probe")
+        .api_version(vk::API_VERSION_1_3);
+    let instance = unsafe {
+        entry.create_instance(
+            &vk::InstanceCreateInfo::default().application_info(&app),
+            None,
+        )
+    }
+    .map_err(|e| format!("vkCreateInstance: {e:?}"))?;
+    let devices = unsafe { instance.enumerate_physical_devices() }
+        .map_err(|e| format!("vkEnumeratePhysicalDevices: {e:?}"))?;
+    println!("devices={}", devices.len());
+    for pd in &devices {
+        let mut driver = vk::PhysicalDeviceDriverProperties::default();
+        let mut props = vk::PhysicalDeviceProperties2::default().push_next(&mut driver);
+        unsafe { instance.get_physical_device_properties2(*pd, &mut props) };
+        println!(
+            "device={}",
+            props
+                .properties
+                .device_name_as_c_str()
+                .unwrap_or_default()
+                .to_string_lossy()
+        );
+        println!(
+            "driver={}",
+            driver
+                .driver_name_as_c_str()
+                .unwrap_or_default()
+                .to_string_lossy()
+        );
+    }
+    Ok((entry, instance, devices))
+}
+
+/// Children of this process named airlock-server.
+fn server_pids() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let ppid = rest.split_whitespace().nth(1).unwrap_or("");
+        if ppid == me && head.ends_with("airlock-server") {
+            if let Ok(pid) = e.file_name().to_string_lossy().parse() {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn kill_server() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pids = server_pids();
+    println!("servers={}", pids.len());
+    for pid in &pids {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    let pd = *devices.first().ok_or("no device")?;
+    let t = Instant::now();
+    let r = unsafe {
+        instance.get_physical_device_image_format_properties(
+            pd,
+            vk::Format::R8G8B8A8_UNORM,
+            vk::ImageType::TYPE_2D,
+            vk::ImageTiling::OPTIMAL,
+            vk::ImageUsageFlags::SAMPLED,
+            vk::ImageCreateFlags::empty(),
+        )
+    };
+    println!(
+        "first_call={:?}",
+        r.err()
+            .map(|e| format!("{e:?}"))
+            .unwrap_or("SUCCESS".into())
+    );
+    println!("first_call_ms={}", t.elapsed().as_millis());
+    let t = Instant::now();
+    let r = unsafe {
+        instance.get_physical_device_image_format_properties(
+            pd,
+            vk::Format::R8G8B8A8_UNORM,
+            vk::ImageType::TYPE_2D,
+            vk::ImageTiling::LINEAR,
+            vk::ImageUsageFlags::SAMPLED,
+            vk::ImageCreateFlags::empty(),
+        )
+    };
+    println!(
+        "second_call={:?}",
+        r.err()
+            .map(|e| format!("{e:?}"))
+            .unwrap_or("SUCCESS".into())
+    );
+    println!("second_call_ms={}", t.elapsed().as_millis());
+    // A void call and the destruction must return too, without a crash.
+    let _ = unsafe { instance.get_physical_device_properties(pd) };
+    unsafe { instance.destroy_instance(None) };
+    println!("destroyed=yes");
+    Ok(())
+}
+
+fn direct_create(lib: &str) -> Result<(), String> {
+    let lib = unsafe { libloading::Library::new(lib) }.map_err(|e| e.to_string())?;
+    let gipa: libloading::Symbol<vk::PFN_vkGetInstanceProcAddr> =
+        unsafe { lib.get(b"vk_icdGetInstanceProcAddr\0") }.map_err(|e| e.to_string())?;
+    let f = unsafe { gipa(vk::Instance::null(), c"vkCreateInstance".as_ptr()) }
+        .ok_or("no vkCreateInstance")?;
+    let create: vk::PFN_vkCreateInstance = unsafe { std::mem::transmute(f) };
+    let info = vk::InstanceCreateInfo::default();
+    let mut instance = vk::Instance::null();
+    let t = Instant::now();
+    let r = unsafe { create(&info, std::ptr::null(), &mut instance) };
+    println!("create={r:?}");
+    println!("create_ms={}", t.elapsed().as_millis());
+    Ok(())
+}

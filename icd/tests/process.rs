@@ -1,0 +1,91 @@
+//! Process-level behaviour: the W^X harness, a missing server, a server that dies.
+
+mod common;
+use common::*;
+
+#[test]
+fn mdwe_process_enumerates_through_airlock_and_natively() {
+    for (manifest, driver) in [
+        (airlock_manifest(), "Airlock"),
+        (native_manifest(), "llvmpipe"),
+    ] {
+        let o = run(probe(&manifest, &["mdwe-enumerate"]));
+        let v = values(&o);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            manifest.display(),
+            stdout(&o) + &stderr(&o)
+        );
+        assert_eq!(
+            v.get("mdwe").map(String::as_str),
+            Some("1"),
+            "MDWE not in force"
+        );
+        assert_eq!(v.get("devices").map(String::as_str), Some("1"));
+        assert_eq!(v.get("driver").map(String::as_str), Some(driver));
+    }
+}
+
+#[test]
+fn missing_server_fails_instance_creation_with_a_clear_log_line() {
+    let lib = target_dir().join("libvulkan_airlock.so");
+    let mut c = probe(
+        &airlock_manifest(),
+        &["direct-create", lib.to_str().unwrap()],
+    );
+    c.env("AIRLOCK_SERVER", "/nonexistent/airlock-server");
+    let o = run(c);
+    let v = values(&o);
+    assert_eq!(
+        v.get("create").map(String::as_str),
+        Some("ERROR_INITIALIZATION_FAILED"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(v["create_ms"].parse::<u64>().unwrap() < 1000);
+    let log = stderr(&o);
+    assert!(
+        log.contains("cannot start the server") && log.contains("/nonexistent/airlock-server"),
+        "log: {log}"
+    );
+
+    // Through the loader too.
+    let mut c = probe(&airlock_manifest(), &["enumerate"]);
+    c.env("AIRLOCK_SERVER", "/nonexistent/airlock-server");
+    let o = run(c);
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o).contains("vkCreateInstance: ERROR_"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn killed_server_means_device_lost_within_a_second() {
+    let o = run(probe(&airlock_manifest(), &["kill-server"]));
+    let v = values(&o);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(v["servers"], "1", "exactly one server per client process");
+    assert_eq!(v["first_call"], "\"ERROR_DEVICE_LOST\"");
+    assert_eq!(v["second_call"], "\"ERROR_DEVICE_LOST\"");
+    assert!(v["first_call_ms"].parse::<u64>().unwrap() < 1000);
+    assert!(v["second_call_ms"].parse::<u64>().unwrap() < 1000);
+    assert_eq!(v["destroyed"], "yes");
+    assert!(
+        stderr(&o).contains("lost the server"),
+        "no log line: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn probe_sees_the_same_device_through_airlock_and_natively() {
+    let a = values(&run(probe(&airlock_manifest(), &["enumerate"])));
+    let n = values(&run(probe(&native_manifest(), &["enumerate"])));
+    assert_eq!(a["devices"], n["devices"]);
+    assert_eq!(a["device"], n["device"]);
+    assert_eq!(a["driver"], "Airlock");
+    assert_eq!(n["driver"], "llvmpipe");
+}

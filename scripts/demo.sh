@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The main job: builds Airlock and runs Vulkan programs through it, on lavapipe.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cargo build --release -p icd -p server --example airlock_hello
+manifest="$PWD/target/release/airlock_icd.x86_64.json"
+export VK_DRIVER_FILES="$manifest" VK_ICD_FILENAMES="$manifest"
+# Without a session bus, Mesa's device-select layer complains; give it a runtime dir.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+echo "== vulkaninfo --summary through Airlock ($manifest)"
+vulkaninfo --summary
+echo
+echo "== airlock_hello through Airlock"
+target/release/examples/airlock_hello
