@@ -110,42 +110,28 @@ fn kill_server() -> Result<(), String> {
         unsafe { libc::kill(*pid, libc::SIGKILL) };
     }
     let pd = *devices.first().ok_or("no device")?;
-    let t = Instant::now();
-    let r = unsafe {
-        instance.get_physical_device_image_format_properties(
-            pd,
-            vk::Format::R8G8B8A8_UNORM,
-            vk::ImageType::TYPE_2D,
-            vk::ImageTiling::OPTIMAL,
-            vk::ImageUsageFlags::SAMPLED,
-            vk::ImageCreateFlags::empty(),
-        )
-    };
-    println!(
-        "first_call={:?}",
-        r.err()
+    for (label, tiling) in [
+        ("first", vk::ImageTiling::OPTIMAL),
+        ("second", vk::ImageTiling::LINEAR),
+    ] {
+        let t = Instant::now();
+        let r = unsafe {
+            instance.get_physical_device_image_format_properties(
+                pd,
+                vk::Format::R8G8B8A8_UNORM,
+                vk::ImageType::TYPE_2D,
+                tiling,
+                vk::ImageUsageFlags::SAMPLED,
+                vk::ImageCreateFlags::empty(),
+            )
+        };
+        let r = r
+            .err()
             .map(|e| format!("{e:?}"))
-            .unwrap_or("SUCCESS".into())
-    );
-    println!("first_call_ms={}", t.elapsed().as_millis());
-    let t = Instant::now();
-    let r = unsafe {
-        instance.get_physical_device_image_format_properties(
-            pd,
-            vk::Format::R8G8B8A8_UNORM,
-            vk::ImageType::TYPE_2D,
-            vk::ImageTiling::LINEAR,
-            vk::ImageUsageFlags::SAMPLED,
-            vk::ImageCreateFlags::empty(),
-        )
-    };
-    println!(
-        "second_call={:?}",
-        r.err()
-            .map(|e| format!("{e:?}"))
-            .unwrap_or("SUCCESS".into())
-    );
-    println!("second_call_ms={}", t.elapsed().as_millis());
+            .unwrap_or("SUCCESS".into());
+        println!("{label}_call={r:?}");
+        println!("{label}_call_ms={}", t.elapsed().as_millis());
+    }
     // A void call and the destruction must return too, without a crash.
     let _ = unsafe { instance.get_physical_device_properties(pd) };
     unsafe { instance.destroy_instance(None) };

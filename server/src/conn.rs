@@ -23,6 +23,14 @@ use wire::generated::VK_XML_VERSION;
 use wire::ring::RingError;
 
 const WORKERS: usize = 4;
+/// Most memory one request may make the server allocate while decoding and calling.
+const ARENA_LIMIT: usize = 256 << 20;
+
+fn arena() -> Bump {
+    let a = Bump::new();
+    a.set_allocation_limit(Some(ARENA_LIMIT));
+    a
+}
 
 struct Shared {
     server: Server,
@@ -97,7 +105,7 @@ fn run(shared: &Arc<Shared>) {
             std::thread::Builder::new()
                 .name(format!("airlock-worker-{i}"))
                 .spawn(move || {
-                    let mut arena = Bump::new();
+                    let mut arena = arena();
                     let mut out = Encoder::new();
                     loop {
                         let job = rx.lock().recv();
@@ -110,7 +118,7 @@ fn run(shared: &Arc<Shared>) {
         .collect();
 
     let live = SocketLiveness(shared.sock.as_fd());
-    let mut arena = Bump::new();
+    let mut arena = arena();
     let mut out = Encoder::new();
     let mut payload = Vec::new();
     loop {
@@ -197,7 +205,7 @@ fn handle(
     };
     if arena.allocated_bytes() > 16 << 20 {
         // A large request grew the arena: give the memory back rather than keep it.
-        *arena = Bump::new();
+        *arena = self::arena();
     } else {
         arena.reset();
     }

@@ -72,13 +72,17 @@ impl Server {
     }
 
     fn resolve(&self, cmd: &CommandDesc, table: Option<&Table>) -> Option<Pfn> {
-        let name = CString::new(cmd.name).ok()?;
+        let name = || CString::new(cmd.name).ok();
         let Some(t) = table else {
-            return self.host.instance_proc(vk::Instance::null(), &name);
+            return self.host.instance_proc(vk::Instance::null(), &name()?);
         };
-        *t.fns[cmd.id as usize].get_or_init(|| match (cmd.level, t.device) {
-            (Level::Device, Some((dev, gdpa))) => unsafe { gdpa(dev, name.as_ptr()) },
-            _ => self.host.instance_proc(t.instance, &name),
+        // Resolved once per instance or device; later calls only read the table.
+        *t.fns[cmd.id as usize].get_or_init(|| {
+            let name = name()?;
+            match (cmd.level, t.device) {
+                (Level::Device, Some((dev, gdpa))) => unsafe { gdpa(dev, name.as_ptr()) },
+                _ => self.host.instance_proc(t.instance, &name),
+            }
         })
     }
 

@@ -227,7 +227,8 @@ impl Kind {
         match self {
             Kind::Value(t) => t.min_wire_size(),
             Kind::FixedArray(t, n) => (t.min_wire_size() * *n as usize).max(1),
-            Kind::Null => 0,
+            // sType travels implicitly; never-sent pointers not at all.
+            Kind::SType | Kind::Null => 0,
             _ => 4,
         }
     }

@@ -30,8 +30,12 @@ const MAX_CHAIN: usize = 512;
 /// Translates handles between memory and the wire; the client and the server each implement it.
 pub trait Handles {
     /// The id to send for a handle found in memory.
-    fn encode_handle(&self, ty: vk::ObjectType, dispatchable: bool, raw: u64)
-        -> Result<u64, DecodeError>;
+    fn encode_handle(
+        &self,
+        ty: vk::ObjectType,
+        dispatchable: bool,
+        raw: u64,
+    ) -> Result<u64, DecodeError>;
     /// The value to store in memory for an id read from the wire.
     fn decode_handle(
         &self,
@@ -313,7 +317,19 @@ pub unsafe fn get_value(
     h: &dyn Handles,
 ) -> Result<(), DecodeError> {
     match ty {
-        Ty::U8 | Ty::U16 | Ty::U32 | Ty::I32 | Ty::F32 => write_scalar(ty, out, dc.u32()? as u64),
+        Ty::U8 | Ty::U16 => {
+            let v = dc.u32()?;
+            let max = if matches!(ty, Ty::U8) {
+                u8::MAX as u32
+            } else {
+                u16::MAX as u32
+            };
+            if v > max {
+                return Err(DecodeError::Invalid("8- or 16-bit value out of range"));
+            }
+            write_scalar(ty, out, v as u64)
+        }
+        Ty::U32 | Ty::I32 | Ty::F32 => write_scalar(ty, out, dc.u32()? as u64),
         Ty::U64 | Ty::I64 | Ty::F64 => write_scalar(ty, out, dc.u64()?),
         Ty::Usize => {
             let v = dc.u64()?;
@@ -763,6 +779,9 @@ unsafe fn get_out_elems<'a>(
         }
         Ty::Handle(ty) | Ty::Dispatchable(ty) if cmd.creates => {
             dc.check_count("new handles", n as u64, 8)?;
+            new_handles
+                .try_reserve(n)
+                .map_err(|_| DecodeError::TooLarge)?;
             for i in 0..n {
                 let id = dc.u64()?;
                 // Ids within one call rise strictly, which rules out duplicates cheaply.
