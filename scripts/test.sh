@@ -9,4 +9,9 @@ cargo fmt --all -- --check
 cargo clippy -q --workspace --all-targets -- -D warnings
 # Integration tests start the server binary and load the ICD from target/debug.
 cargo build -q --workspace --all-targets
-cargo test -q --workspace
+log=$(mktemp)
+cargo test -q --workspace 2>&1 | tee "$log"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
