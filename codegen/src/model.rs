@@ -178,7 +178,8 @@ impl Model {
                                         decl.optional = p
                                             .optional
                                             .as_deref()
-                                            .is_some_and(|o| o.starts_with("true"));
+                                            .is_some_and(|o| o.starts_with("true"))
+                                            || p.noautovalidity.as_deref() == Some("true");
                                         decl
                                     })
                                     .collect();
@@ -270,8 +271,11 @@ impl Model {
                         let mut decl = parse_decl(&d.code, &ty, &mname, arr.as_deref());
                         decl.len = d.len.clone();
                         decl.altlen = d.altlen.clone();
+                        // A member the spec does not validate automatically (selected by another
+                        // member, like VkWriteDescriptorSet's arrays) may be NULL.
                         decl.optional =
-                            d.optional.as_deref().is_some_and(|o| o.starts_with("true"));
+                            d.optional.as_deref().is_some_and(|o| o.starts_with("true"))
+                                || d.noautovalidity.as_deref() == Some("true");
                         if mname == "sType" {
                             s_type = d.values.clone();
                         }

@@ -4,6 +4,7 @@
 //! - `enumerate`: instance, physical devices, their names and driver.
 //! - `mdwe-enumerate`: the same after `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`.
 //! - `kill-server`: enumerate, SIGKILL the server, then time the calls that follow.
+//! - `null-input`: a required input pointer left NULL, then a valid call.
 //! - `direct-create <libvulkan_airlock.so>`: `vkCreateInstance` through the ICD's own
 //!   `vk_icdGetInstanceProcAddr`, without the loader.
 
@@ -17,6 +18,7 @@ fn main() {
         "enumerate" => enumerate().map(|_| ()),
         "mdwe-enumerate" => mdwe().and_then(|_| enumerate().map(|_| ())),
         "kill-server" => kill_server(),
+        "null-input" => null_input(),
         "direct-create" => direct_create(args.get(2).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown scenario {scenario:?}")),
     };
@@ -136,6 +138,36 @@ fn kill_server() -> Result<(), String> {
     let _ = unsafe { instance.get_physical_device_properties(pd) };
     unsafe { instance.destroy_instance(None) };
     println!("destroyed=yes");
+    Ok(())
+}
+
+fn null_input() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let f = instance
+        .fp_v1_1()
+        .get_physical_device_image_format_properties2;
+    let mut props = vk::ImageFormatProperties2::default();
+    // SAFETY: deliberately invalid (NULL pImageFormatInfo); the driver must refuse, not crash.
+    let r = unsafe { f(pd, std::ptr::null(), &mut props) };
+    println!("null_call={r:?}");
+    let info = vk::PhysicalDeviceImageFormatInfo2::default()
+        .format(vk::Format::R8G8B8A8_UNORM)
+        .ty(vk::ImageType::TYPE_2D)
+        .tiling(vk::ImageTiling::OPTIMAL)
+        .usage(vk::ImageUsageFlags::SAMPLED);
+    let r = unsafe { f(pd, &info, &mut props) };
+    println!("valid_call={r:?}");
+    println!(
+        "max_extent_width={}",
+        props.image_format_properties.max_extent.width
+    );
+    let alive = server_pids()
+        .iter()
+        .filter(|p| unsafe { libc::kill(**p, 0) } == 0)
+        .count();
+    println!("servers_alive={alive}");
+    unsafe { instance.destroy_instance(None) };
     Ok(())
 }
 

@@ -89,3 +89,22 @@ fn probe_sees_the_same_device_through_airlock_and_natively() {
     assert_eq!(a["driver"], "Airlock");
     assert_eq!(n["driver"], "llvmpipe");
 }
+
+#[test]
+fn null_required_input_is_an_error_and_the_server_survives() {
+    let o = run(probe(&airlock_manifest(), &["null-input"]));
+    let v = values(&o);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(v["null_call"], "ERROR_UNKNOWN");
+    assert!(
+        stderr(&o).contains("pImageFormatInfo"),
+        "the log names the parameter: {}",
+        stderr(&o)
+    );
+    assert_eq!(v["valid_call"], "SUCCESS");
+    assert_eq!(v["servers_alive"], "1");
+    // Same answer as native lavapipe for the valid call.
+    let n = values(&run(probe(&native_manifest(), &["enumerate"])));
+    assert_eq!(n["devices"], "1");
+    assert!(v["max_extent_width"].parse::<u32>().unwrap() >= 4096);
+}

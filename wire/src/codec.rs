@@ -19,6 +19,8 @@ pub enum DecodeError {
     BadStructureType(i32),
     #[error("returned chain holds structure type {found} where the request had {expected}")]
     ChainMismatch { expected: i32, found: i32 },
+    #[error("required pointer {0} is NULL")]
+    Missing(&'static str),
     #[error("invalid value in {0}")]
     Invalid(&'static str),
     #[error("{0} bytes left over after the last parameter")]

@@ -435,36 +435,56 @@ unsafe fn get_field(
         Kind::SType | Kind::PNext | Kind::Null => {}
         Kind::Value(ty) => get_value(dc, ty, fp, t, h)?,
         Kind::FixedArray(ty, n) => get_elems(dc, ty, fp, n as usize, t, h)?,
-        Kind::Ptr { elem, .. } => {
+        Kind::Ptr { elem, optional } => {
             if present(dc)? {
                 let q = alloc(arena(t)?, elem.c_size(), elem.c_align())?;
                 get_value(dc, elem, q, t, h)?;
                 ptr::write_unaligned(fp as *mut *mut u8, q);
+            } else if !optional {
+                return Err(DecodeError::Missing(f.name));
             }
         }
-        Kind::Array { elem, len, .. } => {
+        Kind::Array {
+            elem,
+            len,
+            optional,
+        } => {
+            let count = len_of(len, out, all)?;
             if present(dc)? {
-                let n = dc.check_count(f.name, len_of(len, out, all)?, elem.min_wire_size())?;
+                let n = dc.check_count(f.name, count, elem.min_wire_size())?;
                 let q = alloc_array(arena(t)?, elem, n)?;
                 get_elems(dc, elem, q, n, t, h)?;
                 ptr::write_unaligned(fp as *mut *mut u8, q);
+            } else if !optional && count > 0 {
+                return Err(DecodeError::Missing(f.name));
             }
         }
         Kind::Bytes { len } => {
+            let count = len_of(len, out, all)?;
             if present(dc)? {
-                let n = dc.check_count(f.name, len_of(len, out, all)?, 1)?;
+                let n = dc.check_count(f.name, count, 1)?;
                 let q = alloc(arena(t)?, n, 8)?;
                 ptr::copy_nonoverlapping(dc.bytes(n)?.as_ptr(), q, n);
                 ptr::write_unaligned(fp as *mut *mut u8, q);
+            } else if count > 0 {
+                return Err(DecodeError::Missing(f.name));
             }
         }
-        Kind::Str { .. } => {
+        Kind::Str { optional } => {
             let s = get_str(dc, t)?;
+            if s.is_null() && !optional {
+                return Err(DecodeError::Missing(f.name));
+            }
             ptr::write_unaligned(fp as *mut *mut u8, s);
         }
         Kind::StrArray { len } => {
-            if present(dc)? {
-                let n = dc.check_count(f.name, len_of(len, out, all)?, 4)?;
+            let count = len_of(len, out, all)?;
+            if !present(dc)? {
+                if count > 0 {
+                    return Err(DecodeError::Missing(f.name));
+                }
+            } else {
+                let n = dc.check_count(f.name, count, 4)?;
                 let q = alloc(arena(t)?, n * 8, 8)? as *mut *mut u8;
                 for i in 0..n {
                     let s = get_str(dc, t)?;

@@ -740,6 +740,48 @@ fn presence_flags_are_0_or_1() {
 }
 
 #[test]
+fn required_pointers_may_not_be_null() {
+    // vkCreateInstance(NULL, NULL, &instance): the create info is required.
+    let cmd = command("vkCreateInstance");
+    let mut e = Encoder::new();
+    e.u32(0); // pCreateInfo absent
+    e.u64(5); // the new instance's id
+    assert_eq!(
+        decode(cmd, &e.buf, &Server::default()),
+        Err(DecodeError::Missing("pCreateInfo"))
+    );
+
+    // Two extension names announced, the array of names absent.
+    let mut e = Encoder::new();
+    e.u32(1); // pCreateInfo present
+    e.u32(0); // end of its pNext chain
+    e.u32(0); // flags
+    e.u32(0); // pApplicationInfo absent
+    e.u32(0); // enabledLayerCount
+    e.u32(0); // ppEnabledLayerNames absent
+    e.u32(2); // enabledExtensionCount
+    e.u32(0); // ppEnabledExtensionNames absent
+    e.u64(5);
+    assert_eq!(
+        decode(cmd, &e.buf, &Server::default()),
+        Err(DecodeError::Missing("ppEnabledExtensionNames"))
+    );
+    // With no names announced, an absent array is fine.
+    e.buf[24..28].copy_from_slice(&0u32.to_le_bytes());
+    assert_eq!(decode(cmd, &e.buf, &Server::default()), Ok(()));
+
+    // A member the spec leaves unvalidated (used only for concurrent sharing) may be NULL.
+    let cmd = command("vkCreateBuffer");
+    let msg = create_buffer_request();
+    let at = find(&msg, &[3, 1, QFI[0]]);
+    let mut m = msg[..at].to_vec();
+    m.extend_from_slice(&2u32.to_le_bytes());
+    m.extend_from_slice(&0u32.to_le_bytes());
+    m.extend_from_slice(&msg[at + 20..]);
+    assert_eq!(decode(cmd, &m, &Server::default()), Ok(()));
+}
+
+#[test]
 fn trailing_bytes_are_refused() {
     let cmd = command("vkCreateBuffer");
     for extra in 1..=9 {

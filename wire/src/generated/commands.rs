@@ -783,7 +783,7 @@ pub static C_vkCmdBeginTransformFeedbackEXT: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Handle(vk::ObjectType::BUFFER),
                 len: Len::Sibling(2),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -1257,7 +1257,7 @@ pub static C_vkCmdClearColorImage: CommandDesc = CommandDesc {
                     size_of::<vk::ClearColorValue>(),
                     align_of::<vk::ClearColorValue>(),
                 ),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -2132,7 +2132,7 @@ pub static C_vkCmdDrawMultiEXT: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Struct(&S_MultiDrawInfoEXT),
                 len: Len::Sibling(1),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -2180,7 +2180,7 @@ pub static C_vkCmdDrawMultiIndexedEXT: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Struct(&S_MultiDrawIndexedInfoEXT),
                 len: Len::Sibling(1),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -2382,7 +2382,7 @@ pub static C_vkCmdEndTransformFeedbackEXT: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Handle(vk::ObjectType::BUFFER),
                 len: Len::Sibling(2),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -6772,7 +6772,7 @@ pub static C_vkFreeCommandBuffers: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER),
                 len: Len::Sibling(2),
-                optional: false,
+                optional: true,
             },
         },
     ],
@@ -6810,7 +6810,7 @@ pub static C_vkFreeDescriptorSets: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Handle(vk::ObjectType::DESCRIPTOR_SET),
                 len: Len::Sibling(2),
-                optional: false,
+                optional: true,
             },
         },
     ],

@@ -767,7 +767,7 @@ pub static S_BufferCreateInfo: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::U32,
                 len: Len::Sibling(6),
-                optional: false,
+                optional: true,
             },
         },
     ],
@@ -3841,7 +3841,7 @@ pub static S_FramebufferCreateInfo: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::Handle(vk::ObjectType::IMAGE_VIEW),
                 len: Len::Sibling(4),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -4280,7 +4280,7 @@ pub static S_ImageCreateInfo: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::U32,
                 len: Len::Sibling(12),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -13707,7 +13707,7 @@ pub static S_PipelineRenderingCreateInfo: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::I32,
                 len: Len::Sibling(3),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -14366,7 +14366,7 @@ pub static S_RenderPassBeginInfo: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::Union(size_of::<vk::ClearValue>(), align_of::<vk::ClearValue>()),
                 len: Len::Sibling(5),
-                optional: false,
+                optional: true,
             },
         },
     ],
@@ -16723,7 +16723,7 @@ pub static S_WriteDescriptorSet: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::Struct(&S_DescriptorImageInfo),
                 len: Len::Sibling(5),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -16732,7 +16732,7 @@ pub static S_WriteDescriptorSet: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::Struct(&S_DescriptorBufferInfo),
                 len: Len::Sibling(5),
-                optional: false,
+                optional: true,
             },
         },
         Field {
@@ -16741,7 +16741,7 @@ pub static S_WriteDescriptorSet: StructDesc = StructDesc {
             kind: Kind::Array {
                 elem: Ty::Handle(vk::ObjectType::BUFFER_VIEW),
                 len: Len::Sibling(5),
-                optional: false,
+                optional: true,
             },
         },
     ],

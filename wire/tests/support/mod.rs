@@ -278,7 +278,8 @@ impl<'a> Gen<'a> {
                         // A pointer to nothing: travels as absent.
                         wr_ptr(fp, self.alloc(1, 8));
                     }
-                } else if !self.rng.one_in(if optional { 3 } else { 12 }) {
+                } else if !(optional && self.rng.one_in(3)) {
+                    // A required array with elements is always there: NULL would be refused.
                     let q = self.alloc(elem.c_size() * n, elem.c_align());
                     for i in 0..n {
                         self.value(elem, q.add(i * elem.c_size()), depth + 1);
@@ -288,7 +289,7 @@ impl<'a> Gen<'a> {
             }
             Kind::Bytes { len } => {
                 let n = count_of(len, base, fields) as usize;
-                if n > 0 && !self.rng.one_in(12) {
+                if n > 0 {
                     let q = self.alloc(n, 8);
                     self.random_bytes(q, n);
                     wr_ptr(fp, q);
@@ -302,7 +303,7 @@ impl<'a> Gen<'a> {
             }
             Kind::StrArray { len } => {
                 let n = count_of(len, base, fields) as usize;
-                if n > 0 && !self.rng.one_in(12) {
+                if n > 0 {
                     let q = self.alloc(8 * n, 8);
                     for i in 0..n {
                         let s = self.string();
