@@ -42,8 +42,6 @@ pub struct Server {
     pub objects: Objects,
     /// Extensions both sides carry: name → the lower spec version.
     pub carried: HashMap<String, u32>,
-    /// What the driver identity says after "Airlock".
-    pub host_identity: OnceLock<String>,
     tables: RwLock<HashMap<u64, Arc<Table>>>,
 }
 
@@ -62,7 +60,6 @@ impl Server {
             host,
             objects: Objects::default(),
             carried,
-            host_identity: OnceLock::new(),
             tables: RwLock::new(HashMap::new()),
         }
     }
@@ -291,11 +288,11 @@ impl Server {
             match (*node).s_type {
                 vk::StructureType::PHYSICAL_DEVICE_DRIVER_PROPERTIES => {
                     let d = &mut *(node as *mut vk::PhysicalDeviceDriverProperties);
-                    set_identity(&mut d.driver_name, &mut d.driver_info, self);
+                    set_identity(&mut d.driver_name, &mut d.driver_info);
                 }
                 vk::StructureType::PHYSICAL_DEVICE_VULKAN_1_2_PROPERTIES => {
                     let d = &mut *(node as *mut vk::PhysicalDeviceVulkan12Properties);
-                    set_identity(&mut d.driver_name, &mut d.driver_info, self);
+                    set_identity(&mut d.driver_name, &mut d.driver_info);
                 }
                 _ => {}
             }
@@ -335,7 +332,7 @@ impl Server {
 
 use ash::vk::Handle;
 
-fn set_identity(name: &mut [c_char; 256], info: &mut [c_char; 256], s: &Server) {
+fn set_identity(name: &mut [c_char; 256], info: &mut [c_char; 256]) {
     let host_name = unsafe { CStr::from_ptr(name.as_ptr()) }
         .to_string_lossy()
         .into_owned();
@@ -346,7 +343,6 @@ fn set_identity(name: &mut [c_char; 256], info: &mut [c_char; 256], s: &Server) 
         "Airlock {} on {host_name}: {host_info}",
         env!("CARGO_PKG_VERSION")
     );
-    let _ = s.host_identity.set(format!("{host_name} {host_info}"));
     write_cstr(name, "Airlock");
     write_cstr(info, &text);
 }
