@@ -121,6 +121,7 @@ fn run(shared: &Arc<Shared>) {
     let mut arena = arena();
     let mut out = Encoder::new();
     let mut payload = Vec::new();
+    let mut served: u64 = 0;
     loop {
         let mut hb = [0u8; REQUEST_HEADER];
         match shared.channel.commands.read_exact(&mut hb, &live) {
@@ -153,6 +154,7 @@ fn run(shared: &Arc<Shared>) {
             warn!("command ring while reading a request body: {e}");
             break;
         }
+        served += 1;
         let blocking = COMMANDS
             .get(header.command as usize)
             .is_some_and(|c| c.blocking);
@@ -172,6 +174,7 @@ fn run(shared: &Arc<Shared>) {
     for w in workers {
         let _ = w.join();
     }
+    info!(requests = served, "connection closed");
 }
 
 fn handle(
