@@ -256,11 +256,14 @@ fn unlisted_regression_fails_the_run() {
         "{stdout}"
     );
 
-    // `compare` recomputes the same verdict from the run directory, running nothing.
+    // `compare` recomputes the same verdict from the run directory, running nothing (with the
+    // same, empty, expectations: not the repository's own).
     let again = f
         .command()
         .arg("compare")
         .arg(f.path("out"))
+        .arg("--expectations")
+        .arg(f.path("expect-none"))
         .output()
         .unwrap();
     assert_eq!(again.status.code(), Some(1));
