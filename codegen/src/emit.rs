@@ -61,12 +61,7 @@ pub fn generate(m: &Model) -> Result<Vec<(String, String)>, String> {
     // Carried structs: those commands reach, plus the chain structs of selected features and
     // extensions that extend a carried struct, to a fixed point.
     loop {
-        let carried: BTreeSet<String> = lw
-            .structs
-            .iter()
-            .filter(|(_, r)| r.is_ok())
-            .map(|(n, _)| n.clone())
-            .collect();
+        let carried = lw.carried();
         let candidates: Vec<String> = m
             .structs
             .values()
@@ -82,12 +77,7 @@ pub fn generate(m: &Model) -> Result<Vec<(String, String)>, String> {
             let _ = lw.lower_struct(&c);
         }
     }
-    let carried: BTreeSet<String> = lw
-        .structs
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(n, _)| n.clone())
-        .collect();
+    let carried = lw.carried();
     let dropped: Vec<String> = lw
         .structs
         .values()

@@ -99,6 +99,15 @@ impl<'m> Lowering<'m> {
         }
     }
 
+    /// The structs lowered so far that can be carried.
+    pub fn carried(&self) -> BTreeSet<String> {
+        self.structs
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Whether ash gives this struct a lifetime parameter (it has a pointer somewhere).
     pub fn has_lifetime(&mut self, name: &str) -> bool {
         let name = self.m.resolve(name).to_string();
