@@ -170,18 +170,7 @@ pub struct CommandDesc {
 impl CommandDesc {
     /// Whether the client must wait for a reply (anything returned or written back).
     pub fn needs_reply(&self) -> bool {
-        self.ret != Ret::Void
-            || self.params.iter().any(|p| {
-                matches!(
-                    p.kind,
-                    Kind::Out(_)
-                        | Kind::OutArray { .. }
-                        | Kind::OutCounted { .. }
-                        | Kind::InOutCount(_)
-                        | Kind::OutBytes { .. }
-                        | Kind::OutCountedBytes { .. }
-                )
-            })
+        self.ret != Ret::Void || self.params.iter().any(|p| p.kind.is_output())
     }
 }
 
@@ -223,6 +212,19 @@ impl Ty {
 }
 
 impl Kind {
+    /// Whether the driver writes through this parameter (results travel back in the reply).
+    pub fn is_output(&self) -> bool {
+        matches!(
+            self,
+            Kind::Out(_)
+                | Kind::OutArray { .. }
+                | Kind::OutCounted { .. }
+                | Kind::InOutCount(_)
+                | Kind::OutBytes { .. }
+                | Kind::OutCountedBytes { .. }
+        )
+    }
+
     pub fn min_wire_size(&self) -> usize {
         match self {
             Kind::Value(t) => t.min_wire_size(),

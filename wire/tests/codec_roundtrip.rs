@@ -524,15 +524,7 @@ fn lengths_precede_the_arrays_they_size() {
 // ------------------------------------------------------------------ whole calls
 
 fn is_output(k: Kind) -> bool {
-    matches!(
-        k,
-        Kind::Out(_)
-            | Kind::OutArray { .. }
-            | Kind::OutCounted { .. }
-            | Kind::InOutCount(_)
-            | Kind::OutBytes { .. }
-            | Kind::OutCountedBytes { .. }
-    )
+    k.is_output()
 }
 
 /// Output elements of `p` for a parameter and how many of them the request names.
