@@ -279,9 +279,16 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
             .unwrap();
         }
         let creates = name.starts_with("vkCreate") || name.starts_with("vkAllocate");
+        // Recorded into a command buffer: the client batches these instead of sending each.
+        let recorded = name.starts_with("vkCmd")
+            && c.def
+                .params
+                .first()
+                .is_some_and(|p| p.ty == "VkCommandBuffer")
+            && ret_type(m, &c.def) == "()";
         writeln!(
             s,
-            "    ],\n    creates: {creates},\n    destroys: {destroys},\n    blocking: {},\n}};\n",
+            "    ],\n    creates: {creates},\n    destroys: {destroys},\n    blocking: {},\n    recorded: {recorded},\n}};\n",
             BLOCKING.contains(&name.as_str())
         )
         .unwrap();
@@ -411,7 +418,7 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
     for c in cmds {
         let name = &c.def.name;
         let target = if HANDWRITTEN.contains(&name.as_str()) {
-            format!("crate::special::{name}")
+            format!("crate::handwritten::{name}")
         } else {
             let mut sig = Vec::new();
             let mut args = Vec::new();

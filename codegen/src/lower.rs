@@ -3,8 +3,9 @@
 use crate::model::{Category, CommandDef, Decl, Model};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Commands whose ICD entry point is written by hand (`icd/src/special.rs`): they answer
-/// locally or manage the connection and objects around the generic call.
+/// Commands whose ICD entry point is written by hand (`icd/src/handwritten.rs` lists them):
+/// they answer locally, hand over memory, batch recorded commands or manage objects around the
+/// generic call.
 pub const HANDWRITTEN: &[&str] = &[
     "vkGetInstanceProcAddr",
     "vkGetDeviceProcAddr",
@@ -13,6 +14,24 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkEnumerateDeviceLayerProperties",
     "vkCreateInstance",
     "vkDestroyInstance",
+    "vkDestroyDevice",
+    "vkMapMemory",
+    "vkUnmapMemory",
+    "vkFreeMemory",
+    "vkAllocateCommandBuffers",
+    "vkFreeCommandBuffers",
+    "vkDestroyCommandPool",
+    "vkBeginCommandBuffer",
+    "vkEndCommandBuffer",
+    "vkResetCommandBuffer",
+    "vkCreateDescriptorSetLayout",
+    "vkGetDescriptorSetLayoutSupport",
+    "vkUpdateDescriptorSets",
+    "vkCmdPushDescriptorSetKHR",
+    "vkCreateDescriptorUpdateTemplate",
+    "vkDestroyDescriptorUpdateTemplate",
+    "vkUpdateDescriptorSetWithTemplate",
+    "vkCmdPushDescriptorSetWithTemplateKHR",
 ];
 
 /// Waits and compiles: run off the server's reader thread.

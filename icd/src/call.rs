@@ -8,6 +8,11 @@ use wire::desc::{CommandDesc, Level};
 /// Carries `cmd` with the application's arguments (each widened to 64 bits) to the server
 /// of the object it is called on, and returns the C result widened likewise.
 pub fn call(cmd: &'static CommandDesc, args: &[u64]) -> u64 {
+    if cmd.recorded {
+        // SAFETY: a `vkCmd*` call; its first argument is the application's command buffer.
+        unsafe { crate::command_buffer::record(cmd, args) };
+        return 0;
+    }
     let conn = if cmd.level == Level::Global || args.first().is_none_or(|a| *a == 0) {
         match conn::current() {
             Ok(c) => c,

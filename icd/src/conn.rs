@@ -28,6 +28,9 @@ use wire::generated::VK_XML_VERSION;
 use wire::interp;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A descriptor the server announced arrives with its reply or not at all; this only bounds a
+/// broken server.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Connection {
     sock: OwnedFd,
@@ -40,6 +43,12 @@ pub struct Connection {
     pub welcome: Welcome,
     /// Wrappers of dispatchable objects the server named (physical devices, queues).
     pub(crate) named: Mutex<std::collections::HashMap<u64, (usize, u64)>>,
+    /// Device memory mapped into this process, by memory id.
+    pub(crate) mappings: Mutex<crate::memory::Mappings>,
+    /// Command buffers of each command pool, by pool id.
+    pub(crate) pools: Mutex<crate::command_buffer::Pools>,
+    /// Descriptor update templates, interpreted here.
+    pub(crate) templates: Mutex<crate::descriptor::Templates>,
 }
 
 thread_local! {
@@ -149,6 +158,9 @@ impl Connection {
             child: Mutex::new(Some(child)),
             welcome,
             named: Mutex::new(Default::default()),
+            mappings: Mutex::new(Default::default()),
+            pools: Mutex::new(Default::default()),
+            templates: Mutex::new(Default::default()),
         })
     }
 
@@ -185,6 +197,17 @@ impl Connection {
 
     /// Sends a call and, if it has results, waits for them and writes them back.
     pub fn call(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64]) -> u64 {
+        self.carry(cmd, args, cmd.needs_reply())
+    }
+
+    /// Sends a call without waiting for it: for calls whose result Airlock answers itself
+    /// (`vkBeginCommandBuffer`, `vkEndCommandBuffer`). The server still runs them in order.
+    pub fn post(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64]) -> vk::Result {
+        debug_assert!(!cmd.params.iter().any(|p| p.kind.is_output()));
+        vk::Result::from_raw(self.carry(cmd, args, false) as i32)
+    }
+
+    fn carry(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64], wants: bool) -> u64 {
         if self.is_lost() {
             return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
         }
@@ -202,38 +225,11 @@ impl Connection {
                 log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
                 return failure(cmd, vk::Result::ERROR_UNKNOWN);
             }
-            let wants = cmd.needs_reply();
-            let slot = if wants { self.acquire_slot() } else { 0 };
-            let header = RequestHeader {
-                size: enc.len() as u32,
-                command: cmd.id,
-                slot,
-                flags: if wants { FLAG_REPLY } else { 0 },
-            };
-            let live = SocketLiveness(self.sock.as_fd());
-            let sent = {
-                let _g = self.send.lock();
-                self.channel
-                    .commands
-                    .write(&[&header.to_bytes(), &enc.buf], &live)
-            };
-            if let Err(e) = sent {
-                self.lose(&format!("sending {}: {e}", cmd.name));
-                if wants {
-                    self.release_slot(slot);
-                }
-                return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
-            }
-            if !wants {
-                return 0;
-            }
-            let reply = self.read_reply(slot, body);
-            // A slot whose reply was not read whole cannot be reused; the connection is lost then.
-            self.release_slot(slot);
-            let status = match reply {
-                Ok(s) => s,
-                Err(e) => {
-                    self.lose(&format!("waiting for {}: {e}", cmd.name));
+            let status = match self.exchange(cmd.id, &enc.buf, wants, body) {
+                Ok(None) => return 0,
+                Ok(Some(s)) => s,
+                Err(why) => {
+                    self.lose(&format!("{}: {why}", cmd.name));
                     return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
                 }
             };
@@ -269,6 +265,73 @@ impl Connection {
                 }
             }
         })
+    }
+
+    /// Sends one request whose parameters are `parts` (concatenated) and, when `wants` a
+    /// reply, waits for it into `body`. An error means the connection is unusable.
+    pub fn exchange_parts(
+        &self,
+        command: u32,
+        parts: &[&[u8]],
+        wants: bool,
+        body: &mut Vec<u8>,
+    ) -> Result<Option<Status>, String> {
+        let slot = if wants { self.acquire_slot() } else { 0 };
+        let size: usize = parts.iter().map(|p| p.len()).sum();
+        let header = RequestHeader {
+            size: size as u32,
+            command,
+            slot,
+            flags: if wants { FLAG_REPLY } else { 0 },
+        };
+        let header = header.to_bytes();
+        let mut all: [&[u8]; 4] = [&header, &[], &[], &[]];
+        let n = parts.len().min(3);
+        all[1..=n].copy_from_slice(&parts[..n]);
+        let live = SocketLiveness(self.sock.as_fd());
+        let sent = {
+            let _g = self.send.lock();
+            self.channel.commands.write(&all[..=n], &live)
+        };
+        crate::stats::sent(frame::REQUEST_HEADER + size);
+        if let Err(e) = sent {
+            if wants {
+                self.release_slot(slot);
+            }
+            return Err(format!("sending: {e}"));
+        }
+        if !wants {
+            return Ok(None);
+        }
+        let reply = self.read_reply(slot, body);
+        // A slot whose reply was not read whole cannot be reused; the connection is lost then.
+        self.release_slot(slot);
+        reply
+            .map(Some)
+            .map_err(|e| format!("waiting for the reply: {e}"))
+    }
+
+    fn exchange(
+        &self,
+        command: u32,
+        payload: &[u8],
+        wants: bool,
+        body: &mut Vec<u8>,
+    ) -> Result<Option<Status>, String> {
+        self.exchange_parts(command, &[payload], wants, body)
+    }
+
+    /// Marks the connection lost after a failed exchange made outside [`Connection::call`].
+    pub fn fail(&self, why: &str) -> vk::Result {
+        self.lose(why);
+        vk::Result::ERROR_DEVICE_LOST
+    }
+
+    /// Waits for the next control message (a descriptor the server hands over).
+    pub fn recv_control(
+        &self,
+    ) -> Result<(control::ControlMsg, Vec<OwnedFd>), control::ControlError> {
+        control::recv(self.sock.as_fd(), Some(CONTROL_TIMEOUT))
     }
 
     fn read_reply(&self, slot: u32, body: &mut Vec<u8>) -> Result<Status, String> {

@@ -5,17 +5,25 @@
 //! host driver. This library links no LLVM and maps no executable memory of its own.
 //!
 //! - [`generated::entry`]: one entry point per carried command, all taking [`call::call`];
-//! - [`special`]: the few written by hand; [`conn`]: the server connection;
-//!   [`objects`]: ids and dispatchable wrappers.
+//! - [`handwritten`]: the few written by hand, each in the module of its object family
+//!   ([`instance`], [`device`], [`memory`], [`command_buffer`], [`descriptor`]);
+//! - [`conn`]: the server connection; [`objects`]: ids and dispatchable wrappers;
+//!   [`stats`]: what crossed to the server (`AIRLOCK_STATS`).
 
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 pub mod call;
+pub mod command_buffer;
 pub mod conn;
+pub mod descriptor;
+pub mod device;
 pub mod generated;
+pub mod handwritten;
+pub mod instance;
 mod log;
+pub mod memory;
 pub mod objects;
-pub mod special;
+pub mod stats;
 
 use ash::vk;
 use std::ffi::c_char;
@@ -44,7 +52,7 @@ pub unsafe extern "system" fn vk_icdGetInstanceProcAddr(
     instance: vk::Instance,
     name: *const c_char,
 ) -> vk::PFN_vkVoidFunction {
-    special::vkGetInstanceProcAddr(instance, name)
+    instance::vkGetInstanceProcAddr(instance, name)
 }
 
 #[no_mangle]
@@ -52,5 +60,5 @@ pub unsafe extern "system" fn vk_icdGetPhysicalDeviceProcAddr(
     _instance: vk::Instance,
     name: *const c_char,
 ) -> vk::PFN_vkVoidFunction {
-    special::lookup(name, &[Level::PhysicalDevice])
+    instance::lookup(name, &[Level::PhysicalDevice])
 }

@@ -19,6 +19,8 @@ pub struct Dispatchable {
     loader_data: usize,
     pub id: u64,
     conn: *const Connection,
+    /// Commands recorded and not yet shipped (command buffers only).
+    pub(crate) rec: std::cell::UnsafeCell<crate::command_buffer::Recording>,
 }
 
 impl Dispatchable {
@@ -28,6 +30,7 @@ impl Dispatchable {
             loader_data: ICD_LOADER_MAGIC,
             id,
             conn: Arc::into_raw(Arc::clone(conn)),
+            rec: Default::default(),
         });
         Box::into_raw(d) as u64
     }
@@ -40,6 +43,15 @@ impl Dispatchable {
         let d = &*(handle as *const Dispatchable);
         Arc::increment_strong_count(d.conn);
         Arc::from_raw(d.conn)
+    }
+
+    /// The connection an object was created on, borrowed for as long as the object lives.
+    ///
+    /// # Safety
+    /// `handle` must be a live wrapper made by [`Dispatchable::create`].
+    pub unsafe fn conn_borrowed(handle: u64) -> std::mem::ManuallyDrop<Arc<Connection>> {
+        // The wrapper owns one count; this view neither takes nor gives one back.
+        std::mem::ManuallyDrop::new(Arc::from_raw((*(handle as *const Dispatchable)).conn))
     }
 
     /// # Safety

@@ -20,6 +20,7 @@ use wire::control::{self, ControlMsg, ExtensionInfo, SocketLiveness, Welcome, WI
 use wire::frame::{self, RequestHeader, Status, REQUEST_HEADER};
 use wire::generated::commands::COMMANDS;
 use wire::generated::VK_XML_VERSION;
+use wire::private;
 use wire::ring::RingError;
 
 const WORKERS: usize = 4;
@@ -186,6 +187,11 @@ fn handle(
 ) {
     out.clear();
     let status = match COMMANDS.get(header.command as usize) {
+        None if header.command == private::RECORDED => {
+            crate::recorded::replay(&shared.server, payload, arena, out);
+            Status::Ok
+        }
+        None if header.command == private::MAP_MEMORY => map_memory(shared, payload, out),
         None => {
             warn!(command = header.command, "unknown command id");
             out.bytes(format!("unknown command id {}", header.command).as_bytes());
@@ -224,6 +230,43 @@ fn handle(
             warn!(slot, "writing a reply: {e}");
         }
     }
+}
+
+/// Hands the memfd behind a client memory object to the client (`private::MAP_MEMORY`).
+fn map_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
+    let Ok(id) = <[u8; 8]>::try_from(payload).map(u64::from_le_bytes) else {
+        out.bytes(b"MAP_MEMORY: expected one memory id");
+        return Status::BadRequest;
+    };
+    if let Err(e) = shared
+        .server
+        .objects
+        .lookup(vk::ObjectType::DEVICE_MEMORY, id)
+    {
+        out.bytes(format!("MAP_MEMORY: {e}").as_bytes());
+        return Status::BadRequest;
+    }
+    let sent = shared.server.memory.with_fd(id, |fd, size| {
+        let msg = ControlMsg::MemoryFd { memory: id, size };
+        control::send(shared.sock.as_fd(), &msg, &[fd]).map(|()| size)
+    });
+    let (r, size) = match sent {
+        Some(Ok(size)) => (vk::Result::SUCCESS, size),
+        Some(Err(e)) => {
+            warn!(memory = id, "sending memory to the client: {e}");
+            (vk::Result::ERROR_MEMORY_MAP_FAILED, 0)
+        }
+        None => {
+            warn!(
+                memory = id,
+                "vkMapMemory of memory that is not host-visible shared memory"
+            );
+            (vk::Result::ERROR_MEMORY_MAP_FAILED, 0)
+        }
+    };
+    out.u32(r.as_raw() as u32);
+    out.u64(size);
+    Status::Ok
 }
 
 /// Destroys what the client left behind: devices first, then instances.

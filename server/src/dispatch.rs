@@ -7,11 +7,12 @@
 
 use crate::generated::calls;
 use crate::host::HostDriver;
+use crate::memory::{self, Backing, Memory};
 use crate::objects::{CallObjects, Objects};
 use ash::vk;
 use bumpalo::Bump;
-use parking_lot::RwLock;
-use std::collections::HashMap;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{HashMap, HashSet};
 use std::ffi::{c_char, CStr, CString};
 use std::sync::{Arc, OnceLock};
 use thiserror::Error;
@@ -43,6 +44,45 @@ pub struct Server {
     /// Extensions both sides carry: name → the lower spec version.
     pub carried: HashMap<String, u32>,
     tables: RwLock<HashMap<u64, Arc<Table>>>,
+    /// Shared memory behind host-visible allocations.
+    pub memory: Memory,
+    /// Host command buffers whose recording could not be decoded; submitting them fails.
+    pub broken: Mutex<HashSet<u64>>,
+}
+
+/// What a call's `before` hook left for its `after` hook.
+enum Pending {
+    None,
+    /// The shared memory the allocation imports.
+    Backing(Backing),
+    /// The device was created with host-memory import enabled.
+    ImportEnabled,
+}
+
+/// Whether an allocation already imports or exports memory of its own.
+unsafe fn chain_has_external(mut p: *const std::ffi::c_void) -> bool {
+    while !p.is_null() {
+        let b = &*(p as *const vk::BaseInStructure);
+        if matches!(
+            b.s_type,
+            vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR
+                | vk::StructureType::IMPORT_MEMORY_HOST_POINTER_INFO_EXT
+                | vk::StructureType::EXPORT_MEMORY_ALLOCATE_INFO
+        ) {
+            return true;
+        }
+        p = b.p_next as *const std::ffi::c_void;
+    }
+    false
+}
+
+/// A decoded array as a slice (empty when null).
+unsafe fn slice<'a, T>(p: *const T, n: u64) -> &'a [T] {
+    if p.is_null() || n == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p, n as usize)
+    }
 }
 
 impl Server {
@@ -61,6 +101,8 @@ impl Server {
             objects: Objects::default(),
             carried,
             tables: RwLock::new(HashMap::new()),
+            memory: Memory::default(),
+            broken: Mutex::new(HashSet::new()),
         }
     }
 
@@ -153,8 +195,12 @@ impl Server {
             owner,
         };
         let mut dc = Decoder::new(payload);
-        let call = interp::decode_request(&mut dc, cmd, arena, &cx).map_err(derr)?;
-        let ret = if cmd.id == id::vkEnumerateDeviceExtensionProperties {
+        let mut call = interp::decode_request(&mut dc, cmd, arena, &cx).map_err(derr)?;
+        // SAFETY: the arguments were decoded for `cmd`, pointers into `arena`.
+        let (early, pending) = unsafe { self.before(cmd, &mut call.args, arena, table.as_deref()) };
+        let ret = if let Some(r) = early {
+            r
+        } else if cmd.id == id::vkEnumerateDeviceExtensionProperties {
             self.device_extensions(&call.args, table.as_deref())
         } else {
             let fp = self
@@ -177,17 +223,53 @@ impl Server {
                 };
                 self.objects.bind(n.ty, n.id, host, own);
             }
-            self.after(cmd, &call.args, table.as_deref());
+            self.after(cmd, &call, table.as_deref(), pending);
         }
         if let Some(i) = cmd.destroys {
-            self.destroyed(cmd, i as usize, call.args[i as usize]);
+            self.destroyed(cmd, i as usize, &call.args);
         }
         // SAFETY: the call returned; its outputs are filled.
         unsafe { interp::encode_reply(out, cmd, &call, ret, &cx) }.map_err(derr)
     }
 
     /// Decisions after a successful call.
-    fn after(&self, cmd: &CommandDesc, args: &[u64], table: Option<&Table>) {
+    fn after(
+        &self,
+        cmd: &CommandDesc,
+        call: &interp::DecodedCall,
+        table: Option<&Table>,
+        pending: Pending,
+    ) {
+        let args = &call.args;
+        match (cmd.id, pending) {
+            (id::vkAllocateMemory, Pending::Backing(b)) => {
+                if let Some(n) = call.new_handles.first() {
+                    self.memory.adopt(n.id, b);
+                }
+            }
+            (id::vkCreateDevice, Pending::ImportEnabled) => {
+                // SAFETY: args[0] is the physical device, args[3] the new device's slot.
+                unsafe { self.add_device_memory(args[0], *(args[3] as *const u64), table) };
+            }
+            (id::vkAllocateCommandBuffers, _) => {
+                // SAFETY: args[1] is the decoded allocate info.
+                let pool =
+                    unsafe { (*(args[1] as *const vk::CommandBufferAllocateInfo)).command_pool };
+                self.adopt_children(vk::ObjectType::COMMAND_POOL, pool.as_raw(), call);
+            }
+            (id::vkAllocateDescriptorSets, _) => {
+                // SAFETY: args[1] is the decoded allocate info.
+                let pool =
+                    unsafe { (*(args[1] as *const vk::DescriptorSetAllocateInfo)).descriptor_pool };
+                self.adopt_children(vk::ObjectType::DESCRIPTOR_POOL, pool.as_raw(), call);
+            }
+            (id::vkResetDescriptorPool, _) => {
+                if let Some(pool) = self.objects.id_of(vk::ObjectType::DESCRIPTOR_POOL, args[1]) {
+                    self.objects.unbind_children(pool);
+                }
+            }
+            _ => {}
+        }
         match cmd.id {
             id::vkCreateInstance => {
                 // SAFETY: args[2] points at the new instance handle in the arena.
@@ -216,6 +298,156 @@ impl Server {
         }
     }
 
+    /// Decisions before the host sees a call: the answer, if Airlock gives it instead, and what
+    /// to finish once the call succeeded.
+    ///
+    /// # Safety
+    /// `args` were decoded for `cmd`; every pointer in them points into `arena`.
+    unsafe fn before(
+        &self,
+        cmd: &CommandDesc,
+        args: &mut [u64],
+        arena: &Bump,
+        table: Option<&Table>,
+    ) -> (Option<u64>, Pending) {
+        match cmd.id {
+            id::vkCreateDevice => {
+                let info = &mut *(args[1] as *mut vk::DeviceCreateInfo);
+                let pd = vk::PhysicalDevice::from_raw(args[0]);
+                if !self.host_has_import(pd, table) {
+                    return (None, Pending::None);
+                }
+                let names = if info.pp_enabled_extension_names.is_null() {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(
+                        info.pp_enabled_extension_names,
+                        info.enabled_extension_count as usize,
+                    )
+                };
+                if !names
+                    .iter()
+                    .any(|n| CStr::from_ptr(*n) == memory::IMPORT_EXTENSION)
+                {
+                    let more = arena.alloc_slice_fill_copy(names.len() + 1, std::ptr::null());
+                    more[..names.len()].copy_from_slice(names);
+                    more[names.len()] = memory::IMPORT_EXTENSION.as_ptr();
+                    info.pp_enabled_extension_names = more.as_ptr();
+                    info.enabled_extension_count = more.len() as u32;
+                }
+                (None, Pending::ImportEnabled)
+            }
+            id::vkAllocateMemory => {
+                let info = &mut *(args[1] as *mut vk::MemoryAllocateInfo);
+                if chain_has_external(info.p_next) {
+                    return (None, Pending::None);
+                }
+                let Some(b) =
+                    self.memory
+                        .back(args[0], info.memory_type_index, info.allocation_size)
+                else {
+                    return (None, Pending::None);
+                };
+                let import = arena.alloc(b.import_info());
+                import.p_next = info.p_next;
+                info.p_next = import as *const _ as *const std::ffi::c_void;
+                info.allocation_size = b.len();
+                (None, Pending::Backing(b))
+            }
+            id::vkBeginCommandBuffer | id::vkResetCommandBuffer => {
+                self.broken.lock().remove(&args[0]);
+                (None, Pending::None)
+            }
+            id::vkQueueSubmit | id::vkQueueSubmit2 => {
+                let broken = self.broken.lock();
+                if broken.is_empty() {
+                    return (None, Pending::None);
+                }
+                let used: Vec<u64> = if cmd.id == id::vkQueueSubmit {
+                    let submits = slice(args[2] as *const vk::SubmitInfo, args[1]);
+                    submits
+                        .iter()
+                        .flat_map(|s| slice(s.p_command_buffers, s.command_buffer_count as u64))
+                        .map(|c| c.as_raw())
+                        .collect()
+                } else {
+                    let submits = slice(args[2] as *const vk::SubmitInfo2, args[1]);
+                    submits
+                        .iter()
+                        .flat_map(|s| {
+                            slice(s.p_command_buffer_infos, s.command_buffer_info_count as u64)
+                        })
+                        .map(|c| c.command_buffer.as_raw())
+                        .collect()
+                };
+                if let Some(bad) = used.iter().find(|c| broken.contains(c)) {
+                    tracing::warn!(
+                        command_buffer = format!("{bad:#x}"),
+                        "{}: a command buffer whose recording the server rejected; VK_ERROR_UNKNOWN",
+                        cmd.name
+                    );
+                    return (
+                        Some(vk::Result::ERROR_UNKNOWN.as_raw() as i64 as u64),
+                        Pending::None,
+                    );
+                }
+                (None, Pending::None)
+            }
+            _ => (None, Pending::None),
+        }
+    }
+
+    /// Whether the host driver can import host memory on `pd`.
+    fn host_has_import(&self, pd: vk::PhysicalDevice, table: Option<&Table>) -> bool {
+        let Some(f) = table.and_then(|t| {
+            self.host
+                .instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")
+        }) else {
+            return false;
+        };
+        let f: vk::PFN_vkEnumerateDeviceExtensionProperties = unsafe { std::mem::transmute(f) };
+        let list = unsafe { enumerate(|n, p| f(pd, std::ptr::null(), n, p)) };
+        list.iter()
+            .any(|p| p.extension_name_as_c_str() == Ok(memory::IMPORT_EXTENSION))
+    }
+
+    /// Learns how a new device imports host memory.
+    unsafe fn add_device_memory(&self, pd: u64, device: u64, table: Option<&Table>) {
+        let Some(t) = table else { return };
+        let inst = |n: &CStr| self.host.instance_proc(t.instance, n);
+        let gdpa = inst(c"vkGetDeviceProcAddr");
+        let (Some(mp), Some(p2), Some(gdpa)) = (
+            inst(c"vkGetPhysicalDeviceMemoryProperties"),
+            inst(c"vkGetPhysicalDeviceProperties2"),
+            gdpa,
+        ) else {
+            return;
+        };
+        let gdpa: vk::PFN_vkGetDeviceProcAddr = std::mem::transmute(gdpa);
+        let Some(hp) = gdpa(
+            vk::Device::from_raw(device),
+            c"vkGetMemoryHostPointerPropertiesEXT".as_ptr(),
+        ) else {
+            return;
+        };
+        let info = memory::device_memory(
+            vk::PhysicalDevice::from_raw(pd),
+            std::mem::transmute::<Pfn, vk::PFN_vkGetPhysicalDeviceMemoryProperties>(mp),
+            std::mem::transmute::<Pfn, vk::PFN_vkGetPhysicalDeviceProperties2>(p2),
+            std::mem::transmute::<Pfn, vk::PFN_vkGetMemoryHostPointerPropertiesEXT>(hp),
+        );
+        self.memory.add_device(device, info);
+    }
+
+    /// Remembers the objects a pool allocated, which go when the pool goes.
+    fn adopt_children(&self, ty: vk::ObjectType, pool_host: u64, call: &interp::DecodedCall) {
+        if let Some(pool) = self.objects.id_of(ty, pool_host) {
+            for n in call.new_handles.iter() {
+                self.objects.adopt(pool, n.id);
+            }
+        }
+    }
+
     fn add_table(
         &self,
         owner: u64,
@@ -233,20 +465,37 @@ impl Server {
         );
     }
 
-    fn destroyed(&self, cmd: &CommandDesc, param: usize, host: u64) {
+    fn destroyed(&self, cmd: &CommandDesc, param: usize, args: &[u64]) {
+        let host = args[param];
         match cmd.params[param].kind {
             Kind::Value(Ty::Dispatchable(vk::ObjectType::INSTANCE | vk::ObjectType::DEVICE)) => {
                 // The children of an instance or device go with it.
                 self.objects.unbind_owned_by(host);
                 self.tables.write().remove(&host);
+                self.memory.forget_device(host);
             }
-            Kind::Value(Ty::Handle(ty) | Ty::Dispatchable(ty)) => {
-                if let Some(id) = self.objects.id_of(ty, host) {
-                    self.objects.unbind(id);
+            Kind::Value(Ty::Handle(ty) | Ty::Dispatchable(ty)) => self.unbind_host(ty, host),
+            // vkFreeCommandBuffers, vkFreeDescriptorSets: the count precedes the array.
+            Kind::Array {
+                elem: Ty::Handle(ty) | Ty::Dispatchable(ty),
+                ..
+            } if param > 0 => {
+                let n = args[param - 1];
+                // SAFETY: the decoded array of `n` host handles.
+                for h in unsafe { slice(host as *const u64, n) } {
+                    self.unbind_host(ty, *h);
                 }
             }
-            // Arrays (vkFreeCommandBuffers, vkFreeDescriptorSets) are the device-level work.
             _ => {}
+        }
+    }
+
+    fn unbind_host(&self, ty: vk::ObjectType, host: u64) {
+        if let Some(id) = self.objects.id_of(ty, host) {
+            self.objects.unbind(id);
+            if ty == vk::ObjectType::DEVICE_MEMORY {
+                self.memory.release(id);
+            }
         }
     }
 
@@ -265,6 +514,7 @@ impl Server {
         }
         self.objects.unbind_owned_by(host);
         self.tables.write().remove(&host);
+        self.memory.forget_device(host);
     }
 
     /// Destroys an instance the client left behind.

@@ -7,7 +7,9 @@ mod conn;
 mod dispatch;
 mod generated;
 mod host;
+mod memory;
 mod objects;
+mod recorded;
 mod sandbox;
 
 use std::os::fd::{FromRawFd, OwnedFd};

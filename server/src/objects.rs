@@ -25,7 +25,18 @@ struct Tables {
     by_id: HashMap<u64, Entry>,
     by_host: HashMap<(i32, u64), u64>,
     retired: HashSet<u64>,
+    /// Objects a pool allocated (command buffers, descriptor sets), by pool id.
+    children: HashMap<u64, Vec<u64>>,
     next_server_id: u64,
+}
+
+impl Tables {
+    fn unbind(&mut self, id: u64) -> Option<Entry> {
+        let e = self.by_id.remove(&id)?;
+        self.by_host.remove(&(e.ty.as_raw(), e.host));
+        self.retired.insert(id);
+        Some(e)
+    }
 }
 
 #[derive(Default)]
@@ -84,10 +95,23 @@ impl Objects {
 
     pub fn unbind(&self, id: u64) -> Option<Entry> {
         let mut t = self.t.write();
-        let e = t.by_id.remove(&id)?;
-        t.by_host.remove(&(e.ty.as_raw(), e.host));
-        t.retired.insert(id);
-        Some(e)
+        for child in t.children.remove(&id).unwrap_or_default() {
+            t.unbind(child);
+        }
+        t.unbind(id)
+    }
+
+    /// Records that `child` was allocated from pool `pool`.
+    pub fn adopt(&self, pool: u64, child: u64) {
+        self.t.write().children.entry(pool).or_default().push(child);
+    }
+
+    /// Unbinds what pool `pool` allocated (`vkResetDescriptorPool`).
+    pub fn unbind_children(&self, pool: u64) {
+        let mut t = self.t.write();
+        for child in t.children.remove(&pool).unwrap_or_default() {
+            t.unbind(child);
+        }
     }
 
     /// Removes every object served by `owner` (the children of a destroyed instance or device).

@@ -21,7 +21,7 @@ use crate::channel::ChannelLayout;
 use crate::ring::{Liveness, RingError};
 
 /// Version of the wire protocol; both sides must match exactly.
-pub const WIRE_VERSION: u32 = 1;
+pub const WIRE_VERSION: u32 = 2;
 /// Largest encoded control message accepted or sent.
 pub const MAX_CONTROL_MSG: usize = 256 * 1024;
 /// Most file descriptors accepted or sent with one message.
@@ -59,7 +59,15 @@ pub struct Welcome {
 pub enum ControlMsg {
     Hello(Hello),
     Welcome(Welcome),
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
+    /// Server → client: the memfd behind device memory `memory` (one descriptor attached),
+    /// `size` bytes long, sent in answer to [`crate::private::MAP_MEMORY`].
+    MemoryFd {
+        memory: u64,
+        size: u64,
+    },
 }
 
 /// Control-channel errors.
@@ -281,9 +289,9 @@ pub fn client_handshake(
             theirs: w.wire_version,
         }),
         ControlMsg::Refused { reason } => Err(ControlError::Refused(reason)),
-        ControlMsg::Hello(_) => Err(ControlError::Malformed(
-            "expected Welcome, got Hello".into(),
-        )),
+        other => Err(ControlError::Malformed(format!(
+            "expected Welcome, got {other:?}"
+        ))),
     }
 }
 

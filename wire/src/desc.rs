@@ -165,6 +165,8 @@ pub struct CommandDesc {
     pub destroys: Option<u16>,
     /// Waits or compiles: the server runs it off its reader thread so other threads go on.
     pub blocking: bool,
+    /// A `vkCmd*` command: the client records it into the command buffer's batch.
+    pub recorded: bool,
 }
 
 impl CommandDesc {

@@ -4,6 +4,7 @@
 //! - [`control`]: the Unix socket for the handshake and file descriptors.
 //! - [`codec`], [`desc`], [`interp`]: how Vulkan calls become bytes and back, driven by the
 //!   tables in [`generated`].
+//! - [`private`]: the few requests Airlock adds (memory handover, recorded command batches).
 
 pub mod channel;
 pub mod codec;
@@ -12,5 +13,6 @@ pub mod desc;
 pub mod frame;
 pub mod generated;
 pub mod interp;
+pub mod private;
 pub mod ring;
 pub mod shm;

@@ -9,21 +9,6 @@ use ash::vk::Handle;
 use core::ffi::{c_char, c_void};
 use wire::generated::commands as c;
 
-pub unsafe extern "system" fn vkAllocateCommandBuffers(
-    device: vk::Device,
-    p_allocate_info: *const vk::CommandBufferAllocateInfo<'_>,
-    p_command_buffers: *mut vk::CommandBuffer,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkAllocateCommandBuffers,
-        &[
-            device.as_raw(),
-            p_allocate_info as usize as u64,
-            p_command_buffers as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkAllocateDescriptorSets(
     device: vk::Device,
     p_allocate_info: *const vk::DescriptorSetAllocateInfo<'_>,
@@ -53,16 +38,6 @@ pub unsafe extern "system" fn vkAllocateMemory(
             p_allocator as usize as u64,
             p_memory as usize as u64,
         ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkBeginCommandBuffer(
-    command_buffer: vk::CommandBuffer,
-    p_begin_info: *const vk::CommandBufferBeginInfo<'_>,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkBeginCommandBuffer,
-        &[command_buffer.as_raw(), p_begin_info as usize as u64],
     ) as i32)
 }
 
@@ -1040,27 +1015,6 @@ pub unsafe extern "system" fn vkCmdPushConstants(
             offset as u64,
             size as u64,
             p_values as usize as u64,
-        ],
-    );
-}
-
-pub unsafe extern "system" fn vkCmdPushDescriptorSetKHR(
-    command_buffer: vk::CommandBuffer,
-    pipeline_bind_point: vk::PipelineBindPoint,
-    layout: vk::PipelineLayout,
-    set: u32,
-    descriptor_write_count: u32,
-    p_descriptor_writes: *const vk::WriteDescriptorSet<'_>,
-) -> () {
-    call(
-        &c::C_vkCmdPushDescriptorSetKHR,
-        &[
-            command_buffer.as_raw(),
-            pipeline_bind_point.as_raw() as u32 as u64,
-            layout.as_raw(),
-            set as u64,
-            descriptor_write_count as u64,
-            p_descriptor_writes as usize as u64,
         ],
     );
 }
@@ -2130,40 +2084,6 @@ pub unsafe extern "system" fn vkCreateDescriptorPool(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkCreateDescriptorSetLayout(
-    device: vk::Device,
-    p_create_info: *const vk::DescriptorSetLayoutCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_set_layout: *mut vk::DescriptorSetLayout,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateDescriptorSetLayout,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_set_layout as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkCreateDescriptorUpdateTemplate(
-    device: vk::Device,
-    p_create_info: *const vk::DescriptorUpdateTemplateCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_descriptor_update_template: *mut vk::DescriptorUpdateTemplate,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateDescriptorUpdateTemplate,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_descriptor_update_template as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCreateDevice(
     physical_device: vk::PhysicalDevice,
     p_create_info: *const vk::DeviceCreateInfo<'_>,
@@ -2487,21 +2407,6 @@ pub unsafe extern "system" fn vkDestroyBufferView(
     );
 }
 
-pub unsafe extern "system" fn vkDestroyCommandPool(
-    device: vk::Device,
-    command_pool: vk::CommandPool,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkDestroyCommandPool,
-        &[
-            device.as_raw(),
-            command_pool.as_raw(),
-            p_allocator as usize as u64,
-        ],
-    );
-}
-
 pub unsafe extern "system" fn vkDestroyDescriptorPool(
     device: vk::Device,
     descriptor_pool: vk::DescriptorPool,
@@ -2529,31 +2434,6 @@ pub unsafe extern "system" fn vkDestroyDescriptorSetLayout(
             descriptor_set_layout.as_raw(),
             p_allocator as usize as u64,
         ],
-    );
-}
-
-pub unsafe extern "system" fn vkDestroyDescriptorUpdateTemplate(
-    device: vk::Device,
-    descriptor_update_template: vk::DescriptorUpdateTemplate,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkDestroyDescriptorUpdateTemplate,
-        &[
-            device.as_raw(),
-            descriptor_update_template.as_raw(),
-            p_allocator as usize as u64,
-        ],
-    );
-}
-
-pub unsafe extern "system" fn vkDestroyDevice(
-    device: vk::Device,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkDestroyDevice,
-        &[device.as_raw(), p_allocator as usize as u64],
     );
 }
 
@@ -2774,10 +2654,6 @@ pub unsafe extern "system" fn vkDeviceWaitIdle(device: vk::Device) -> vk::Result
     vk::Result::from_raw(call(&c::C_vkDeviceWaitIdle, &[device.as_raw()]) as i32)
 }
 
-pub unsafe extern "system" fn vkEndCommandBuffer(command_buffer: vk::CommandBuffer) -> vk::Result {
-    vk::Result::from_raw(call(&c::C_vkEndCommandBuffer, &[command_buffer.as_raw()]) as i32)
-}
-
 pub unsafe extern "system" fn vkEnumerateDeviceExtensionProperties(
     physical_device: vk::PhysicalDevice,
     p_layer_name: *const c_char,
@@ -2847,23 +2723,6 @@ pub unsafe extern "system" fn vkFlushMappedMemoryRanges(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkFreeCommandBuffers(
-    device: vk::Device,
-    command_pool: vk::CommandPool,
-    command_buffer_count: u32,
-    p_command_buffers: *const vk::CommandBuffer,
-) -> () {
-    call(
-        &c::C_vkFreeCommandBuffers,
-        &[
-            device.as_raw(),
-            command_pool.as_raw(),
-            command_buffer_count as u64,
-            p_command_buffers as usize as u64,
-        ],
-    );
-}
-
 pub unsafe extern "system" fn vkFreeDescriptorSets(
     device: vk::Device,
     descriptor_pool: vk::DescriptorPool,
@@ -2879,21 +2738,6 @@ pub unsafe extern "system" fn vkFreeDescriptorSets(
             p_descriptor_sets as usize as u64,
         ],
     ) as i32)
-}
-
-pub unsafe extern "system" fn vkFreeMemory(
-    device: vk::Device,
-    memory: vk::DeviceMemory,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkFreeMemory,
-        &[
-            device.as_raw(),
-            memory.as_raw(),
-            p_allocator as usize as u64,
-        ],
-    );
 }
 
 pub unsafe extern "system" fn vkGetBufferDeviceAddress(
@@ -2963,21 +2807,6 @@ pub unsafe extern "system" fn vkGetCalibratedTimestampsEXT(
             p_max_deviation as usize as u64,
         ],
     ) as i32)
-}
-
-pub unsafe extern "system" fn vkGetDescriptorSetLayoutSupport(
-    device: vk::Device,
-    p_create_info: *const vk::DescriptorSetLayoutCreateInfo<'_>,
-    p_support: *mut vk::DescriptorSetLayoutSupport<'_>,
-) -> () {
-    call(
-        &c::C_vkGetDescriptorSetLayoutSupport,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_support as usize as u64,
-        ],
-    );
 }
 
 pub unsafe extern "system" fn vkGetDeviceBufferMemoryRequirements(
@@ -3190,38 +3019,6 @@ pub unsafe extern "system" fn vkGetImageSubresourceLayout(
             p_layout as usize as u64,
         ],
     );
-}
-
-pub unsafe extern "system" fn vkGetMemoryFdKHR(
-    device: vk::Device,
-    p_get_fd_info: *const vk::MemoryGetFdInfoKHR<'_>,
-    p_fd: *mut i32,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkGetMemoryFdKHR,
-        &[
-            device.as_raw(),
-            p_get_fd_info as usize as u64,
-            p_fd as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkGetMemoryFdPropertiesKHR(
-    device: vk::Device,
-    handle_type: vk::ExternalMemoryHandleTypeFlags,
-    fd: i32,
-    p_memory_fd_properties: *mut vk::MemoryFdPropertiesKHR<'_>,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkGetMemoryFdPropertiesKHR,
-        &[
-            device.as_raw(),
-            handle_type.as_raw() as u64,
-            fd as u32 as u64,
-            p_memory_fd_properties as usize as u64,
-        ],
-    ) as i32)
 }
 
 pub unsafe extern "system" fn vkGetPhysicalDeviceCalibrateableTimeDomainsEXT(
@@ -3679,16 +3476,6 @@ pub unsafe extern "system" fn vkQueueWaitIdle(queue: vk::Queue) -> vk::Result {
     vk::Result::from_raw(call(&c::C_vkQueueWaitIdle, &[queue.as_raw()]) as i32)
 }
 
-pub unsafe extern "system" fn vkResetCommandBuffer(
-    command_buffer: vk::CommandBuffer,
-    flags: vk::CommandBufferResetFlags,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkResetCommandBuffer,
-        &[command_buffer.as_raw(), flags.as_raw() as u64],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkResetCommandPool(
     device: vk::Device,
     command_pool: vk::CommandPool,
@@ -3803,29 +3590,6 @@ pub unsafe extern "system" fn vkTrimCommandPool(
     );
 }
 
-pub unsafe extern "system" fn vkUnmapMemory(device: vk::Device, memory: vk::DeviceMemory) -> () {
-    call(&c::C_vkUnmapMemory, &[device.as_raw(), memory.as_raw()]);
-}
-
-pub unsafe extern "system" fn vkUpdateDescriptorSets(
-    device: vk::Device,
-    descriptor_write_count: u32,
-    p_descriptor_writes: *const vk::WriteDescriptorSet<'_>,
-    descriptor_copy_count: u32,
-    p_descriptor_copies: *const vk::CopyDescriptorSet<'_>,
-) -> () {
-    call(
-        &c::C_vkUpdateDescriptorSets,
-        &[
-            device.as_raw(),
-            descriptor_write_count as u64,
-            p_descriptor_writes as usize as u64,
-            descriptor_copy_count as u64,
-            p_descriptor_copies as usize as u64,
-        ],
-    );
-}
-
 pub unsafe extern "system" fn vkWaitForFences(
     device: vk::Device,
     fence_count: u32,
@@ -3870,7 +3634,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::CommandBuffer,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkAllocateCommandBuffers)
+            >(crate::handwritten::vkAllocateCommandBuffers)
         }),
     ),
     (
@@ -3912,7 +3676,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::CommandBufferBeginInfo<'_>,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkBeginCommandBuffer)
+            >(crate::handwritten::vkBeginCommandBuffer)
         }),
     ),
     (
@@ -4970,12 +4734,28 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::WriteDescriptorSet<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkCmdPushDescriptorSetKHR)
+            >(crate::handwritten::vkCmdPushDescriptorSetKHR)
+        }),
+    ),
+    (
+        "vkCmdPushDescriptorSetWithTemplateKHR",
+        62,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::CommandBuffer,
+                    vk::DescriptorUpdateTemplate,
+                    vk::PipelineLayout,
+                    u32,
+                    *const c_void,
+                ) -> (),
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkCmdPushDescriptorSetWithTemplateKHR)
         }),
     ),
     (
         "vkCmdResetEvent",
-        62,
+        63,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4989,7 +4769,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdResetEvent2",
-        63,
+        64,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5003,7 +4783,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdResetEvent2KHR",
-        63,
+        64,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5017,7 +4797,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdResetQueryPool",
-        64,
+        65,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::QueryPool, u32, u32) -> (),
@@ -5027,7 +4807,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdResolveImage",
-        65,
+        66,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5045,7 +4825,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdResolveImage2",
-        66,
+        67,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5058,7 +4838,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdResolveImage2KHR",
-        66,
+        67,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5071,7 +4851,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetAlphaToCoverageEnableEXT",
-        67,
+        68,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5081,7 +4861,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetAlphaToOneEnableEXT",
-        68,
+        69,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5091,7 +4871,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetBlendConstants",
-        69,
+        70,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const [f32; 4]) -> (),
@@ -5101,7 +4881,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetColorBlendAdvancedEXT",
-        70,
+        71,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5116,7 +4896,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetColorBlendEnableEXT",
-        71,
+        72,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, *const vk::Bool32) -> (),
@@ -5126,7 +4906,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetColorBlendEquationEXT",
-        72,
+        73,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5141,7 +4921,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetColorWriteEnableEXT",
-        73,
+        74,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Bool32) -> (),
@@ -5151,7 +4931,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetColorWriteMaskEXT",
-        74,
+        75,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5166,7 +4946,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetConservativeRasterizationModeEXT",
-        75,
+        76,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5179,7 +4959,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCoverageModulationModeNV",
-        76,
+        77,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CoverageModulationModeNV) -> (),
@@ -5189,7 +4969,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCoverageModulationTableEnableNV",
-        77,
+        78,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5199,7 +4979,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCoverageModulationTableNV",
-        78,
+        79,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const f32) -> (),
@@ -5209,7 +4989,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCoverageReductionModeNV",
-        79,
+        80,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CoverageReductionModeNV) -> (),
@@ -5219,7 +4999,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCoverageToColorEnableNV",
-        80,
+        81,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5229,7 +5009,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCoverageToColorLocationNV",
-        81,
+        82,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5239,7 +5019,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCullMode",
-        82,
+        83,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CullModeFlags) -> (),
@@ -5249,7 +5029,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetCullModeEXT",
-        82,
+        83,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CullModeFlags) -> (),
@@ -5259,7 +5039,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthBias",
-        83,
+        84,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32, f32, f32) -> (),
@@ -5269,7 +5049,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthBiasEnable",
-        84,
+        85,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5279,7 +5059,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthBiasEnableEXT",
-        84,
+        85,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5289,7 +5069,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthBounds",
-        85,
+        86,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32, f32) -> (),
@@ -5299,7 +5079,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthBoundsTestEnable",
-        86,
+        87,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5309,7 +5089,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthBoundsTestEnableEXT",
-        86,
+        87,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5319,7 +5099,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthClampEnableEXT",
-        87,
+        88,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5329,7 +5109,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthClipEnableEXT",
-        88,
+        89,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5339,7 +5119,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthClipNegativeOneToOneEXT",
-        89,
+        90,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5349,7 +5129,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthCompareOp",
-        90,
+        91,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CompareOp) -> (),
@@ -5359,7 +5139,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthCompareOpEXT",
-        90,
+        91,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CompareOp) -> (),
@@ -5369,7 +5149,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthTestEnable",
-        91,
+        92,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5379,7 +5159,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthTestEnableEXT",
-        91,
+        92,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5389,7 +5169,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthWriteEnable",
-        92,
+        93,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5399,7 +5179,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDepthWriteEnableEXT",
-        92,
+        93,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5409,7 +5189,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDeviceMask",
-        93,
+        94,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5419,7 +5199,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetDeviceMaskKHR",
-        93,
+        94,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5429,7 +5209,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetEvent",
-        94,
+        95,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5443,7 +5223,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetEvent2",
-        95,
+        96,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5457,7 +5237,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetEvent2KHR",
-        95,
+        96,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5471,7 +5251,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetExtraPrimitiveOverestimationSizeEXT",
-        96,
+        97,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32) -> (),
@@ -5481,7 +5261,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetFrontFace",
-        97,
+        98,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::FrontFace) -> (),
@@ -5491,7 +5271,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetFrontFaceEXT",
-        97,
+        98,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::FrontFace) -> (),
@@ -5501,7 +5281,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetLineRasterizationModeEXT",
-        98,
+        99,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::LineRasterizationModeEXT) -> (),
@@ -5511,7 +5291,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetLineStippleEXT",
-        99,
+        100,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u16) -> (),
@@ -5521,7 +5301,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetLineStippleEnableEXT",
-        100,
+        101,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5531,7 +5311,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetLineWidth",
-        101,
+        102,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32) -> (),
@@ -5541,7 +5321,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetLogicOpEXT",
-        102,
+        103,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::LogicOp) -> (),
@@ -5551,7 +5331,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetLogicOpEnableEXT",
-        103,
+        104,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5561,7 +5341,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetPatchControlPointsEXT",
-        104,
+        105,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5571,7 +5351,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetPolygonModeEXT",
-        105,
+        106,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::PolygonMode) -> (),
@@ -5581,7 +5361,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetPrimitiveRestartEnable",
-        106,
+        107,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5591,7 +5371,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetPrimitiveRestartEnableEXT",
-        106,
+        107,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5601,7 +5381,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetPrimitiveTopology",
-        107,
+        108,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::PrimitiveTopology) -> (),
@@ -5611,7 +5391,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetPrimitiveTopologyEXT",
-        107,
+        108,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::PrimitiveTopology) -> (),
@@ -5621,7 +5401,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetProvokingVertexModeEXT",
-        108,
+        109,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::ProvokingVertexModeEXT) -> (),
@@ -5631,7 +5411,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetRasterizationSamplesEXT",
-        109,
+        110,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::SampleCountFlags) -> (),
@@ -5641,7 +5421,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetRasterizationStreamEXT",
-        110,
+        111,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5651,7 +5431,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetRasterizerDiscardEnable",
-        111,
+        112,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5661,7 +5441,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetRasterizerDiscardEnableEXT",
-        111,
+        112,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5671,7 +5451,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetRepresentativeFragmentTestEnableNV",
-        112,
+        113,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5681,7 +5461,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetSampleLocationsEnableEXT",
-        113,
+        114,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5691,7 +5471,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetSampleMaskEXT",
-        114,
+        115,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5705,7 +5485,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetScissor",
-        115,
+        116,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, *const vk::Rect2D) -> (),
@@ -5715,7 +5495,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetScissorWithCount",
-        116,
+        117,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Rect2D) -> (),
@@ -5725,7 +5505,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetScissorWithCountEXT",
-        116,
+        117,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Rect2D) -> (),
@@ -5735,7 +5515,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetShadingRateImageEnableNV",
-        117,
+        118,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5745,7 +5525,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetStencilCompareMask",
-        118,
+        119,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::StencilFaceFlags, u32) -> (),
@@ -5755,7 +5535,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetStencilOp",
-        119,
+        120,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5772,7 +5552,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetStencilOpEXT",
-        119,
+        120,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5789,7 +5569,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetStencilReference",
-        120,
+        121,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::StencilFaceFlags, u32) -> (),
@@ -5799,7 +5579,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetStencilTestEnable",
-        121,
+        122,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5809,7 +5589,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetStencilTestEnableEXT",
-        121,
+        122,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5819,7 +5599,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetStencilWriteMask",
-        122,
+        123,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::StencilFaceFlags, u32) -> (),
@@ -5829,7 +5609,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetTessellationDomainOriginEXT",
-        123,
+        124,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::TessellationDomainOrigin) -> (),
@@ -5839,7 +5619,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetVertexInputEXT",
-        124,
+        125,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5855,7 +5635,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetViewport",
-        125,
+        126,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, *const vk::Viewport) -> (),
@@ -5865,7 +5645,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetViewportSwizzleNV",
-        126,
+        127,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5880,7 +5660,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetViewportWScalingEnableNV",
-        127,
+        128,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5890,7 +5670,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetViewportWithCount",
-        128,
+        129,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Viewport) -> (),
@@ -5900,7 +5680,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdSetViewportWithCountEXT",
-        128,
+        129,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Viewport) -> (),
@@ -5910,7 +5690,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdUpdateBuffer",
-        129,
+        130,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5926,7 +5706,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdWaitEvents",
-        130,
+        131,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5948,7 +5728,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdWaitEvents2",
-        131,
+        132,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5963,7 +5743,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdWaitEvents2KHR",
-        131,
+        132,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5978,7 +5758,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdWriteTimestamp",
-        132,
+        133,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5993,7 +5773,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdWriteTimestamp2",
-        133,
+        134,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6008,7 +5788,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCmdWriteTimestamp2KHR",
-        133,
+        134,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6023,7 +5803,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateBuffer",
-        134,
+        135,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6038,7 +5818,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateBufferView",
-        135,
+        136,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6053,7 +5833,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateCommandPool",
-        136,
+        137,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6068,7 +5848,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateComputePipelines",
-        137,
+        138,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6085,7 +5865,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateDescriptorPool",
-        138,
+        139,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6100,7 +5880,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateDescriptorSetLayout",
-        139,
+        140,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6110,12 +5890,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::DescriptorSetLayout,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateDescriptorSetLayout)
+            >(crate::handwritten::vkCreateDescriptorSetLayout)
         }),
     ),
     (
         "vkCreateDescriptorUpdateTemplate",
-        140,
+        141,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6125,12 +5905,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::DescriptorUpdateTemplate,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateDescriptorUpdateTemplate)
+            >(crate::handwritten::vkCreateDescriptorUpdateTemplate)
         }),
     ),
     (
         "vkCreateDescriptorUpdateTemplateKHR",
-        140,
+        141,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6140,12 +5920,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::DescriptorUpdateTemplate,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateDescriptorUpdateTemplate)
+            >(crate::handwritten::vkCreateDescriptorUpdateTemplate)
         }),
     ),
     (
         "vkCreateDevice",
-        141,
+        142,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6160,7 +5940,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateEvent",
-        142,
+        143,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6175,7 +5955,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateFence",
-        143,
+        144,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6190,7 +5970,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateFramebuffer",
-        144,
+        145,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6205,7 +5985,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateGraphicsPipelines",
-        145,
+        146,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6222,7 +6002,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateImage",
-        146,
+        147,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6237,7 +6017,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateImageView",
-        147,
+        148,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6252,7 +6032,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateInstance",
-        148,
+        149,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6261,12 +6041,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::Instance,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(crate::special::vkCreateInstance)
+            >(crate::handwritten::vkCreateInstance)
         }),
     ),
     (
         "vkCreatePipelineCache",
-        149,
+        150,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6281,7 +6061,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreatePipelineLayout",
-        150,
+        151,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6296,7 +6076,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreatePrivateDataSlot",
-        151,
+        152,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6311,7 +6091,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreatePrivateDataSlotEXT",
-        151,
+        152,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6326,7 +6106,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateQueryPool",
-        152,
+        153,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6341,7 +6121,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateRenderPass",
-        153,
+        154,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6356,7 +6136,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateRenderPass2",
-        154,
+        155,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6371,7 +6151,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateRenderPass2KHR",
-        154,
+        155,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6386,7 +6166,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateSampler",
-        155,
+        156,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6401,7 +6181,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateSamplerYcbcrConversion",
-        156,
+        157,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6416,7 +6196,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateSamplerYcbcrConversionKHR",
-        156,
+        157,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6431,7 +6211,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateSemaphore",
-        157,
+        158,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6446,7 +6226,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkCreateShaderModule",
-        158,
+        159,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6461,7 +6241,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyBuffer",
-        159,
+        160,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6475,7 +6255,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyBufferView",
-        160,
+        161,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6489,7 +6269,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyCommandPool",
-        161,
+        162,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6498,12 +6278,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyCommandPool)
+            >(crate::handwritten::vkDestroyCommandPool)
         }),
     ),
     (
         "vkDestroyDescriptorPool",
-        162,
+        163,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6517,7 +6297,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyDescriptorSetLayout",
-        163,
+        164,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6531,7 +6311,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyDescriptorUpdateTemplate",
-        164,
+        165,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6540,12 +6320,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyDescriptorUpdateTemplate)
+            >(crate::handwritten::vkDestroyDescriptorUpdateTemplate)
         }),
     ),
     (
         "vkDestroyDescriptorUpdateTemplateKHR",
-        164,
+        165,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6554,22 +6334,22 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyDescriptorUpdateTemplate)
+            >(crate::handwritten::vkDestroyDescriptorUpdateTemplate)
         }),
     ),
     (
         "vkDestroyDevice",
-        165,
+        166,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, *const vk::AllocationCallbacks<'_>) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyDevice)
+            >(crate::handwritten::vkDestroyDevice)
         }),
     ),
     (
         "vkDestroyEvent",
-        166,
+        167,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6583,7 +6363,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyFence",
-        167,
+        168,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6597,7 +6377,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyFramebuffer",
-        168,
+        169,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6611,7 +6391,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyImage",
-        169,
+        170,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6625,7 +6405,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyImageView",
-        170,
+        171,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6639,17 +6419,17 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyInstance",
-        171,
+        172,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Instance, *const vk::AllocationCallbacks<'_>) -> (),
                 unsafe extern "system" fn(),
-            >(crate::special::vkDestroyInstance)
+            >(crate::handwritten::vkDestroyInstance)
         }),
     ),
     (
         "vkDestroyPipeline",
-        172,
+        173,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6663,7 +6443,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyPipelineCache",
-        173,
+        174,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6677,7 +6457,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyPipelineLayout",
-        174,
+        175,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6691,7 +6471,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyPrivateDataSlot",
-        175,
+        176,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6705,7 +6485,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyPrivateDataSlotEXT",
-        175,
+        176,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6719,7 +6499,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyQueryPool",
-        176,
+        177,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6733,7 +6513,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyRenderPass",
-        177,
+        178,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6747,7 +6527,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroySampler",
-        178,
+        179,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6761,7 +6541,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroySamplerYcbcrConversion",
-        179,
+        180,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6775,7 +6555,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroySamplerYcbcrConversionKHR",
-        179,
+        180,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6789,7 +6569,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroySemaphore",
-        180,
+        181,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6803,7 +6583,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDestroyShaderModule",
-        181,
+        182,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6817,7 +6597,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkDeviceWaitIdle",
-        182,
+        183,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device) -> vk::Result,
@@ -6827,17 +6607,17 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkEndCommandBuffer",
-        183,
+        184,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkEndCommandBuffer)
+            >(crate::handwritten::vkEndCommandBuffer)
         }),
     ),
     (
         "vkEnumerateDeviceExtensionProperties",
-        184,
+        185,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6852,7 +6632,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkEnumerateDeviceLayerProperties",
-        185,
+        186,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6861,12 +6641,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::LayerProperties,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(crate::special::vkEnumerateDeviceLayerProperties)
+            >(crate::handwritten::vkEnumerateDeviceLayerProperties)
         }),
     ),
     (
         "vkEnumerateInstanceExtensionProperties",
-        186,
+        187,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6875,22 +6655,22 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::ExtensionProperties,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(crate::special::vkEnumerateInstanceExtensionProperties)
+            >(crate::handwritten::vkEnumerateInstanceExtensionProperties)
         }),
     ),
     (
         "vkEnumerateInstanceLayerProperties",
-        187,
+        188,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(*mut u32, *mut vk::LayerProperties) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(crate::special::vkEnumerateInstanceLayerProperties)
+            >(crate::handwritten::vkEnumerateInstanceLayerProperties)
         }),
     ),
     (
         "vkEnumerateInstanceVersion",
-        188,
+        189,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(*mut u32) -> vk::Result,
@@ -6900,7 +6680,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkEnumeratePhysicalDeviceGroups",
-        189,
+        190,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6914,7 +6694,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkEnumeratePhysicalDeviceGroupsKHR",
-        189,
+        190,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6928,7 +6708,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkEnumeratePhysicalDevices",
-        190,
+        191,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6942,7 +6722,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkFlushMappedMemoryRanges",
-        191,
+        192,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6956,7 +6736,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkFreeCommandBuffers",
-        192,
+        193,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6966,12 +6746,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::CommandBuffer,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkFreeCommandBuffers)
+            >(crate::handwritten::vkFreeCommandBuffers)
         }),
     ),
     (
         "vkFreeDescriptorSets",
-        193,
+        194,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6986,7 +6766,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkFreeMemory",
-        194,
+        195,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6995,12 +6775,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkFreeMemory)
+            >(crate::handwritten::vkFreeMemory)
         }),
     ),
     (
         "vkGetBufferDeviceAddress",
-        195,
+        196,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7013,7 +6793,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetBufferDeviceAddressEXT",
-        195,
+        196,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7026,7 +6806,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetBufferDeviceAddressKHR",
-        195,
+        196,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7039,7 +6819,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetBufferMemoryRequirements",
-        196,
+        197,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7053,7 +6833,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetBufferMemoryRequirements2",
-        197,
+        198,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7067,7 +6847,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetBufferMemoryRequirements2KHR",
-        197,
+        198,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7081,7 +6861,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetBufferOpaqueCaptureAddress",
-        198,
+        199,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7094,7 +6874,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetBufferOpaqueCaptureAddressKHR",
-        198,
+        199,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7107,7 +6887,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetCalibratedTimestampsEXT",
-        199,
+        200,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7123,7 +6903,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDescriptorSetLayoutSupport",
-        200,
+        201,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7132,12 +6912,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::DescriptorSetLayoutSupport<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkGetDescriptorSetLayoutSupport)
+            >(crate::handwritten::vkGetDescriptorSetLayoutSupport)
         }),
     ),
     (
         "vkGetDescriptorSetLayoutSupportKHR",
-        200,
+        201,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7146,12 +6926,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::DescriptorSetLayoutSupport<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkGetDescriptorSetLayoutSupport)
+            >(crate::handwritten::vkGetDescriptorSetLayoutSupport)
         }),
     ),
     (
         "vkGetDeviceBufferMemoryRequirements",
-        201,
+        202,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7165,7 +6945,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceBufferMemoryRequirementsKHR",
-        201,
+        202,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7179,7 +6959,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceGroupPeerMemoryFeatures",
-        202,
+        203,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7195,7 +6975,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceGroupPeerMemoryFeaturesKHR",
-        202,
+        203,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7211,7 +6991,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceImageMemoryRequirements",
-        203,
+        204,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7225,7 +7005,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceImageMemoryRequirementsKHR",
-        203,
+        204,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7239,7 +7019,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceImageSparseMemoryRequirements",
-        204,
+        205,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7254,7 +7034,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceImageSparseMemoryRequirementsKHR",
-        204,
+        205,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7269,7 +7049,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceMemoryCommitment",
-        205,
+        206,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::DeviceMemory, *mut u64) -> (),
@@ -7279,7 +7059,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceMemoryOpaqueCaptureAddress",
-        206,
+        207,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7292,7 +7072,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceMemoryOpaqueCaptureAddressKHR",
-        206,
+        207,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7305,17 +7085,17 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceProcAddr",
-        207,
+        208,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, *const c_char) -> vk::PFN_vkVoidFunction,
                 unsafe extern "system" fn(),
-            >(crate::special::vkGetDeviceProcAddr)
+            >(crate::handwritten::vkGetDeviceProcAddr)
         }),
     ),
     (
         "vkGetDeviceQueue",
-        208,
+        209,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, u32, u32, *mut vk::Queue) -> (),
@@ -7325,7 +7105,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetDeviceQueue2",
-        209,
+        210,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7339,7 +7119,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetEventStatus",
-        210,
+        211,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Event) -> vk::Result,
@@ -7349,7 +7129,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetFenceStatus",
-        211,
+        212,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Fence) -> vk::Result,
@@ -7359,7 +7139,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetImageMemoryRequirements",
-        212,
+        213,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Image, *mut vk::MemoryRequirements) -> (),
@@ -7369,7 +7149,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetImageMemoryRequirements2",
-        213,
+        214,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7383,7 +7163,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetImageMemoryRequirements2KHR",
-        213,
+        214,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7397,7 +7177,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetImageSparseMemoryRequirements",
-        214,
+        215,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7412,7 +7192,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetImageSparseMemoryRequirements2",
-        215,
+        216,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7427,7 +7207,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetImageSparseMemoryRequirements2KHR",
-        215,
+        216,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7442,7 +7222,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetImageSubresourceLayout",
-        216,
+        217,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7457,46 +7237,17 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetInstanceProcAddr",
-        217,
+        218,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Instance, *const c_char) -> vk::PFN_vkVoidFunction,
                 unsafe extern "system" fn(),
-            >(crate::special::vkGetInstanceProcAddr)
-        }),
-    ),
-    (
-        "vkGetMemoryFdKHR",
-        218,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::Device,
-                    *const vk::MemoryGetFdInfoKHR<'_>,
-                    *mut i32,
-                ) -> vk::Result,
-                unsafe extern "system" fn(),
-            >(vkGetMemoryFdKHR)
-        }),
-    ),
-    (
-        "vkGetMemoryFdPropertiesKHR",
-        219,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::Device,
-                    vk::ExternalMemoryHandleTypeFlags,
-                    i32,
-                    *mut vk::MemoryFdPropertiesKHR<'_>,
-                ) -> vk::Result,
-                unsafe extern "system" fn(),
-            >(vkGetMemoryFdPropertiesKHR)
+            >(crate::handwritten::vkGetInstanceProcAddr)
         }),
     ),
     (
         "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT",
-        220,
+        219,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7510,7 +7261,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalBufferProperties",
-        221,
+        220,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7524,7 +7275,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalBufferPropertiesKHR",
-        221,
+        220,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7538,7 +7289,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalFenceProperties",
-        222,
+        221,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7552,7 +7303,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalFencePropertiesKHR",
-        222,
+        221,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7566,7 +7317,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphoreProperties",
-        223,
+        222,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7580,7 +7331,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphorePropertiesKHR",
-        223,
+        222,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7594,7 +7345,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures",
-        224,
+        223,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7607,7 +7358,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures2",
-        225,
+        224,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7620,7 +7371,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures2KHR",
-        225,
+        224,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7633,7 +7384,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties",
-        226,
+        225,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7647,7 +7398,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2",
-        227,
+        226,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7661,7 +7412,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2KHR",
-        227,
+        226,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7675,7 +7426,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties",
-        228,
+        227,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7693,7 +7444,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2",
-        229,
+        228,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7707,7 +7458,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2KHR",
-        229,
+        228,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7721,7 +7472,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties",
-        230,
+        229,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7734,7 +7485,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2",
-        231,
+        230,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7747,7 +7498,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2KHR",
-        231,
+        230,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7760,7 +7511,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties",
-        232,
+        231,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7773,7 +7524,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties2",
-        233,
+        232,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7786,7 +7537,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties2KHR",
-        233,
+        232,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7799,7 +7550,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties",
-        234,
+        233,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7813,7 +7564,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2",
-        235,
+        234,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7827,7 +7578,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2KHR",
-        235,
+        234,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7841,7 +7592,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties",
-        236,
+        235,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7860,7 +7611,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2",
-        237,
+        236,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7875,7 +7626,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2KHR",
-        237,
+        236,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7890,7 +7641,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceToolProperties",
-        238,
+        237,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7904,7 +7655,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPhysicalDeviceToolPropertiesEXT",
-        238,
+        237,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7918,7 +7669,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPipelineCacheData",
-        239,
+        238,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7933,7 +7684,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPrivateData",
-        240,
+        239,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7949,7 +7700,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetPrivateDataEXT",
-        240,
+        239,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7965,7 +7716,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetQueryPoolResults",
-        241,
+        240,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7984,7 +7735,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetRenderAreaGranularity",
-        242,
+        241,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::RenderPass, *mut vk::Extent2D) -> (),
@@ -7994,7 +7745,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetSemaphoreCounterValue",
-        243,
+        242,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
@@ -8004,7 +7755,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkGetSemaphoreCounterValueKHR",
-        243,
+        242,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
@@ -8014,7 +7765,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkInvalidateMappedMemoryRanges",
-        244,
+        243,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8024,6 +7775,23 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
             >(vkInvalidateMappedMemoryRanges)
+        }),
+    ),
+    (
+        "vkMapMemory",
+        244,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::DeviceMemory,
+                    u64,
+                    u64,
+                    vk::MemoryMapFlags,
+                    *mut *mut c_void,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkMapMemory)
         }),
     ),
     (
@@ -8121,7 +7889,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     vk::CommandBufferResetFlags,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkResetCommandBuffer)
+            >(crate::handwritten::vkResetCommandBuffer)
         }),
     ),
     (
@@ -8295,12 +8063,42 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::DeviceMemory) -> (),
                 unsafe extern "system" fn(),
-            >(vkUnmapMemory)
+            >(crate::handwritten::vkUnmapMemory)
+        }),
+    ),
+    (
+        "vkUpdateDescriptorSetWithTemplate",
+        261,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::DescriptorSet,
+                    vk::DescriptorUpdateTemplate,
+                    *const c_void,
+                ) -> (),
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkUpdateDescriptorSetWithTemplate)
+        }),
+    ),
+    (
+        "vkUpdateDescriptorSetWithTemplateKHR",
+        261,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::DescriptorSet,
+                    vk::DescriptorUpdateTemplate,
+                    *const c_void,
+                ) -> (),
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkUpdateDescriptorSetWithTemplate)
         }),
     ),
     (
         "vkUpdateDescriptorSets",
-        261,
+        262,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8311,12 +8109,12 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *const vk::CopyDescriptorSet<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkUpdateDescriptorSets)
+            >(crate::handwritten::vkUpdateDescriptorSets)
         }),
     ),
     (
         "vkWaitForFences",
-        262,
+        263,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8332,7 +8130,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkWaitSemaphores",
-        263,
+        264,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8346,7 +8144,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
     ),
     (
         "vkWaitSemaphoresKHR",
-        263,
+        264,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(

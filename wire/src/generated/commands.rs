@@ -8,12 +8,6 @@ use crate::desc::*;
 use ash::vk;
 use core::mem::offset_of;
 
-// Selected but not carried (no encoding yet; not exposed by the ICD):
-// - vkCmdPushDescriptorSetWithTemplateKHR (pData: untyped pointer without length)
-// - vkGetMemoryHostPointerPropertiesEXT (pHostPointer: untyped pointer without length)
-// - vkMapMemory (ppData: pointer shape **)
-// - vkUpdateDescriptorSetWithTemplate (pData: untyped pointer without length)
-
 /// Command ids on the wire.
 pub mod id {
     pub const vkAllocateCommandBuffers: u32 = 0;
@@ -78,189 +72,189 @@ pub mod id {
     pub const vkCmdPipelineBarrier2: u32 = 59;
     pub const vkCmdPushConstants: u32 = 60;
     pub const vkCmdPushDescriptorSetKHR: u32 = 61;
-    pub const vkCmdResetEvent: u32 = 62;
-    pub const vkCmdResetEvent2: u32 = 63;
-    pub const vkCmdResetQueryPool: u32 = 64;
-    pub const vkCmdResolveImage: u32 = 65;
-    pub const vkCmdResolveImage2: u32 = 66;
-    pub const vkCmdSetAlphaToCoverageEnableEXT: u32 = 67;
-    pub const vkCmdSetAlphaToOneEnableEXT: u32 = 68;
-    pub const vkCmdSetBlendConstants: u32 = 69;
-    pub const vkCmdSetColorBlendAdvancedEXT: u32 = 70;
-    pub const vkCmdSetColorBlendEnableEXT: u32 = 71;
-    pub const vkCmdSetColorBlendEquationEXT: u32 = 72;
-    pub const vkCmdSetColorWriteEnableEXT: u32 = 73;
-    pub const vkCmdSetColorWriteMaskEXT: u32 = 74;
-    pub const vkCmdSetConservativeRasterizationModeEXT: u32 = 75;
-    pub const vkCmdSetCoverageModulationModeNV: u32 = 76;
-    pub const vkCmdSetCoverageModulationTableEnableNV: u32 = 77;
-    pub const vkCmdSetCoverageModulationTableNV: u32 = 78;
-    pub const vkCmdSetCoverageReductionModeNV: u32 = 79;
-    pub const vkCmdSetCoverageToColorEnableNV: u32 = 80;
-    pub const vkCmdSetCoverageToColorLocationNV: u32 = 81;
-    pub const vkCmdSetCullMode: u32 = 82;
-    pub const vkCmdSetDepthBias: u32 = 83;
-    pub const vkCmdSetDepthBiasEnable: u32 = 84;
-    pub const vkCmdSetDepthBounds: u32 = 85;
-    pub const vkCmdSetDepthBoundsTestEnable: u32 = 86;
-    pub const vkCmdSetDepthClampEnableEXT: u32 = 87;
-    pub const vkCmdSetDepthClipEnableEXT: u32 = 88;
-    pub const vkCmdSetDepthClipNegativeOneToOneEXT: u32 = 89;
-    pub const vkCmdSetDepthCompareOp: u32 = 90;
-    pub const vkCmdSetDepthTestEnable: u32 = 91;
-    pub const vkCmdSetDepthWriteEnable: u32 = 92;
-    pub const vkCmdSetDeviceMask: u32 = 93;
-    pub const vkCmdSetEvent: u32 = 94;
-    pub const vkCmdSetEvent2: u32 = 95;
-    pub const vkCmdSetExtraPrimitiveOverestimationSizeEXT: u32 = 96;
-    pub const vkCmdSetFrontFace: u32 = 97;
-    pub const vkCmdSetLineRasterizationModeEXT: u32 = 98;
-    pub const vkCmdSetLineStippleEXT: u32 = 99;
-    pub const vkCmdSetLineStippleEnableEXT: u32 = 100;
-    pub const vkCmdSetLineWidth: u32 = 101;
-    pub const vkCmdSetLogicOpEXT: u32 = 102;
-    pub const vkCmdSetLogicOpEnableEXT: u32 = 103;
-    pub const vkCmdSetPatchControlPointsEXT: u32 = 104;
-    pub const vkCmdSetPolygonModeEXT: u32 = 105;
-    pub const vkCmdSetPrimitiveRestartEnable: u32 = 106;
-    pub const vkCmdSetPrimitiveTopology: u32 = 107;
-    pub const vkCmdSetProvokingVertexModeEXT: u32 = 108;
-    pub const vkCmdSetRasterizationSamplesEXT: u32 = 109;
-    pub const vkCmdSetRasterizationStreamEXT: u32 = 110;
-    pub const vkCmdSetRasterizerDiscardEnable: u32 = 111;
-    pub const vkCmdSetRepresentativeFragmentTestEnableNV: u32 = 112;
-    pub const vkCmdSetSampleLocationsEnableEXT: u32 = 113;
-    pub const vkCmdSetSampleMaskEXT: u32 = 114;
-    pub const vkCmdSetScissor: u32 = 115;
-    pub const vkCmdSetScissorWithCount: u32 = 116;
-    pub const vkCmdSetShadingRateImageEnableNV: u32 = 117;
-    pub const vkCmdSetStencilCompareMask: u32 = 118;
-    pub const vkCmdSetStencilOp: u32 = 119;
-    pub const vkCmdSetStencilReference: u32 = 120;
-    pub const vkCmdSetStencilTestEnable: u32 = 121;
-    pub const vkCmdSetStencilWriteMask: u32 = 122;
-    pub const vkCmdSetTessellationDomainOriginEXT: u32 = 123;
-    pub const vkCmdSetVertexInputEXT: u32 = 124;
-    pub const vkCmdSetViewport: u32 = 125;
-    pub const vkCmdSetViewportSwizzleNV: u32 = 126;
-    pub const vkCmdSetViewportWScalingEnableNV: u32 = 127;
-    pub const vkCmdSetViewportWithCount: u32 = 128;
-    pub const vkCmdUpdateBuffer: u32 = 129;
-    pub const vkCmdWaitEvents: u32 = 130;
-    pub const vkCmdWaitEvents2: u32 = 131;
-    pub const vkCmdWriteTimestamp: u32 = 132;
-    pub const vkCmdWriteTimestamp2: u32 = 133;
-    pub const vkCreateBuffer: u32 = 134;
-    pub const vkCreateBufferView: u32 = 135;
-    pub const vkCreateCommandPool: u32 = 136;
-    pub const vkCreateComputePipelines: u32 = 137;
-    pub const vkCreateDescriptorPool: u32 = 138;
-    pub const vkCreateDescriptorSetLayout: u32 = 139;
-    pub const vkCreateDescriptorUpdateTemplate: u32 = 140;
-    pub const vkCreateDevice: u32 = 141;
-    pub const vkCreateEvent: u32 = 142;
-    pub const vkCreateFence: u32 = 143;
-    pub const vkCreateFramebuffer: u32 = 144;
-    pub const vkCreateGraphicsPipelines: u32 = 145;
-    pub const vkCreateImage: u32 = 146;
-    pub const vkCreateImageView: u32 = 147;
-    pub const vkCreateInstance: u32 = 148;
-    pub const vkCreatePipelineCache: u32 = 149;
-    pub const vkCreatePipelineLayout: u32 = 150;
-    pub const vkCreatePrivateDataSlot: u32 = 151;
-    pub const vkCreateQueryPool: u32 = 152;
-    pub const vkCreateRenderPass: u32 = 153;
-    pub const vkCreateRenderPass2: u32 = 154;
-    pub const vkCreateSampler: u32 = 155;
-    pub const vkCreateSamplerYcbcrConversion: u32 = 156;
-    pub const vkCreateSemaphore: u32 = 157;
-    pub const vkCreateShaderModule: u32 = 158;
-    pub const vkDestroyBuffer: u32 = 159;
-    pub const vkDestroyBufferView: u32 = 160;
-    pub const vkDestroyCommandPool: u32 = 161;
-    pub const vkDestroyDescriptorPool: u32 = 162;
-    pub const vkDestroyDescriptorSetLayout: u32 = 163;
-    pub const vkDestroyDescriptorUpdateTemplate: u32 = 164;
-    pub const vkDestroyDevice: u32 = 165;
-    pub const vkDestroyEvent: u32 = 166;
-    pub const vkDestroyFence: u32 = 167;
-    pub const vkDestroyFramebuffer: u32 = 168;
-    pub const vkDestroyImage: u32 = 169;
-    pub const vkDestroyImageView: u32 = 170;
-    pub const vkDestroyInstance: u32 = 171;
-    pub const vkDestroyPipeline: u32 = 172;
-    pub const vkDestroyPipelineCache: u32 = 173;
-    pub const vkDestroyPipelineLayout: u32 = 174;
-    pub const vkDestroyPrivateDataSlot: u32 = 175;
-    pub const vkDestroyQueryPool: u32 = 176;
-    pub const vkDestroyRenderPass: u32 = 177;
-    pub const vkDestroySampler: u32 = 178;
-    pub const vkDestroySamplerYcbcrConversion: u32 = 179;
-    pub const vkDestroySemaphore: u32 = 180;
-    pub const vkDestroyShaderModule: u32 = 181;
-    pub const vkDeviceWaitIdle: u32 = 182;
-    pub const vkEndCommandBuffer: u32 = 183;
-    pub const vkEnumerateDeviceExtensionProperties: u32 = 184;
-    pub const vkEnumerateDeviceLayerProperties: u32 = 185;
-    pub const vkEnumerateInstanceExtensionProperties: u32 = 186;
-    pub const vkEnumerateInstanceLayerProperties: u32 = 187;
-    pub const vkEnumerateInstanceVersion: u32 = 188;
-    pub const vkEnumeratePhysicalDeviceGroups: u32 = 189;
-    pub const vkEnumeratePhysicalDevices: u32 = 190;
-    pub const vkFlushMappedMemoryRanges: u32 = 191;
-    pub const vkFreeCommandBuffers: u32 = 192;
-    pub const vkFreeDescriptorSets: u32 = 193;
-    pub const vkFreeMemory: u32 = 194;
-    pub const vkGetBufferDeviceAddress: u32 = 195;
-    pub const vkGetBufferMemoryRequirements: u32 = 196;
-    pub const vkGetBufferMemoryRequirements2: u32 = 197;
-    pub const vkGetBufferOpaqueCaptureAddress: u32 = 198;
-    pub const vkGetCalibratedTimestampsEXT: u32 = 199;
-    pub const vkGetDescriptorSetLayoutSupport: u32 = 200;
-    pub const vkGetDeviceBufferMemoryRequirements: u32 = 201;
-    pub const vkGetDeviceGroupPeerMemoryFeatures: u32 = 202;
-    pub const vkGetDeviceImageMemoryRequirements: u32 = 203;
-    pub const vkGetDeviceImageSparseMemoryRequirements: u32 = 204;
-    pub const vkGetDeviceMemoryCommitment: u32 = 205;
-    pub const vkGetDeviceMemoryOpaqueCaptureAddress: u32 = 206;
-    pub const vkGetDeviceProcAddr: u32 = 207;
-    pub const vkGetDeviceQueue: u32 = 208;
-    pub const vkGetDeviceQueue2: u32 = 209;
-    pub const vkGetEventStatus: u32 = 210;
-    pub const vkGetFenceStatus: u32 = 211;
-    pub const vkGetImageMemoryRequirements: u32 = 212;
-    pub const vkGetImageMemoryRequirements2: u32 = 213;
-    pub const vkGetImageSparseMemoryRequirements: u32 = 214;
-    pub const vkGetImageSparseMemoryRequirements2: u32 = 215;
-    pub const vkGetImageSubresourceLayout: u32 = 216;
-    pub const vkGetInstanceProcAddr: u32 = 217;
-    pub const vkGetMemoryFdKHR: u32 = 218;
-    pub const vkGetMemoryFdPropertiesKHR: u32 = 219;
-    pub const vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: u32 = 220;
-    pub const vkGetPhysicalDeviceExternalBufferProperties: u32 = 221;
-    pub const vkGetPhysicalDeviceExternalFenceProperties: u32 = 222;
-    pub const vkGetPhysicalDeviceExternalSemaphoreProperties: u32 = 223;
-    pub const vkGetPhysicalDeviceFeatures: u32 = 224;
-    pub const vkGetPhysicalDeviceFeatures2: u32 = 225;
-    pub const vkGetPhysicalDeviceFormatProperties: u32 = 226;
-    pub const vkGetPhysicalDeviceFormatProperties2: u32 = 227;
-    pub const vkGetPhysicalDeviceImageFormatProperties: u32 = 228;
-    pub const vkGetPhysicalDeviceImageFormatProperties2: u32 = 229;
-    pub const vkGetPhysicalDeviceMemoryProperties: u32 = 230;
-    pub const vkGetPhysicalDeviceMemoryProperties2: u32 = 231;
-    pub const vkGetPhysicalDeviceProperties: u32 = 232;
-    pub const vkGetPhysicalDeviceProperties2: u32 = 233;
-    pub const vkGetPhysicalDeviceQueueFamilyProperties: u32 = 234;
-    pub const vkGetPhysicalDeviceQueueFamilyProperties2: u32 = 235;
-    pub const vkGetPhysicalDeviceSparseImageFormatProperties: u32 = 236;
-    pub const vkGetPhysicalDeviceSparseImageFormatProperties2: u32 = 237;
-    pub const vkGetPhysicalDeviceToolProperties: u32 = 238;
-    pub const vkGetPipelineCacheData: u32 = 239;
-    pub const vkGetPrivateData: u32 = 240;
-    pub const vkGetQueryPoolResults: u32 = 241;
-    pub const vkGetRenderAreaGranularity: u32 = 242;
-    pub const vkGetSemaphoreCounterValue: u32 = 243;
-    pub const vkInvalidateMappedMemoryRanges: u32 = 244;
+    pub const vkCmdPushDescriptorSetWithTemplateKHR: u32 = 62;
+    pub const vkCmdResetEvent: u32 = 63;
+    pub const vkCmdResetEvent2: u32 = 64;
+    pub const vkCmdResetQueryPool: u32 = 65;
+    pub const vkCmdResolveImage: u32 = 66;
+    pub const vkCmdResolveImage2: u32 = 67;
+    pub const vkCmdSetAlphaToCoverageEnableEXT: u32 = 68;
+    pub const vkCmdSetAlphaToOneEnableEXT: u32 = 69;
+    pub const vkCmdSetBlendConstants: u32 = 70;
+    pub const vkCmdSetColorBlendAdvancedEXT: u32 = 71;
+    pub const vkCmdSetColorBlendEnableEXT: u32 = 72;
+    pub const vkCmdSetColorBlendEquationEXT: u32 = 73;
+    pub const vkCmdSetColorWriteEnableEXT: u32 = 74;
+    pub const vkCmdSetColorWriteMaskEXT: u32 = 75;
+    pub const vkCmdSetConservativeRasterizationModeEXT: u32 = 76;
+    pub const vkCmdSetCoverageModulationModeNV: u32 = 77;
+    pub const vkCmdSetCoverageModulationTableEnableNV: u32 = 78;
+    pub const vkCmdSetCoverageModulationTableNV: u32 = 79;
+    pub const vkCmdSetCoverageReductionModeNV: u32 = 80;
+    pub const vkCmdSetCoverageToColorEnableNV: u32 = 81;
+    pub const vkCmdSetCoverageToColorLocationNV: u32 = 82;
+    pub const vkCmdSetCullMode: u32 = 83;
+    pub const vkCmdSetDepthBias: u32 = 84;
+    pub const vkCmdSetDepthBiasEnable: u32 = 85;
+    pub const vkCmdSetDepthBounds: u32 = 86;
+    pub const vkCmdSetDepthBoundsTestEnable: u32 = 87;
+    pub const vkCmdSetDepthClampEnableEXT: u32 = 88;
+    pub const vkCmdSetDepthClipEnableEXT: u32 = 89;
+    pub const vkCmdSetDepthClipNegativeOneToOneEXT: u32 = 90;
+    pub const vkCmdSetDepthCompareOp: u32 = 91;
+    pub const vkCmdSetDepthTestEnable: u32 = 92;
+    pub const vkCmdSetDepthWriteEnable: u32 = 93;
+    pub const vkCmdSetDeviceMask: u32 = 94;
+    pub const vkCmdSetEvent: u32 = 95;
+    pub const vkCmdSetEvent2: u32 = 96;
+    pub const vkCmdSetExtraPrimitiveOverestimationSizeEXT: u32 = 97;
+    pub const vkCmdSetFrontFace: u32 = 98;
+    pub const vkCmdSetLineRasterizationModeEXT: u32 = 99;
+    pub const vkCmdSetLineStippleEXT: u32 = 100;
+    pub const vkCmdSetLineStippleEnableEXT: u32 = 101;
+    pub const vkCmdSetLineWidth: u32 = 102;
+    pub const vkCmdSetLogicOpEXT: u32 = 103;
+    pub const vkCmdSetLogicOpEnableEXT: u32 = 104;
+    pub const vkCmdSetPatchControlPointsEXT: u32 = 105;
+    pub const vkCmdSetPolygonModeEXT: u32 = 106;
+    pub const vkCmdSetPrimitiveRestartEnable: u32 = 107;
+    pub const vkCmdSetPrimitiveTopology: u32 = 108;
+    pub const vkCmdSetProvokingVertexModeEXT: u32 = 109;
+    pub const vkCmdSetRasterizationSamplesEXT: u32 = 110;
+    pub const vkCmdSetRasterizationStreamEXT: u32 = 111;
+    pub const vkCmdSetRasterizerDiscardEnable: u32 = 112;
+    pub const vkCmdSetRepresentativeFragmentTestEnableNV: u32 = 113;
+    pub const vkCmdSetSampleLocationsEnableEXT: u32 = 114;
+    pub const vkCmdSetSampleMaskEXT: u32 = 115;
+    pub const vkCmdSetScissor: u32 = 116;
+    pub const vkCmdSetScissorWithCount: u32 = 117;
+    pub const vkCmdSetShadingRateImageEnableNV: u32 = 118;
+    pub const vkCmdSetStencilCompareMask: u32 = 119;
+    pub const vkCmdSetStencilOp: u32 = 120;
+    pub const vkCmdSetStencilReference: u32 = 121;
+    pub const vkCmdSetStencilTestEnable: u32 = 122;
+    pub const vkCmdSetStencilWriteMask: u32 = 123;
+    pub const vkCmdSetTessellationDomainOriginEXT: u32 = 124;
+    pub const vkCmdSetVertexInputEXT: u32 = 125;
+    pub const vkCmdSetViewport: u32 = 126;
+    pub const vkCmdSetViewportSwizzleNV: u32 = 127;
+    pub const vkCmdSetViewportWScalingEnableNV: u32 = 128;
+    pub const vkCmdSetViewportWithCount: u32 = 129;
+    pub const vkCmdUpdateBuffer: u32 = 130;
+    pub const vkCmdWaitEvents: u32 = 131;
+    pub const vkCmdWaitEvents2: u32 = 132;
+    pub const vkCmdWriteTimestamp: u32 = 133;
+    pub const vkCmdWriteTimestamp2: u32 = 134;
+    pub const vkCreateBuffer: u32 = 135;
+    pub const vkCreateBufferView: u32 = 136;
+    pub const vkCreateCommandPool: u32 = 137;
+    pub const vkCreateComputePipelines: u32 = 138;
+    pub const vkCreateDescriptorPool: u32 = 139;
+    pub const vkCreateDescriptorSetLayout: u32 = 140;
+    pub const vkCreateDescriptorUpdateTemplate: u32 = 141;
+    pub const vkCreateDevice: u32 = 142;
+    pub const vkCreateEvent: u32 = 143;
+    pub const vkCreateFence: u32 = 144;
+    pub const vkCreateFramebuffer: u32 = 145;
+    pub const vkCreateGraphicsPipelines: u32 = 146;
+    pub const vkCreateImage: u32 = 147;
+    pub const vkCreateImageView: u32 = 148;
+    pub const vkCreateInstance: u32 = 149;
+    pub const vkCreatePipelineCache: u32 = 150;
+    pub const vkCreatePipelineLayout: u32 = 151;
+    pub const vkCreatePrivateDataSlot: u32 = 152;
+    pub const vkCreateQueryPool: u32 = 153;
+    pub const vkCreateRenderPass: u32 = 154;
+    pub const vkCreateRenderPass2: u32 = 155;
+    pub const vkCreateSampler: u32 = 156;
+    pub const vkCreateSamplerYcbcrConversion: u32 = 157;
+    pub const vkCreateSemaphore: u32 = 158;
+    pub const vkCreateShaderModule: u32 = 159;
+    pub const vkDestroyBuffer: u32 = 160;
+    pub const vkDestroyBufferView: u32 = 161;
+    pub const vkDestroyCommandPool: u32 = 162;
+    pub const vkDestroyDescriptorPool: u32 = 163;
+    pub const vkDestroyDescriptorSetLayout: u32 = 164;
+    pub const vkDestroyDescriptorUpdateTemplate: u32 = 165;
+    pub const vkDestroyDevice: u32 = 166;
+    pub const vkDestroyEvent: u32 = 167;
+    pub const vkDestroyFence: u32 = 168;
+    pub const vkDestroyFramebuffer: u32 = 169;
+    pub const vkDestroyImage: u32 = 170;
+    pub const vkDestroyImageView: u32 = 171;
+    pub const vkDestroyInstance: u32 = 172;
+    pub const vkDestroyPipeline: u32 = 173;
+    pub const vkDestroyPipelineCache: u32 = 174;
+    pub const vkDestroyPipelineLayout: u32 = 175;
+    pub const vkDestroyPrivateDataSlot: u32 = 176;
+    pub const vkDestroyQueryPool: u32 = 177;
+    pub const vkDestroyRenderPass: u32 = 178;
+    pub const vkDestroySampler: u32 = 179;
+    pub const vkDestroySamplerYcbcrConversion: u32 = 180;
+    pub const vkDestroySemaphore: u32 = 181;
+    pub const vkDestroyShaderModule: u32 = 182;
+    pub const vkDeviceWaitIdle: u32 = 183;
+    pub const vkEndCommandBuffer: u32 = 184;
+    pub const vkEnumerateDeviceExtensionProperties: u32 = 185;
+    pub const vkEnumerateDeviceLayerProperties: u32 = 186;
+    pub const vkEnumerateInstanceExtensionProperties: u32 = 187;
+    pub const vkEnumerateInstanceLayerProperties: u32 = 188;
+    pub const vkEnumerateInstanceVersion: u32 = 189;
+    pub const vkEnumeratePhysicalDeviceGroups: u32 = 190;
+    pub const vkEnumeratePhysicalDevices: u32 = 191;
+    pub const vkFlushMappedMemoryRanges: u32 = 192;
+    pub const vkFreeCommandBuffers: u32 = 193;
+    pub const vkFreeDescriptorSets: u32 = 194;
+    pub const vkFreeMemory: u32 = 195;
+    pub const vkGetBufferDeviceAddress: u32 = 196;
+    pub const vkGetBufferMemoryRequirements: u32 = 197;
+    pub const vkGetBufferMemoryRequirements2: u32 = 198;
+    pub const vkGetBufferOpaqueCaptureAddress: u32 = 199;
+    pub const vkGetCalibratedTimestampsEXT: u32 = 200;
+    pub const vkGetDescriptorSetLayoutSupport: u32 = 201;
+    pub const vkGetDeviceBufferMemoryRequirements: u32 = 202;
+    pub const vkGetDeviceGroupPeerMemoryFeatures: u32 = 203;
+    pub const vkGetDeviceImageMemoryRequirements: u32 = 204;
+    pub const vkGetDeviceImageSparseMemoryRequirements: u32 = 205;
+    pub const vkGetDeviceMemoryCommitment: u32 = 206;
+    pub const vkGetDeviceMemoryOpaqueCaptureAddress: u32 = 207;
+    pub const vkGetDeviceProcAddr: u32 = 208;
+    pub const vkGetDeviceQueue: u32 = 209;
+    pub const vkGetDeviceQueue2: u32 = 210;
+    pub const vkGetEventStatus: u32 = 211;
+    pub const vkGetFenceStatus: u32 = 212;
+    pub const vkGetImageMemoryRequirements: u32 = 213;
+    pub const vkGetImageMemoryRequirements2: u32 = 214;
+    pub const vkGetImageSparseMemoryRequirements: u32 = 215;
+    pub const vkGetImageSparseMemoryRequirements2: u32 = 216;
+    pub const vkGetImageSubresourceLayout: u32 = 217;
+    pub const vkGetInstanceProcAddr: u32 = 218;
+    pub const vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: u32 = 219;
+    pub const vkGetPhysicalDeviceExternalBufferProperties: u32 = 220;
+    pub const vkGetPhysicalDeviceExternalFenceProperties: u32 = 221;
+    pub const vkGetPhysicalDeviceExternalSemaphoreProperties: u32 = 222;
+    pub const vkGetPhysicalDeviceFeatures: u32 = 223;
+    pub const vkGetPhysicalDeviceFeatures2: u32 = 224;
+    pub const vkGetPhysicalDeviceFormatProperties: u32 = 225;
+    pub const vkGetPhysicalDeviceFormatProperties2: u32 = 226;
+    pub const vkGetPhysicalDeviceImageFormatProperties: u32 = 227;
+    pub const vkGetPhysicalDeviceImageFormatProperties2: u32 = 228;
+    pub const vkGetPhysicalDeviceMemoryProperties: u32 = 229;
+    pub const vkGetPhysicalDeviceMemoryProperties2: u32 = 230;
+    pub const vkGetPhysicalDeviceProperties: u32 = 231;
+    pub const vkGetPhysicalDeviceProperties2: u32 = 232;
+    pub const vkGetPhysicalDeviceQueueFamilyProperties: u32 = 233;
+    pub const vkGetPhysicalDeviceQueueFamilyProperties2: u32 = 234;
+    pub const vkGetPhysicalDeviceSparseImageFormatProperties: u32 = 235;
+    pub const vkGetPhysicalDeviceSparseImageFormatProperties2: u32 = 236;
+    pub const vkGetPhysicalDeviceToolProperties: u32 = 237;
+    pub const vkGetPipelineCacheData: u32 = 238;
+    pub const vkGetPrivateData: u32 = 239;
+    pub const vkGetQueryPoolResults: u32 = 240;
+    pub const vkGetRenderAreaGranularity: u32 = 241;
+    pub const vkGetSemaphoreCounterValue: u32 = 242;
+    pub const vkInvalidateMappedMemoryRanges: u32 = 243;
+    pub const vkMapMemory: u32 = 244;
     pub const vkMergePipelineCaches: u32 = 245;
     pub const vkQueueBindSparse: u32 = 246;
     pub const vkQueueSubmit: u32 = 247;
@@ -277,9 +271,10 @@ pub mod id {
     pub const vkSignalSemaphore: u32 = 258;
     pub const vkTrimCommandPool: u32 = 259;
     pub const vkUnmapMemory: u32 = 260;
-    pub const vkUpdateDescriptorSets: u32 = 261;
-    pub const vkWaitForFences: u32 = 262;
-    pub const vkWaitSemaphores: u32 = 263;
+    pub const vkUpdateDescriptorSetWithTemplate: u32 = 261;
+    pub const vkUpdateDescriptorSets: u32 = 262;
+    pub const vkWaitForFences: u32 = 263;
+    pub const vkWaitSemaphores: u32 = 264;
 }
 
 pub static C_vkAllocateCommandBuffers: CommandDesc = CommandDesc {
@@ -320,6 +315,7 @@ pub static C_vkAllocateCommandBuffers: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkAllocateDescriptorSets: CommandDesc = CommandDesc {
@@ -360,6 +356,7 @@ pub static C_vkAllocateDescriptorSets: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkAllocateMemory: CommandDesc = CommandDesc {
@@ -397,6 +394,7 @@ pub static C_vkAllocateMemory: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkBeginCommandBuffer: CommandDesc = CommandDesc {
@@ -424,6 +422,7 @@ pub static C_vkBeginCommandBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkBindBufferMemory: CommandDesc = CommandDesc {
@@ -458,6 +457,7 @@ pub static C_vkBindBufferMemory: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkBindBufferMemory2: CommandDesc = CommandDesc {
@@ -491,6 +491,7 @@ pub static C_vkBindBufferMemory2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkBindImageMemory: CommandDesc = CommandDesc {
@@ -525,6 +526,7 @@ pub static C_vkBindImageMemory: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkBindImageMemory2: CommandDesc = CommandDesc {
@@ -558,6 +560,7 @@ pub static C_vkBindImageMemory2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCmdBeginConditionalRenderingEXT: CommandDesc = CommandDesc {
@@ -585,6 +588,7 @@ pub static C_vkCmdBeginConditionalRenderingEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBeginQuery: CommandDesc = CommandDesc {
@@ -619,6 +623,7 @@ pub static C_vkCmdBeginQuery: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBeginQueryIndexedEXT: CommandDesc = CommandDesc {
@@ -658,6 +663,7 @@ pub static C_vkCmdBeginQueryIndexedEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBeginRenderPass: CommandDesc = CommandDesc {
@@ -690,6 +696,7 @@ pub static C_vkCmdBeginRenderPass: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBeginRenderPass2: CommandDesc = CommandDesc {
@@ -725,6 +732,7 @@ pub static C_vkCmdBeginRenderPass2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBeginRendering: CommandDesc = CommandDesc {
@@ -752,6 +760,7 @@ pub static C_vkCmdBeginRendering: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBeginTransformFeedbackEXT: CommandDesc = CommandDesc {
@@ -799,6 +808,7 @@ pub static C_vkCmdBeginTransformFeedbackEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBindDescriptorSets: CommandDesc = CommandDesc {
@@ -861,6 +871,7 @@ pub static C_vkCmdBindDescriptorSets: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBindIndexBuffer: CommandDesc = CommandDesc {
@@ -895,6 +906,7 @@ pub static C_vkCmdBindIndexBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBindPipeline: CommandDesc = CommandDesc {
@@ -924,6 +936,7 @@ pub static C_vkCmdBindPipeline: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBindTransformFeedbackBuffersEXT: CommandDesc = CommandDesc {
@@ -980,6 +993,7 @@ pub static C_vkCmdBindTransformFeedbackBuffersEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBindVertexBuffers: CommandDesc = CommandDesc {
@@ -1027,6 +1041,7 @@ pub static C_vkCmdBindVertexBuffers: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBindVertexBuffers2: CommandDesc = CommandDesc {
@@ -1092,6 +1107,7 @@ pub static C_vkCmdBindVertexBuffers2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBlitImage: CommandDesc = CommandDesc {
@@ -1150,6 +1166,7 @@ pub static C_vkCmdBlitImage: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdBlitImage2: CommandDesc = CommandDesc {
@@ -1177,6 +1194,7 @@ pub static C_vkCmdBlitImage2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdClearAttachments: CommandDesc = CommandDesc {
@@ -1224,6 +1242,7 @@ pub static C_vkCmdClearAttachments: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdClearColorImage: CommandDesc = CommandDesc {
@@ -1278,6 +1297,7 @@ pub static C_vkCmdClearColorImage: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdClearDepthStencilImage: CommandDesc = CommandDesc {
@@ -1329,6 +1349,7 @@ pub static C_vkCmdClearDepthStencilImage: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyBuffer: CommandDesc = CommandDesc {
@@ -1372,6 +1393,7 @@ pub static C_vkCmdCopyBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyBuffer2: CommandDesc = CommandDesc {
@@ -1399,6 +1421,7 @@ pub static C_vkCmdCopyBuffer2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyBufferToImage: CommandDesc = CommandDesc {
@@ -1447,6 +1470,7 @@ pub static C_vkCmdCopyBufferToImage: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyBufferToImage2: CommandDesc = CommandDesc {
@@ -1474,6 +1498,7 @@ pub static C_vkCmdCopyBufferToImage2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyImage: CommandDesc = CommandDesc {
@@ -1527,6 +1552,7 @@ pub static C_vkCmdCopyImage: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyImage2: CommandDesc = CommandDesc {
@@ -1554,6 +1580,7 @@ pub static C_vkCmdCopyImage2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyImageToBuffer: CommandDesc = CommandDesc {
@@ -1602,6 +1629,7 @@ pub static C_vkCmdCopyImageToBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyImageToBuffer2: CommandDesc = CommandDesc {
@@ -1629,6 +1657,7 @@ pub static C_vkCmdCopyImageToBuffer2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdCopyQueryPoolResults: CommandDesc = CommandDesc {
@@ -1683,6 +1712,7 @@ pub static C_vkCmdCopyQueryPoolResults: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDispatch: CommandDesc = CommandDesc {
@@ -1717,6 +1747,7 @@ pub static C_vkCmdDispatch: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDispatchBase: CommandDesc = CommandDesc {
@@ -1766,6 +1797,7 @@ pub static C_vkCmdDispatchBase: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDispatchIndirect: CommandDesc = CommandDesc {
@@ -1795,6 +1827,7 @@ pub static C_vkCmdDispatchIndirect: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDraw: CommandDesc = CommandDesc {
@@ -1834,6 +1867,7 @@ pub static C_vkCmdDraw: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawIndexed: CommandDesc = CommandDesc {
@@ -1878,6 +1912,7 @@ pub static C_vkCmdDrawIndexed: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawIndexedIndirect: CommandDesc = CommandDesc {
@@ -1917,6 +1952,7 @@ pub static C_vkCmdDrawIndexedIndirect: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawIndexedIndirectCount: CommandDesc = CommandDesc {
@@ -1969,6 +2005,7 @@ pub static C_vkCmdDrawIndexedIndirectCount: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawIndirect: CommandDesc = CommandDesc {
@@ -2008,6 +2045,7 @@ pub static C_vkCmdDrawIndirect: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawIndirectByteCountEXT: CommandDesc = CommandDesc {
@@ -2057,6 +2095,7 @@ pub static C_vkCmdDrawIndirectByteCountEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawIndirectCount: CommandDesc = CommandDesc {
@@ -2106,6 +2145,7 @@ pub static C_vkCmdDrawIndirectCount: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawMultiEXT: CommandDesc = CommandDesc {
@@ -2154,6 +2194,7 @@ pub static C_vkCmdDrawMultiEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdDrawMultiIndexedEXT: CommandDesc = CommandDesc {
@@ -2210,6 +2251,7 @@ pub static C_vkCmdDrawMultiIndexedEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdEndConditionalRenderingEXT: CommandDesc = CommandDesc {
@@ -2227,6 +2269,7 @@ pub static C_vkCmdEndConditionalRenderingEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdEndQuery: CommandDesc = CommandDesc {
@@ -2256,6 +2299,7 @@ pub static C_vkCmdEndQuery: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdEndQueryIndexedEXT: CommandDesc = CommandDesc {
@@ -2290,6 +2334,7 @@ pub static C_vkCmdEndQueryIndexedEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdEndRenderPass: CommandDesc = CommandDesc {
@@ -2307,6 +2352,7 @@ pub static C_vkCmdEndRenderPass: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdEndRenderPass2: CommandDesc = CommandDesc {
@@ -2334,6 +2380,7 @@ pub static C_vkCmdEndRenderPass2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdEndRendering: CommandDesc = CommandDesc {
@@ -2351,6 +2398,7 @@ pub static C_vkCmdEndRendering: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdEndTransformFeedbackEXT: CommandDesc = CommandDesc {
@@ -2398,6 +2446,7 @@ pub static C_vkCmdEndTransformFeedbackEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdExecuteCommands: CommandDesc = CommandDesc {
@@ -2431,6 +2480,7 @@ pub static C_vkCmdExecuteCommands: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdFillBuffer: CommandDesc = CommandDesc {
@@ -2470,6 +2520,7 @@ pub static C_vkCmdFillBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdNextSubpass: CommandDesc = CommandDesc {
@@ -2494,6 +2545,7 @@ pub static C_vkCmdNextSubpass: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdNextSubpass2: CommandDesc = CommandDesc {
@@ -2529,6 +2581,7 @@ pub static C_vkCmdNextSubpass2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdPipelineBarrier: CommandDesc = CommandDesc {
@@ -2605,6 +2658,7 @@ pub static C_vkCmdPipelineBarrier: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdPipelineBarrier2: CommandDesc = CommandDesc {
@@ -2632,6 +2686,7 @@ pub static C_vkCmdPipelineBarrier2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdPushConstants: CommandDesc = CommandDesc {
@@ -2678,6 +2733,7 @@ pub static C_vkCmdPushConstants: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdPushDescriptorSetKHR: CommandDesc = CommandDesc {
@@ -2726,6 +2782,21 @@ pub static C_vkCmdPushDescriptorSetKHR: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
+};
+
+pub static C_vkCmdPushDescriptorSetWithTemplateKHR: CommandDesc = CommandDesc {
+    name: "vkCmdPushDescriptorSetWithTemplateKHR",
+    id: id::vkCmdPushDescriptorSetWithTemplateKHR,
+    aliases: &[],
+    origin: "VK_KHR_push_descriptor",
+    level: Level::Device,
+    ret: Ret::Void,
+    params: &[],
+    creates: false,
+    destroys: None,
+    blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdResetEvent: CommandDesc = CommandDesc {
@@ -2755,6 +2826,7 @@ pub static C_vkCmdResetEvent: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdResetEvent2: CommandDesc = CommandDesc {
@@ -2784,6 +2856,7 @@ pub static C_vkCmdResetEvent2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdResetQueryPool: CommandDesc = CommandDesc {
@@ -2818,6 +2891,7 @@ pub static C_vkCmdResetQueryPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdResolveImage: CommandDesc = CommandDesc {
@@ -2871,6 +2945,7 @@ pub static C_vkCmdResolveImage: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdResolveImage2: CommandDesc = CommandDesc {
@@ -2898,6 +2973,7 @@ pub static C_vkCmdResolveImage2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetAlphaToCoverageEnableEXT: CommandDesc = CommandDesc {
@@ -2922,6 +2998,7 @@ pub static C_vkCmdSetAlphaToCoverageEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetAlphaToOneEnableEXT: CommandDesc = CommandDesc {
@@ -2946,6 +3023,7 @@ pub static C_vkCmdSetAlphaToOneEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetBlendConstants: CommandDesc = CommandDesc {
@@ -2974,6 +3052,7 @@ pub static C_vkCmdSetBlendConstants: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetColorBlendAdvancedEXT: CommandDesc = CommandDesc {
@@ -3012,6 +3091,7 @@ pub static C_vkCmdSetColorBlendAdvancedEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetColorBlendEnableEXT: CommandDesc = CommandDesc {
@@ -3050,6 +3130,7 @@ pub static C_vkCmdSetColorBlendEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetColorBlendEquationEXT: CommandDesc = CommandDesc {
@@ -3088,6 +3169,7 @@ pub static C_vkCmdSetColorBlendEquationEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetColorWriteEnableEXT: CommandDesc = CommandDesc {
@@ -3121,6 +3203,7 @@ pub static C_vkCmdSetColorWriteEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetColorWriteMaskEXT: CommandDesc = CommandDesc {
@@ -3159,6 +3242,7 @@ pub static C_vkCmdSetColorWriteMaskEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetConservativeRasterizationModeEXT: CommandDesc = CommandDesc {
@@ -3183,6 +3267,7 @@ pub static C_vkCmdSetConservativeRasterizationModeEXT: CommandDesc = CommandDesc
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetCoverageModulationModeNV: CommandDesc = CommandDesc {
@@ -3207,6 +3292,7 @@ pub static C_vkCmdSetCoverageModulationModeNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetCoverageModulationTableEnableNV: CommandDesc = CommandDesc {
@@ -3231,6 +3317,7 @@ pub static C_vkCmdSetCoverageModulationTableEnableNV: CommandDesc = CommandDesc 
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetCoverageModulationTableNV: CommandDesc = CommandDesc {
@@ -3264,6 +3351,7 @@ pub static C_vkCmdSetCoverageModulationTableNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetCoverageReductionModeNV: CommandDesc = CommandDesc {
@@ -3288,6 +3376,7 @@ pub static C_vkCmdSetCoverageReductionModeNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetCoverageToColorEnableNV: CommandDesc = CommandDesc {
@@ -3312,6 +3401,7 @@ pub static C_vkCmdSetCoverageToColorEnableNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetCoverageToColorLocationNV: CommandDesc = CommandDesc {
@@ -3336,6 +3426,7 @@ pub static C_vkCmdSetCoverageToColorLocationNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetCullMode: CommandDesc = CommandDesc {
@@ -3360,6 +3451,7 @@ pub static C_vkCmdSetCullMode: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthBias: CommandDesc = CommandDesc {
@@ -3394,6 +3486,7 @@ pub static C_vkCmdSetDepthBias: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthBiasEnable: CommandDesc = CommandDesc {
@@ -3418,6 +3511,7 @@ pub static C_vkCmdSetDepthBiasEnable: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthBounds: CommandDesc = CommandDesc {
@@ -3447,6 +3541,7 @@ pub static C_vkCmdSetDepthBounds: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthBoundsTestEnable: CommandDesc = CommandDesc {
@@ -3471,6 +3566,7 @@ pub static C_vkCmdSetDepthBoundsTestEnable: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthClampEnableEXT: CommandDesc = CommandDesc {
@@ -3495,6 +3591,7 @@ pub static C_vkCmdSetDepthClampEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthClipEnableEXT: CommandDesc = CommandDesc {
@@ -3519,6 +3616,7 @@ pub static C_vkCmdSetDepthClipEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthClipNegativeOneToOneEXT: CommandDesc = CommandDesc {
@@ -3543,6 +3641,7 @@ pub static C_vkCmdSetDepthClipNegativeOneToOneEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthCompareOp: CommandDesc = CommandDesc {
@@ -3567,6 +3666,7 @@ pub static C_vkCmdSetDepthCompareOp: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthTestEnable: CommandDesc = CommandDesc {
@@ -3591,6 +3691,7 @@ pub static C_vkCmdSetDepthTestEnable: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDepthWriteEnable: CommandDesc = CommandDesc {
@@ -3615,6 +3716,7 @@ pub static C_vkCmdSetDepthWriteEnable: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetDeviceMask: CommandDesc = CommandDesc {
@@ -3639,6 +3741,7 @@ pub static C_vkCmdSetDeviceMask: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetEvent: CommandDesc = CommandDesc {
@@ -3668,6 +3771,7 @@ pub static C_vkCmdSetEvent: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetEvent2: CommandDesc = CommandDesc {
@@ -3700,6 +3804,7 @@ pub static C_vkCmdSetEvent2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetExtraPrimitiveOverestimationSizeEXT: CommandDesc = CommandDesc {
@@ -3724,6 +3829,7 @@ pub static C_vkCmdSetExtraPrimitiveOverestimationSizeEXT: CommandDesc = CommandD
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetFrontFace: CommandDesc = CommandDesc {
@@ -3748,6 +3854,7 @@ pub static C_vkCmdSetFrontFace: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetLineRasterizationModeEXT: CommandDesc = CommandDesc {
@@ -3772,6 +3879,7 @@ pub static C_vkCmdSetLineRasterizationModeEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetLineStippleEXT: CommandDesc = CommandDesc {
@@ -3801,6 +3909,7 @@ pub static C_vkCmdSetLineStippleEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetLineStippleEnableEXT: CommandDesc = CommandDesc {
@@ -3825,6 +3934,7 @@ pub static C_vkCmdSetLineStippleEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetLineWidth: CommandDesc = CommandDesc {
@@ -3849,6 +3959,7 @@ pub static C_vkCmdSetLineWidth: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetLogicOpEXT: CommandDesc = CommandDesc {
@@ -3873,6 +3984,7 @@ pub static C_vkCmdSetLogicOpEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetLogicOpEnableEXT: CommandDesc = CommandDesc {
@@ -3897,6 +4009,7 @@ pub static C_vkCmdSetLogicOpEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetPatchControlPointsEXT: CommandDesc = CommandDesc {
@@ -3921,6 +4034,7 @@ pub static C_vkCmdSetPatchControlPointsEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetPolygonModeEXT: CommandDesc = CommandDesc {
@@ -3945,6 +4059,7 @@ pub static C_vkCmdSetPolygonModeEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetPrimitiveRestartEnable: CommandDesc = CommandDesc {
@@ -3969,6 +4084,7 @@ pub static C_vkCmdSetPrimitiveRestartEnable: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetPrimitiveTopology: CommandDesc = CommandDesc {
@@ -3993,6 +4109,7 @@ pub static C_vkCmdSetPrimitiveTopology: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetProvokingVertexModeEXT: CommandDesc = CommandDesc {
@@ -4017,6 +4134,7 @@ pub static C_vkCmdSetProvokingVertexModeEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetRasterizationSamplesEXT: CommandDesc = CommandDesc {
@@ -4041,6 +4159,7 @@ pub static C_vkCmdSetRasterizationSamplesEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetRasterizationStreamEXT: CommandDesc = CommandDesc {
@@ -4065,6 +4184,7 @@ pub static C_vkCmdSetRasterizationStreamEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetRasterizerDiscardEnable: CommandDesc = CommandDesc {
@@ -4089,6 +4209,7 @@ pub static C_vkCmdSetRasterizerDiscardEnable: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetRepresentativeFragmentTestEnableNV: CommandDesc = CommandDesc {
@@ -4113,6 +4234,7 @@ pub static C_vkCmdSetRepresentativeFragmentTestEnableNV: CommandDesc = CommandDe
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetSampleLocationsEnableEXT: CommandDesc = CommandDesc {
@@ -4137,6 +4259,7 @@ pub static C_vkCmdSetSampleLocationsEnableEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetSampleMaskEXT: CommandDesc = CommandDesc {
@@ -4170,6 +4293,7 @@ pub static C_vkCmdSetSampleMaskEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetScissor: CommandDesc = CommandDesc {
@@ -4208,6 +4332,7 @@ pub static C_vkCmdSetScissor: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetScissorWithCount: CommandDesc = CommandDesc {
@@ -4241,6 +4366,7 @@ pub static C_vkCmdSetScissorWithCount: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetShadingRateImageEnableNV: CommandDesc = CommandDesc {
@@ -4265,6 +4391,7 @@ pub static C_vkCmdSetShadingRateImageEnableNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetStencilCompareMask: CommandDesc = CommandDesc {
@@ -4294,6 +4421,7 @@ pub static C_vkCmdSetStencilCompareMask: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetStencilOp: CommandDesc = CommandDesc {
@@ -4338,6 +4466,7 @@ pub static C_vkCmdSetStencilOp: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetStencilReference: CommandDesc = CommandDesc {
@@ -4367,6 +4496,7 @@ pub static C_vkCmdSetStencilReference: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetStencilTestEnable: CommandDesc = CommandDesc {
@@ -4391,6 +4521,7 @@ pub static C_vkCmdSetStencilTestEnable: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetStencilWriteMask: CommandDesc = CommandDesc {
@@ -4420,6 +4551,7 @@ pub static C_vkCmdSetStencilWriteMask: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetTessellationDomainOriginEXT: CommandDesc = CommandDesc {
@@ -4444,6 +4576,7 @@ pub static C_vkCmdSetTessellationDomainOriginEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetVertexInputEXT: CommandDesc = CommandDesc {
@@ -4491,6 +4624,7 @@ pub static C_vkCmdSetVertexInputEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetViewport: CommandDesc = CommandDesc {
@@ -4529,6 +4663,7 @@ pub static C_vkCmdSetViewport: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetViewportSwizzleNV: CommandDesc = CommandDesc {
@@ -4567,6 +4702,7 @@ pub static C_vkCmdSetViewportSwizzleNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetViewportWScalingEnableNV: CommandDesc = CommandDesc {
@@ -4591,6 +4727,7 @@ pub static C_vkCmdSetViewportWScalingEnableNV: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdSetViewportWithCount: CommandDesc = CommandDesc {
@@ -4624,6 +4761,7 @@ pub static C_vkCmdSetViewportWithCount: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdUpdateBuffer: CommandDesc = CommandDesc {
@@ -4665,6 +4803,7 @@ pub static C_vkCmdUpdateBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdWaitEvents: CommandDesc = CommandDesc {
@@ -4750,6 +4889,7 @@ pub static C_vkCmdWaitEvents: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdWaitEvents2: CommandDesc = CommandDesc {
@@ -4792,6 +4932,7 @@ pub static C_vkCmdWaitEvents2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdWriteTimestamp: CommandDesc = CommandDesc {
@@ -4826,6 +4967,7 @@ pub static C_vkCmdWriteTimestamp: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCmdWriteTimestamp2: CommandDesc = CommandDesc {
@@ -4860,6 +5002,7 @@ pub static C_vkCmdWriteTimestamp2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: true,
 };
 
 pub static C_vkCreateBuffer: CommandDesc = CommandDesc {
@@ -4897,6 +5040,7 @@ pub static C_vkCreateBuffer: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateBufferView: CommandDesc = CommandDesc {
@@ -4934,6 +5078,7 @@ pub static C_vkCreateBufferView: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateCommandPool: CommandDesc = CommandDesc {
@@ -4971,6 +5116,7 @@ pub static C_vkCreateCommandPool: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateComputePipelines: CommandDesc = CommandDesc {
@@ -5022,6 +5168,7 @@ pub static C_vkCreateComputePipelines: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 pub static C_vkCreateDescriptorPool: CommandDesc = CommandDesc {
@@ -5059,6 +5206,7 @@ pub static C_vkCreateDescriptorPool: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateDescriptorSetLayout: CommandDesc = CommandDesc {
@@ -5096,6 +5244,7 @@ pub static C_vkCreateDescriptorSetLayout: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateDescriptorUpdateTemplate: CommandDesc = CommandDesc {
@@ -5133,6 +5282,7 @@ pub static C_vkCreateDescriptorUpdateTemplate: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateDevice: CommandDesc = CommandDesc {
@@ -5170,6 +5320,7 @@ pub static C_vkCreateDevice: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateEvent: CommandDesc = CommandDesc {
@@ -5207,6 +5358,7 @@ pub static C_vkCreateEvent: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateFence: CommandDesc = CommandDesc {
@@ -5244,6 +5396,7 @@ pub static C_vkCreateFence: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateFramebuffer: CommandDesc = CommandDesc {
@@ -5281,6 +5434,7 @@ pub static C_vkCreateFramebuffer: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateGraphicsPipelines: CommandDesc = CommandDesc {
@@ -5332,6 +5486,7 @@ pub static C_vkCreateGraphicsPipelines: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 pub static C_vkCreateImage: CommandDesc = CommandDesc {
@@ -5369,6 +5524,7 @@ pub static C_vkCreateImage: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateImageView: CommandDesc = CommandDesc {
@@ -5406,6 +5562,7 @@ pub static C_vkCreateImageView: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateInstance: CommandDesc = CommandDesc {
@@ -5438,6 +5595,7 @@ pub static C_vkCreateInstance: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreatePipelineCache: CommandDesc = CommandDesc {
@@ -5475,6 +5633,7 @@ pub static C_vkCreatePipelineCache: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreatePipelineLayout: CommandDesc = CommandDesc {
@@ -5512,6 +5671,7 @@ pub static C_vkCreatePipelineLayout: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreatePrivateDataSlot: CommandDesc = CommandDesc {
@@ -5549,6 +5709,7 @@ pub static C_vkCreatePrivateDataSlot: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateQueryPool: CommandDesc = CommandDesc {
@@ -5586,6 +5747,7 @@ pub static C_vkCreateQueryPool: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateRenderPass: CommandDesc = CommandDesc {
@@ -5623,6 +5785,7 @@ pub static C_vkCreateRenderPass: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateRenderPass2: CommandDesc = CommandDesc {
@@ -5660,6 +5823,7 @@ pub static C_vkCreateRenderPass2: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateSampler: CommandDesc = CommandDesc {
@@ -5697,6 +5861,7 @@ pub static C_vkCreateSampler: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateSamplerYcbcrConversion: CommandDesc = CommandDesc {
@@ -5734,6 +5899,7 @@ pub static C_vkCreateSamplerYcbcrConversion: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateSemaphore: CommandDesc = CommandDesc {
@@ -5771,6 +5937,7 @@ pub static C_vkCreateSemaphore: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkCreateShaderModule: CommandDesc = CommandDesc {
@@ -5808,6 +5975,7 @@ pub static C_vkCreateShaderModule: CommandDesc = CommandDesc {
     creates: true,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyBuffer: CommandDesc = CommandDesc {
@@ -5837,6 +6005,7 @@ pub static C_vkDestroyBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyBufferView: CommandDesc = CommandDesc {
@@ -5866,6 +6035,7 @@ pub static C_vkDestroyBufferView: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyCommandPool: CommandDesc = CommandDesc {
@@ -5895,6 +6065,7 @@ pub static C_vkDestroyCommandPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyDescriptorPool: CommandDesc = CommandDesc {
@@ -5924,6 +6095,7 @@ pub static C_vkDestroyDescriptorPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyDescriptorSetLayout: CommandDesc = CommandDesc {
@@ -5953,6 +6125,7 @@ pub static C_vkDestroyDescriptorSetLayout: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyDescriptorUpdateTemplate: CommandDesc = CommandDesc {
@@ -5982,6 +6155,7 @@ pub static C_vkDestroyDescriptorUpdateTemplate: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyDevice: CommandDesc = CommandDesc {
@@ -6006,6 +6180,7 @@ pub static C_vkDestroyDevice: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(0),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyEvent: CommandDesc = CommandDesc {
@@ -6035,6 +6210,7 @@ pub static C_vkDestroyEvent: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyFence: CommandDesc = CommandDesc {
@@ -6064,6 +6240,7 @@ pub static C_vkDestroyFence: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyFramebuffer: CommandDesc = CommandDesc {
@@ -6093,6 +6270,7 @@ pub static C_vkDestroyFramebuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyImage: CommandDesc = CommandDesc {
@@ -6122,6 +6300,7 @@ pub static C_vkDestroyImage: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyImageView: CommandDesc = CommandDesc {
@@ -6151,6 +6330,7 @@ pub static C_vkDestroyImageView: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyInstance: CommandDesc = CommandDesc {
@@ -6175,6 +6355,7 @@ pub static C_vkDestroyInstance: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(0),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyPipeline: CommandDesc = CommandDesc {
@@ -6204,6 +6385,7 @@ pub static C_vkDestroyPipeline: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyPipelineCache: CommandDesc = CommandDesc {
@@ -6233,6 +6415,7 @@ pub static C_vkDestroyPipelineCache: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyPipelineLayout: CommandDesc = CommandDesc {
@@ -6262,6 +6445,7 @@ pub static C_vkDestroyPipelineLayout: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyPrivateDataSlot: CommandDesc = CommandDesc {
@@ -6291,6 +6475,7 @@ pub static C_vkDestroyPrivateDataSlot: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyQueryPool: CommandDesc = CommandDesc {
@@ -6320,6 +6505,7 @@ pub static C_vkDestroyQueryPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyRenderPass: CommandDesc = CommandDesc {
@@ -6349,6 +6535,7 @@ pub static C_vkDestroyRenderPass: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroySampler: CommandDesc = CommandDesc {
@@ -6378,6 +6565,7 @@ pub static C_vkDestroySampler: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroySamplerYcbcrConversion: CommandDesc = CommandDesc {
@@ -6407,6 +6595,7 @@ pub static C_vkDestroySamplerYcbcrConversion: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroySemaphore: CommandDesc = CommandDesc {
@@ -6436,6 +6625,7 @@ pub static C_vkDestroySemaphore: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDestroyShaderModule: CommandDesc = CommandDesc {
@@ -6465,6 +6655,7 @@ pub static C_vkDestroyShaderModule: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkDeviceWaitIdle: CommandDesc = CommandDesc {
@@ -6482,6 +6673,7 @@ pub static C_vkDeviceWaitIdle: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 pub static C_vkEndCommandBuffer: CommandDesc = CommandDesc {
@@ -6499,6 +6691,7 @@ pub static C_vkEndCommandBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkEnumerateDeviceExtensionProperties: CommandDesc = CommandDesc {
@@ -6536,6 +6729,7 @@ pub static C_vkEnumerateDeviceExtensionProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkEnumerateDeviceLayerProperties: CommandDesc = CommandDesc {
@@ -6568,6 +6762,7 @@ pub static C_vkEnumerateDeviceLayerProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkEnumerateInstanceExtensionProperties: CommandDesc = CommandDesc {
@@ -6600,6 +6795,7 @@ pub static C_vkEnumerateInstanceExtensionProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkEnumerateInstanceLayerProperties: CommandDesc = CommandDesc {
@@ -6627,6 +6823,7 @@ pub static C_vkEnumerateInstanceLayerProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkEnumerateInstanceVersion: CommandDesc = CommandDesc {
@@ -6644,6 +6841,7 @@ pub static C_vkEnumerateInstanceVersion: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkEnumeratePhysicalDeviceGroups: CommandDesc = CommandDesc {
@@ -6676,6 +6874,7 @@ pub static C_vkEnumeratePhysicalDeviceGroups: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkEnumeratePhysicalDevices: CommandDesc = CommandDesc {
@@ -6708,6 +6907,7 @@ pub static C_vkEnumeratePhysicalDevices: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkFlushMappedMemoryRanges: CommandDesc = CommandDesc {
@@ -6741,6 +6941,7 @@ pub static C_vkFlushMappedMemoryRanges: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkFreeCommandBuffers: CommandDesc = CommandDesc {
@@ -6779,6 +6980,7 @@ pub static C_vkFreeCommandBuffers: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(3),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkFreeDescriptorSets: CommandDesc = CommandDesc {
@@ -6817,6 +7019,7 @@ pub static C_vkFreeDescriptorSets: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(3),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkFreeMemory: CommandDesc = CommandDesc {
@@ -6846,6 +7049,7 @@ pub static C_vkFreeMemory: CommandDesc = CommandDesc {
     creates: false,
     destroys: Some(1),
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetBufferDeviceAddress: CommandDesc = CommandDesc {
@@ -6873,6 +7077,7 @@ pub static C_vkGetBufferDeviceAddress: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetBufferMemoryRequirements: CommandDesc = CommandDesc {
@@ -6902,6 +7107,7 @@ pub static C_vkGetBufferMemoryRequirements: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetBufferMemoryRequirements2: CommandDesc = CommandDesc {
@@ -6934,6 +7140,7 @@ pub static C_vkGetBufferMemoryRequirements2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetBufferOpaqueCaptureAddress: CommandDesc = CommandDesc {
@@ -6961,6 +7168,7 @@ pub static C_vkGetBufferOpaqueCaptureAddress: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetCalibratedTimestampsEXT: CommandDesc = CommandDesc {
@@ -7007,6 +7215,7 @@ pub static C_vkGetCalibratedTimestampsEXT: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDescriptorSetLayoutSupport: CommandDesc = CommandDesc {
@@ -7039,6 +7248,7 @@ pub static C_vkGetDescriptorSetLayoutSupport: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceBufferMemoryRequirements: CommandDesc = CommandDesc {
@@ -7071,6 +7281,7 @@ pub static C_vkGetDeviceBufferMemoryRequirements: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceGroupPeerMemoryFeatures: CommandDesc = CommandDesc {
@@ -7110,6 +7321,7 @@ pub static C_vkGetDeviceGroupPeerMemoryFeatures: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceImageMemoryRequirements: CommandDesc = CommandDesc {
@@ -7142,6 +7354,7 @@ pub static C_vkGetDeviceImageMemoryRequirements: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceImageSparseMemoryRequirements: CommandDesc = CommandDesc {
@@ -7182,6 +7395,7 @@ pub static C_vkGetDeviceImageSparseMemoryRequirements: CommandDesc = CommandDesc
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceMemoryCommitment: CommandDesc = CommandDesc {
@@ -7211,6 +7425,7 @@ pub static C_vkGetDeviceMemoryCommitment: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceMemoryOpaqueCaptureAddress: CommandDesc = CommandDesc {
@@ -7238,6 +7453,7 @@ pub static C_vkGetDeviceMemoryOpaqueCaptureAddress: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceProcAddr: CommandDesc = CommandDesc {
@@ -7262,6 +7478,7 @@ pub static C_vkGetDeviceProcAddr: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceQueue: CommandDesc = CommandDesc {
@@ -7296,6 +7513,7 @@ pub static C_vkGetDeviceQueue: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetDeviceQueue2: CommandDesc = CommandDesc {
@@ -7328,6 +7546,7 @@ pub static C_vkGetDeviceQueue2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetEventStatus: CommandDesc = CommandDesc {
@@ -7352,6 +7571,7 @@ pub static C_vkGetEventStatus: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 pub static C_vkGetFenceStatus: CommandDesc = CommandDesc {
@@ -7376,6 +7596,7 @@ pub static C_vkGetFenceStatus: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetImageMemoryRequirements: CommandDesc = CommandDesc {
@@ -7405,6 +7626,7 @@ pub static C_vkGetImageMemoryRequirements: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetImageMemoryRequirements2: CommandDesc = CommandDesc {
@@ -7437,6 +7659,7 @@ pub static C_vkGetImageMemoryRequirements2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetImageSparseMemoryRequirements: CommandDesc = CommandDesc {
@@ -7474,6 +7697,7 @@ pub static C_vkGetImageSparseMemoryRequirements: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetImageSparseMemoryRequirements2: CommandDesc = CommandDesc {
@@ -7514,6 +7738,7 @@ pub static C_vkGetImageSparseMemoryRequirements2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetImageSubresourceLayout: CommandDesc = CommandDesc {
@@ -7551,6 +7776,7 @@ pub static C_vkGetImageSubresourceLayout: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetInstanceProcAddr: CommandDesc = CommandDesc {
@@ -7575,72 +7801,7 @@ pub static C_vkGetInstanceProcAddr: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
-};
-
-pub static C_vkGetMemoryFdKHR: CommandDesc = CommandDesc {
-    name: "vkGetMemoryFdKHR",
-    id: id::vkGetMemoryFdKHR,
-    aliases: &[],
-    origin: "VK_KHR_external_memory_fd",
-    level: Level::Device,
-    ret: Ret::Result,
-    params: &[
-        Field {
-            name: "device",
-            offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
-        },
-        Field {
-            name: "pGetFdInfo",
-            offset: 8,
-            kind: Kind::Ptr {
-                elem: Ty::Struct(&S_MemoryGetFdInfoKHR),
-                optional: false,
-            },
-        },
-        Field {
-            name: "pFd",
-            offset: 16,
-            kind: Kind::Out(Ty::I32),
-        },
-    ],
-    creates: false,
-    destroys: None,
-    blocking: false,
-};
-
-pub static C_vkGetMemoryFdPropertiesKHR: CommandDesc = CommandDesc {
-    name: "vkGetMemoryFdPropertiesKHR",
-    id: id::vkGetMemoryFdPropertiesKHR,
-    aliases: &[],
-    origin: "VK_KHR_external_memory_fd",
-    level: Level::Device,
-    ret: Ret::Result,
-    params: &[
-        Field {
-            name: "device",
-            offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
-        },
-        Field {
-            name: "handleType",
-            offset: 8,
-            kind: Kind::Value(Ty::U32),
-        },
-        Field {
-            name: "fd",
-            offset: 16,
-            kind: Kind::Value(Ty::I32),
-        },
-        Field {
-            name: "pMemoryFdProperties",
-            offset: 24,
-            kind: Kind::Out(Ty::Struct(&S_MemoryFdPropertiesKHR)),
-        },
-    ],
-    creates: false,
-    destroys: None,
-    blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: CommandDesc = CommandDesc {
@@ -7673,6 +7834,7 @@ pub static C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: CommandDesc = Comma
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceExternalBufferProperties: CommandDesc = CommandDesc {
@@ -7705,6 +7867,7 @@ pub static C_vkGetPhysicalDeviceExternalBufferProperties: CommandDesc = CommandD
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceExternalFenceProperties: CommandDesc = CommandDesc {
@@ -7737,6 +7900,7 @@ pub static C_vkGetPhysicalDeviceExternalFenceProperties: CommandDesc = CommandDe
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceExternalSemaphoreProperties: CommandDesc = CommandDesc {
@@ -7769,6 +7933,7 @@ pub static C_vkGetPhysicalDeviceExternalSemaphoreProperties: CommandDesc = Comma
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceFeatures: CommandDesc = CommandDesc {
@@ -7793,6 +7958,7 @@ pub static C_vkGetPhysicalDeviceFeatures: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceFeatures2: CommandDesc = CommandDesc {
@@ -7817,6 +7983,7 @@ pub static C_vkGetPhysicalDeviceFeatures2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceFormatProperties: CommandDesc = CommandDesc {
@@ -7846,6 +8013,7 @@ pub static C_vkGetPhysicalDeviceFormatProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceFormatProperties2: CommandDesc = CommandDesc {
@@ -7875,6 +8043,7 @@ pub static C_vkGetPhysicalDeviceFormatProperties2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceImageFormatProperties: CommandDesc = CommandDesc {
@@ -7924,6 +8093,7 @@ pub static C_vkGetPhysicalDeviceImageFormatProperties: CommandDesc = CommandDesc
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceImageFormatProperties2: CommandDesc = CommandDesc {
@@ -7956,6 +8126,7 @@ pub static C_vkGetPhysicalDeviceImageFormatProperties2: CommandDesc = CommandDes
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceMemoryProperties: CommandDesc = CommandDesc {
@@ -7980,6 +8151,7 @@ pub static C_vkGetPhysicalDeviceMemoryProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceMemoryProperties2: CommandDesc = CommandDesc {
@@ -8004,6 +8176,7 @@ pub static C_vkGetPhysicalDeviceMemoryProperties2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceProperties: CommandDesc = CommandDesc {
@@ -8028,6 +8201,7 @@ pub static C_vkGetPhysicalDeviceProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceProperties2: CommandDesc = CommandDesc {
@@ -8052,6 +8226,7 @@ pub static C_vkGetPhysicalDeviceProperties2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceQueueFamilyProperties: CommandDesc = CommandDesc {
@@ -8084,6 +8259,7 @@ pub static C_vkGetPhysicalDeviceQueueFamilyProperties: CommandDesc = CommandDesc
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceQueueFamilyProperties2: CommandDesc = CommandDesc {
@@ -8116,6 +8292,7 @@ pub static C_vkGetPhysicalDeviceQueueFamilyProperties2: CommandDesc = CommandDes
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceSparseImageFormatProperties: CommandDesc = CommandDesc {
@@ -8173,6 +8350,7 @@ pub static C_vkGetPhysicalDeviceSparseImageFormatProperties: CommandDesc = Comma
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceSparseImageFormatProperties2: CommandDesc = CommandDesc {
@@ -8213,6 +8391,7 @@ pub static C_vkGetPhysicalDeviceSparseImageFormatProperties2: CommandDesc = Comm
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPhysicalDeviceToolProperties: CommandDesc = CommandDesc {
@@ -8245,6 +8424,7 @@ pub static C_vkGetPhysicalDeviceToolProperties: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPipelineCacheData: CommandDesc = CommandDesc {
@@ -8279,6 +8459,7 @@ pub static C_vkGetPipelineCacheData: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetPrivateData: CommandDesc = CommandDesc {
@@ -8318,6 +8499,7 @@ pub static C_vkGetPrivateData: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetQueryPoolResults: CommandDesc = CommandDesc {
@@ -8374,6 +8556,7 @@ pub static C_vkGetQueryPoolResults: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 pub static C_vkGetRenderAreaGranularity: CommandDesc = CommandDesc {
@@ -8403,6 +8586,7 @@ pub static C_vkGetRenderAreaGranularity: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkGetSemaphoreCounterValue: CommandDesc = CommandDesc {
@@ -8432,6 +8616,7 @@ pub static C_vkGetSemaphoreCounterValue: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkInvalidateMappedMemoryRanges: CommandDesc = CommandDesc {
@@ -8465,6 +8650,21 @@ pub static C_vkInvalidateMappedMemoryRanges: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
+};
+
+pub static C_vkMapMemory: CommandDesc = CommandDesc {
+    name: "vkMapMemory",
+    id: id::vkMapMemory,
+    aliases: &[],
+    origin: "VK_VERSION_1_0",
+    level: Level::Device,
+    ret: Ret::Result,
+    params: &[],
+    creates: false,
+    destroys: None,
+    blocking: false,
+    recorded: false,
 };
 
 pub static C_vkMergePipelineCaches: CommandDesc = CommandDesc {
@@ -8503,6 +8703,7 @@ pub static C_vkMergePipelineCaches: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkQueueBindSparse: CommandDesc = CommandDesc {
@@ -8541,6 +8742,7 @@ pub static C_vkQueueBindSparse: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkQueueSubmit: CommandDesc = CommandDesc {
@@ -8579,6 +8781,7 @@ pub static C_vkQueueSubmit: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkQueueSubmit2: CommandDesc = CommandDesc {
@@ -8617,6 +8820,7 @@ pub static C_vkQueueSubmit2: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkQueueWaitIdle: CommandDesc = CommandDesc {
@@ -8634,6 +8838,7 @@ pub static C_vkQueueWaitIdle: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 pub static C_vkResetCommandBuffer: CommandDesc = CommandDesc {
@@ -8658,6 +8863,7 @@ pub static C_vkResetCommandBuffer: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkResetCommandPool: CommandDesc = CommandDesc {
@@ -8687,6 +8893,7 @@ pub static C_vkResetCommandPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkResetDescriptorPool: CommandDesc = CommandDesc {
@@ -8716,6 +8923,7 @@ pub static C_vkResetDescriptorPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkResetEvent: CommandDesc = CommandDesc {
@@ -8740,6 +8948,7 @@ pub static C_vkResetEvent: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkResetFences: CommandDesc = CommandDesc {
@@ -8773,6 +8982,7 @@ pub static C_vkResetFences: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkResetQueryPool: CommandDesc = CommandDesc {
@@ -8807,6 +9017,7 @@ pub static C_vkResetQueryPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkSetEvent: CommandDesc = CommandDesc {
@@ -8831,6 +9042,7 @@ pub static C_vkSetEvent: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkSetPrivateData: CommandDesc = CommandDesc {
@@ -8870,6 +9082,7 @@ pub static C_vkSetPrivateData: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkSignalSemaphore: CommandDesc = CommandDesc {
@@ -8897,6 +9110,7 @@ pub static C_vkSignalSemaphore: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkTrimCommandPool: CommandDesc = CommandDesc {
@@ -8926,6 +9140,7 @@ pub static C_vkTrimCommandPool: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkUnmapMemory: CommandDesc = CommandDesc {
@@ -8950,6 +9165,21 @@ pub static C_vkUnmapMemory: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
+};
+
+pub static C_vkUpdateDescriptorSetWithTemplate: CommandDesc = CommandDesc {
+    name: "vkUpdateDescriptorSetWithTemplate",
+    id: id::vkUpdateDescriptorSetWithTemplate,
+    aliases: &["vkUpdateDescriptorSetWithTemplateKHR"],
+    origin: "VK_VERSION_1_1",
+    level: Level::Device,
+    ret: Ret::Void,
+    params: &[],
+    creates: false,
+    destroys: None,
+    blocking: false,
+    recorded: false,
 };
 
 pub static C_vkUpdateDescriptorSets: CommandDesc = CommandDesc {
@@ -8997,6 +9227,7 @@ pub static C_vkUpdateDescriptorSets: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: false,
+    recorded: false,
 };
 
 pub static C_vkWaitForFences: CommandDesc = CommandDesc {
@@ -9040,6 +9271,7 @@ pub static C_vkWaitForFences: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 pub static C_vkWaitSemaphores: CommandDesc = CommandDesc {
@@ -9072,6 +9304,7 @@ pub static C_vkWaitSemaphores: CommandDesc = CommandDesc {
     creates: false,
     destroys: None,
     blocking: true,
+    recorded: false,
 };
 
 /// Every carried command, indexed by id.
@@ -9138,6 +9371,7 @@ pub static COMMANDS: &[&CommandDesc] = &[
     &C_vkCmdPipelineBarrier2,
     &C_vkCmdPushConstants,
     &C_vkCmdPushDescriptorSetKHR,
+    &C_vkCmdPushDescriptorSetWithTemplateKHR,
     &C_vkCmdResetEvent,
     &C_vkCmdResetEvent2,
     &C_vkCmdResetQueryPool,
@@ -9294,8 +9528,6 @@ pub static COMMANDS: &[&CommandDesc] = &[
     &C_vkGetImageSparseMemoryRequirements2,
     &C_vkGetImageSubresourceLayout,
     &C_vkGetInstanceProcAddr,
-    &C_vkGetMemoryFdKHR,
-    &C_vkGetMemoryFdPropertiesKHR,
     &C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT,
     &C_vkGetPhysicalDeviceExternalBufferProperties,
     &C_vkGetPhysicalDeviceExternalFenceProperties,
@@ -9321,6 +9553,7 @@ pub static COMMANDS: &[&CommandDesc] = &[
     &C_vkGetRenderAreaGranularity,
     &C_vkGetSemaphoreCounterValue,
     &C_vkInvalidateMappedMemoryRanges,
+    &C_vkMapMemory,
     &C_vkMergePipelineCaches,
     &C_vkQueueBindSparse,
     &C_vkQueueSubmit,
@@ -9337,6 +9570,7 @@ pub static COMMANDS: &[&CommandDesc] = &[
     &C_vkSignalSemaphore,
     &C_vkTrimCommandPool,
     &C_vkUnmapMemory,
+    &C_vkUpdateDescriptorSetWithTemplate,
     &C_vkUpdateDescriptorSets,
     &C_vkWaitForFences,
     &C_vkWaitSemaphores,
@@ -9346,13 +9580,31 @@ pub static COMMANDS: &[&CommandDesc] = &[
 pub fn handwritten(id: u32) -> bool {
     matches!(
         id,
-        id::vkCreateInstance
+        id::vkAllocateCommandBuffers
+            | id::vkBeginCommandBuffer
+            | id::vkCmdPushDescriptorSetKHR
+            | id::vkCmdPushDescriptorSetWithTemplateKHR
+            | id::vkCreateDescriptorSetLayout
+            | id::vkCreateDescriptorUpdateTemplate
+            | id::vkCreateInstance
+            | id::vkDestroyCommandPool
+            | id::vkDestroyDescriptorUpdateTemplate
+            | id::vkDestroyDevice
             | id::vkDestroyInstance
+            | id::vkEndCommandBuffer
             | id::vkEnumerateDeviceLayerProperties
             | id::vkEnumerateInstanceExtensionProperties
             | id::vkEnumerateInstanceLayerProperties
+            | id::vkFreeCommandBuffers
+            | id::vkFreeMemory
+            | id::vkGetDescriptorSetLayoutSupport
             | id::vkGetDeviceProcAddr
             | id::vkGetInstanceProcAddr
+            | id::vkMapMemory
+            | id::vkResetCommandBuffer
+            | id::vkUnmapMemory
+            | id::vkUpdateDescriptorSetWithTemplate
+            | id::vkUpdateDescriptorSets
     )
 }
 
@@ -9426,11 +9678,6 @@ pub static EXTENSIONS: &[ExtensionDesc] = &[
     ExtensionDesc {
         name: "VK_EXT_extended_dynamic_state3",
         spec_version: 2,
-        instance: false,
-    },
-    ExtensionDesc {
-        name: "VK_EXT_external_memory_host",
-        spec_version: 1,
         instance: false,
     },
     ExtensionDesc {
@@ -9702,11 +9949,6 @@ pub static EXTENSIONS: &[ExtensionDesc] = &[
         name: "VK_KHR_external_memory_capabilities",
         spec_version: 1,
         instance: true,
-    },
-    ExtensionDesc {
-        name: "VK_KHR_external_memory_fd",
-        spec_version: 1,
-        instance: false,
     },
     ExtensionDesc {
         name: "VK_KHR_external_semaphore",

@@ -7,7 +7,6 @@ use ash::vk;
 use core::mem::{align_of, offset_of, size_of};
 
 // Not carried (a pNext struct of these types is dropped by the client):
-// - VkImportMemoryHostPointerInfoEXT.pHostPointer: pointer shape *
 // - VkPipelineCreationFeedbackCreateInfo.pPipelineCreationFeedback: pointer shape *
 
 pub static S_ApplicationInfo: StructDesc = StructDesc {
@@ -4888,37 +4887,6 @@ pub static S_ImageViewUsageCreateInfo: StructDesc = StructDesc {
     returned_only: false,
 };
 
-pub static S_ImportMemoryFdInfoKHR: StructDesc = StructDesc {
-    name: "VkImportMemoryFdInfoKHR",
-    s_type: Some(vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR),
-    size: size_of::<vk::ImportMemoryFdInfoKHR<'static>>(),
-    align: align_of::<vk::ImportMemoryFdInfoKHR<'static>>(),
-    fields: &[
-        Field {
-            name: "sType",
-            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, s_type),
-            kind: Kind::SType,
-        },
-        Field {
-            name: "pNext",
-            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, p_next),
-            kind: Kind::PNext,
-        },
-        Field {
-            name: "handleType",
-            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, handle_type),
-            kind: Kind::Value(Ty::U32),
-        },
-        Field {
-            name: "fd",
-            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, fd),
-            kind: Kind::Value(Ty::I32),
-        },
-    ],
-    extended_by: &[],
-    returned_only: false,
-};
-
 pub static S_InputAttachmentAspectReference: StructDesc = StructDesc {
     name: "VkInputAttachmentAspectReference",
     s_type: None,
@@ -5130,7 +5098,6 @@ pub static S_MemoryAllocateInfo: StructDesc = StructDesc {
     ],
     extended_by: &[
         vk::StructureType::EXPORT_MEMORY_ALLOCATE_INFO,
-        vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR,
         vk::StructureType::MEMORY_ALLOCATE_FLAGS_INFO,
         vk::StructureType::MEMORY_DEDICATED_ALLOCATE_INFO,
         vk::StructureType::MEMORY_OPAQUE_CAPTURE_ADDRESS_ALLOCATE_INFO,
@@ -5276,63 +5243,6 @@ pub static S_MemoryDedicatedRequirements: StructDesc = StructDesc {
     ],
     extended_by: &[],
     returned_only: true,
-};
-
-pub static S_MemoryFdPropertiesKHR: StructDesc = StructDesc {
-    name: "VkMemoryFdPropertiesKHR",
-    s_type: Some(vk::StructureType::MEMORY_FD_PROPERTIES_KHR),
-    size: size_of::<vk::MemoryFdPropertiesKHR<'static>>(),
-    align: align_of::<vk::MemoryFdPropertiesKHR<'static>>(),
-    fields: &[
-        Field {
-            name: "sType",
-            offset: offset_of!(vk::MemoryFdPropertiesKHR<'static>, s_type),
-            kind: Kind::SType,
-        },
-        Field {
-            name: "pNext",
-            offset: offset_of!(vk::MemoryFdPropertiesKHR<'static>, p_next),
-            kind: Kind::PNext,
-        },
-        Field {
-            name: "memoryTypeBits",
-            offset: offset_of!(vk::MemoryFdPropertiesKHR<'static>, memory_type_bits),
-            kind: Kind::Value(Ty::U32),
-        },
-    ],
-    extended_by: &[],
-    returned_only: true,
-};
-
-pub static S_MemoryGetFdInfoKHR: StructDesc = StructDesc {
-    name: "VkMemoryGetFdInfoKHR",
-    s_type: Some(vk::StructureType::MEMORY_GET_FD_INFO_KHR),
-    size: size_of::<vk::MemoryGetFdInfoKHR<'static>>(),
-    align: align_of::<vk::MemoryGetFdInfoKHR<'static>>(),
-    fields: &[
-        Field {
-            name: "sType",
-            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, s_type),
-            kind: Kind::SType,
-        },
-        Field {
-            name: "pNext",
-            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, p_next),
-            kind: Kind::PNext,
-        },
-        Field {
-            name: "memory",
-            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, memory),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
-        },
-        Field {
-            name: "handleType",
-            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, handle_type),
-            kind: Kind::Value(Ty::U32),
-        },
-    ],
-    extended_by: &[],
-    returned_only: false,
 };
 
 pub static S_MemoryHeap: StructDesc = StructDesc {
@@ -7100,41 +7010,6 @@ pub static S_PhysicalDeviceExternalImageFormatInfo: StructDesc = StructDesc {
     ],
     extended_by: &[],
     returned_only: false,
-};
-
-pub static S_PhysicalDeviceExternalMemoryHostPropertiesEXT: StructDesc = StructDesc {
-    name: "VkPhysicalDeviceExternalMemoryHostPropertiesEXT",
-    s_type: Some(vk::StructureType::PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT),
-    size: size_of::<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT<'static>>(),
-    align: align_of::<vk::PhysicalDeviceExternalMemoryHostPropertiesEXT<'static>>(),
-    fields: &[
-        Field {
-            name: "sType",
-            offset: offset_of!(
-                vk::PhysicalDeviceExternalMemoryHostPropertiesEXT<'static>,
-                s_type
-            ),
-            kind: Kind::SType,
-        },
-        Field {
-            name: "pNext",
-            offset: offset_of!(
-                vk::PhysicalDeviceExternalMemoryHostPropertiesEXT<'static>,
-                p_next
-            ),
-            kind: Kind::PNext,
-        },
-        Field {
-            name: "minImportedHostPointerAlignment",
-            offset: offset_of!(
-                vk::PhysicalDeviceExternalMemoryHostPropertiesEXT<'static>,
-                min_imported_host_pointer_alignment
-            ),
-            kind: Kind::Value(Ty::U64),
-        },
-    ],
-    extended_by: &[],
-    returned_only: true,
 };
 
 pub static S_PhysicalDeviceExternalSemaphoreInfo: StructDesc = StructDesc {
@@ -9574,7 +9449,6 @@ pub static S_PhysicalDeviceProperties2: StructDesc = StructDesc {
         vk::StructureType::PHYSICAL_DEVICE_DESCRIPTOR_INDEXING_PROPERTIES,
         vk::StructureType::PHYSICAL_DEVICE_DRIVER_PROPERTIES,
         vk::StructureType::PHYSICAL_DEVICE_EXTENDED_DYNAMIC_STATE_3_PROPERTIES_EXT,
-        vk::StructureType::PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT,
         vk::StructureType::PHYSICAL_DEVICE_FLOAT_CONTROLS_PROPERTIES,
         vk::StructureType::PHYSICAL_DEVICE_GRAPHICS_PIPELINE_LIBRARY_PROPERTIES_EXT,
         vk::StructureType::PHYSICAL_DEVICE_ID_PROPERTIES,
@@ -16933,7 +16807,6 @@ pub fn by_stype(s: vk::StructureType) -> Option<&'static StructDesc> {
         vk::StructureType::IMAGE_STENCIL_USAGE_CREATE_INFO => Some(&S_ImageStencilUsageCreateInfo),
         vk::StructureType::IMAGE_VIEW_CREATE_INFO => Some(&S_ImageViewCreateInfo),
         vk::StructureType::IMAGE_VIEW_USAGE_CREATE_INFO => Some(&S_ImageViewUsageCreateInfo),
-        vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR => Some(&S_ImportMemoryFdInfoKHR),
         vk::StructureType::INSTANCE_CREATE_INFO => Some(&S_InstanceCreateInfo),
         vk::StructureType::MAPPED_MEMORY_RANGE => Some(&S_MappedMemoryRange),
         vk::StructureType::MEMORY_ALLOCATE_FLAGS_INFO => Some(&S_MemoryAllocateFlagsInfo),
@@ -16942,8 +16815,6 @@ pub fn by_stype(s: vk::StructureType) -> Option<&'static StructDesc> {
         vk::StructureType::MEMORY_BARRIER_2 => Some(&S_MemoryBarrier2),
         vk::StructureType::MEMORY_DEDICATED_ALLOCATE_INFO => Some(&S_MemoryDedicatedAllocateInfo),
         vk::StructureType::MEMORY_DEDICATED_REQUIREMENTS => Some(&S_MemoryDedicatedRequirements),
-        vk::StructureType::MEMORY_FD_PROPERTIES_KHR => Some(&S_MemoryFdPropertiesKHR),
-        vk::StructureType::MEMORY_GET_FD_INFO_KHR => Some(&S_MemoryGetFdInfoKHR),
         vk::StructureType::MEMORY_OPAQUE_CAPTURE_ADDRESS_ALLOCATE_INFO => {
             Some(&S_MemoryOpaqueCaptureAddressAllocateInfo)
         }
@@ -17022,9 +16893,6 @@ pub fn by_stype(s: vk::StructureType) -> Option<&'static StructDesc> {
         }
         vk::StructureType::PHYSICAL_DEVICE_EXTERNAL_IMAGE_FORMAT_INFO => {
             Some(&S_PhysicalDeviceExternalImageFormatInfo)
-        }
-        vk::StructureType::PHYSICAL_DEVICE_EXTERNAL_MEMORY_HOST_PROPERTIES_EXT => {
-            Some(&S_PhysicalDeviceExternalMemoryHostPropertiesEXT)
         }
         vk::StructureType::PHYSICAL_DEVICE_EXTERNAL_SEMAPHORE_INFO => {
             Some(&S_PhysicalDeviceExternalSemaphoreInfo)
@@ -17522,7 +17390,6 @@ pub static ALL: &[&StructDesc] = &[
     &S_ImageSubresourceRange,
     &S_ImageViewCreateInfo,
     &S_ImageViewUsageCreateInfo,
-    &S_ImportMemoryFdInfoKHR,
     &S_InputAttachmentAspectReference,
     &S_InstanceCreateInfo,
     &S_LayerProperties,
@@ -17533,8 +17400,6 @@ pub static ALL: &[&StructDesc] = &[
     &S_MemoryBarrier2,
     &S_MemoryDedicatedAllocateInfo,
     &S_MemoryDedicatedRequirements,
-    &S_MemoryFdPropertiesKHR,
-    &S_MemoryGetFdInfoKHR,
     &S_MemoryHeap,
     &S_MemoryOpaqueCaptureAddressAllocateInfo,
     &S_MemoryRequirements,
@@ -17569,7 +17434,6 @@ pub static ALL: &[&StructDesc] = &[
     &S_PhysicalDeviceExternalBufferInfo,
     &S_PhysicalDeviceExternalFenceInfo,
     &S_PhysicalDeviceExternalImageFormatInfo,
-    &S_PhysicalDeviceExternalMemoryHostPropertiesEXT,
     &S_PhysicalDeviceExternalSemaphoreInfo,
     &S_PhysicalDeviceFeatures,
     &S_PhysicalDeviceFeatures2,

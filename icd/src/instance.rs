@@ -1,4 +1,4 @@
-//! The entry points Airlock writes by hand: proc-address lookup, what the ICD answers alone
+//! Instance-level entry points written by hand: proc-address lookup, what the ICD answers alone
 //! (extension and layer lists), and instance creation and destruction, which start the server
 //! and own the instance's wrapper.
 
@@ -163,6 +163,7 @@ pub unsafe extern "system" fn vkDestroyInstance(
         return;
     }
     call(&C_vkDestroyInstance, &[h, allocator as u64]);
+    crate::stats::dump();
     let conn = Dispatchable::conn(h);
     free_children(&conn, Dispatchable::id_of(h));
     Dispatchable::free(h);

@@ -1,0 +1,261 @@
+//! Command buffers: every `vkCmd*` is encoded into the command buffer's own memory here and
+//! reaches the server in batches (when the batch grows large and at `vkEndCommandBuffer`), so
+//! recording costs no message and no system call per command.
+//!
+//! Begin, end and reset are answered here and sent without waiting: the server applies them in
+//! order with the batches. A command the ICD cannot encode makes `vkEndCommandBuffer` fail.
+
+use crate::call::call;
+use crate::conn::Connection;
+use crate::log::log;
+use crate::objects::{ClientCx, Dispatchable};
+use ash::vk::{self, Handle};
+use std::collections::HashMap;
+use wire::codec::Encoder;
+use wire::desc::CommandDesc;
+use wire::frame::{RequestHeader, REQUEST_HEADER};
+use wire::generated::commands::{
+    C_vkAllocateCommandBuffers, C_vkBeginCommandBuffer, C_vkDestroyCommandPool,
+    C_vkEndCommandBuffer, C_vkFreeCommandBuffers, C_vkResetCommandBuffer,
+};
+use wire::interp;
+use wire::private::RECORDED;
+
+/// A batch is shipped once it holds this many bytes, so the server replays a long recording
+/// while the application is still recording it.
+const FLUSH_AT: usize = 256 << 10;
+
+/// The unshipped part of one command buffer's recording.
+#[derive(Default)]
+pub struct Recording {
+    frames: Encoder,
+    commands: u64,
+    primary: bool,
+    /// The id of the device it was allocated from.
+    device: u64,
+    /// The first command that could not be encoded; `vkEndCommandBuffer` reports it.
+    error: Option<vk::Result>,
+}
+
+impl Recording {
+    fn discard(&mut self) {
+        self.frames.clear();
+        self.commands = 0;
+        self.error = None;
+    }
+}
+
+/// Command buffer wrappers of each pool, freed with it.
+#[derive(Default)]
+pub struct Pools(HashMap<u64, Vec<u64>>);
+
+/// # Safety
+/// `handle` is a live command buffer wrapper, used by one thread at a time as Vulkan requires.
+unsafe fn recording<'a>(handle: u64) -> &'a mut Recording {
+    &mut *(*(handle as *const Dispatchable)).rec.get()
+}
+
+/// Encodes one `vkCmd*` call into its command buffer's batch.
+///
+/// # Safety
+/// `args` are the application's arguments; `args[0]` a command buffer in the recording state.
+pub unsafe fn record(cmd: &'static CommandDesc, args: &[u64]) {
+    let handle = args[0];
+    let rec = recording(handle);
+    let conn = Dispatchable::conn_borrowed(handle);
+    let start = rec.frames.len();
+    rec.frames.buf.extend_from_slice(&[0; REQUEST_HEADER]);
+    let cx = ClientCx {
+        conn: &conn,
+        parent: handle,
+        level: cmd.level,
+    };
+    // Recorded commands create nothing, so no ids are named.
+    let mut no_ids = Vec::new();
+    if let Err(e) = interp::encode_request(&mut rec.frames, cmd, args, &cx, &mut no_ids) {
+        rec.frames.buf.truncate(start);
+        log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
+        rec.error.get_or_insert(vk::Result::ERROR_UNKNOWN);
+        return;
+    }
+    let header = RequestHeader {
+        size: (rec.frames.len() - start - REQUEST_HEADER) as u32,
+        command: cmd.id,
+        slot: 0,
+        flags: 0,
+    };
+    rec.frames.buf[start..start + REQUEST_HEADER].copy_from_slice(&header.to_bytes());
+    rec.commands += 1;
+    if rec.frames.len() >= FLUSH_AT {
+        flush(&conn, handle, rec);
+    }
+}
+
+/// Ships what `handle` has recorded so far.
+fn flush(conn: &Connection, handle: u64, rec: &mut Recording) {
+    if rec.commands == 0 {
+        return;
+    }
+    // SAFETY: a live wrapper.
+    let id = unsafe { Dispatchable::id_of(handle) };
+    let sent = conn.exchange_parts(
+        RECORDED,
+        &[&id.to_le_bytes(), &rec.frames.buf],
+        false,
+        &mut Vec::new(),
+    );
+    if let Err(why) = sent {
+        let _ = conn.fail(&format!("shipping recorded commands: {why}"));
+    }
+    crate::stats::batch(rec.commands);
+    rec.frames.clear();
+    rec.commands = 0;
+}
+
+pub unsafe extern "system" fn vkAllocateCommandBuffers(
+    device: vk::Device,
+    info: *const vk::CommandBufferAllocateInfo<'_>,
+    out: *mut vk::CommandBuffer,
+) -> vk::Result {
+    let r = vk::Result::from_raw(call(
+        &C_vkAllocateCommandBuffers,
+        &[device.as_raw(), info as u64, out as u64],
+    ) as i32);
+    if r != vk::Result::SUCCESS {
+        return r;
+    }
+    let info = &*info;
+    let device_id = Dispatchable::id_of(device.as_raw());
+    let handles = std::slice::from_raw_parts(out, info.command_buffer_count as usize);
+    for h in handles {
+        let rec = recording(h.as_raw());
+        rec.primary = info.level == vk::CommandBufferLevel::PRIMARY;
+        rec.device = device_id;
+    }
+    let conn = Dispatchable::conn(device.as_raw());
+    conn.pools
+        .lock()
+        .0
+        .entry(info.command_pool.as_raw())
+        .or_default()
+        .extend(handles.iter().map(|h| h.as_raw()));
+    r
+}
+
+pub unsafe extern "system" fn vkFreeCommandBuffers(
+    device: vk::Device,
+    pool: vk::CommandPool,
+    count: u32,
+    buffers: *const vk::CommandBuffer,
+) {
+    if buffers.is_null() {
+        return;
+    }
+    call(
+        &C_vkFreeCommandBuffers,
+        &[device.as_raw(), pool.as_raw(), count as u64, buffers as u64],
+    );
+    let conn = Dispatchable::conn(device.as_raw());
+    let freed: Vec<u64> = std::slice::from_raw_parts(buffers, count as usize)
+        .iter()
+        .map(|h| h.as_raw())
+        .filter(|h| *h != 0)
+        .collect();
+    if let Some(list) = conn.pools.lock().0.get_mut(&pool.as_raw()) {
+        list.retain(|h| !freed.contains(h));
+    }
+    for h in freed {
+        Dispatchable::free(h);
+    }
+}
+
+pub unsafe extern "system" fn vkDestroyCommandPool(
+    device: vk::Device,
+    pool: vk::CommandPool,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    if pool == vk::CommandPool::null() {
+        return;
+    }
+    call(
+        &C_vkDestroyCommandPool,
+        &[device.as_raw(), pool.as_raw(), allocator as u64],
+    );
+    let conn = Dispatchable::conn(device.as_raw());
+    let buffers = conn.pools.lock().0.remove(&pool.as_raw());
+    for h in buffers.unwrap_or_default() {
+        Dispatchable::free(h);
+    }
+}
+
+/// Frees the command buffer wrappers of every pool of a device being destroyed.
+pub fn forget_pools(conn: &Connection, device: u64) {
+    let mut pools = conn.pools.lock();
+    pools.0.retain(|_, buffers| {
+        // SAFETY: wrappers of the device's command buffers; the device is gone.
+        let ours = buffers
+            .first()
+            .is_some_and(|h| unsafe { owner_device(*h) } == device);
+        if ours {
+            for h in buffers.drain(..) {
+                unsafe { Dispatchable::free(h) };
+            }
+        }
+        !ours
+    });
+}
+
+/// The device id a command buffer wrapper was allocated from.
+unsafe fn owner_device(handle: u64) -> u64 {
+    recording(handle).device
+}
+
+pub unsafe extern "system" fn vkBeginCommandBuffer(
+    cb: vk::CommandBuffer,
+    info: *const vk::CommandBufferBeginInfo<'_>,
+) -> vk::Result {
+    let h = cb.as_raw();
+    let rec = recording(h);
+    rec.discard();
+    let conn = Dispatchable::conn_borrowed(h);
+    if info.is_null() {
+        return conn.post(&C_vkBeginCommandBuffer, &[h, 0]);
+    }
+    // pInheritanceInfo is ignored for primary command buffers, and its render pass and
+    // framebuffer outside a render pass: whatever they hold must not travel.
+    let mut begin = *info;
+    let mut inherit;
+    if rec.primary || begin.p_inheritance_info.is_null() {
+        begin.p_inheritance_info = std::ptr::null();
+    } else {
+        inherit = *begin.p_inheritance_info;
+        if !begin
+            .flags
+            .contains(vk::CommandBufferUsageFlags::RENDER_PASS_CONTINUE)
+        {
+            inherit.render_pass = vk::RenderPass::null();
+            inherit.framebuffer = vk::Framebuffer::null();
+        }
+        begin.p_inheritance_info = &inherit;
+    }
+    conn.post(&C_vkBeginCommandBuffer, &[h, &begin as *const _ as u64])
+}
+
+pub unsafe extern "system" fn vkEndCommandBuffer(cb: vk::CommandBuffer) -> vk::Result {
+    let h = cb.as_raw();
+    let rec = recording(h);
+    let conn = Dispatchable::conn_borrowed(h);
+    flush(&conn, h, rec);
+    let r = conn.post(&C_vkEndCommandBuffer, &[h]);
+    rec.error.take().unwrap_or(r)
+}
+
+pub unsafe extern "system" fn vkResetCommandBuffer(
+    cb: vk::CommandBuffer,
+    flags: vk::CommandBufferResetFlags,
+) -> vk::Result {
+    let h = cb.as_raw();
+    recording(h).discard();
+    let conn = Dispatchable::conn_borrowed(h);
+    conn.post(&C_vkResetCommandBuffer, &[h, flags.as_raw() as u64])
+}

@@ -1,0 +1,20 @@
+//! Every entry point written by hand, in one list: the generated table (`generated::entry`)
+//! points here for the commands `codegen` lists as hand-written. Each lives in the module of the
+//! object it concerns.
+
+pub use crate::command_buffer::{
+    vkAllocateCommandBuffers, vkBeginCommandBuffer, vkDestroyCommandPool, vkEndCommandBuffer,
+    vkFreeCommandBuffers, vkResetCommandBuffer,
+};
+pub use crate::descriptor::{
+    vkCmdPushDescriptorSetKHR, vkCmdPushDescriptorSetWithTemplateKHR, vkCreateDescriptorSetLayout,
+    vkCreateDescriptorUpdateTemplate, vkDestroyDescriptorUpdateTemplate,
+    vkGetDescriptorSetLayoutSupport, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
+};
+pub use crate::device::vkDestroyDevice;
+pub use crate::instance::{
+    vkCreateInstance, vkDestroyInstance, vkEnumerateDeviceLayerProperties,
+    vkEnumerateInstanceExtensionProperties, vkEnumerateInstanceLayerProperties,
+    vkGetDeviceProcAddr, vkGetInstanceProcAddr,
+};
+pub use crate::memory::{vkFreeMemory, vkMapMemory, vkUnmapMemory};

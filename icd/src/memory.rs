@@ -1,0 +1,159 @@
+//! Device memory in the application's address space: zero copy.
+//!
+//! The server backs each host-visible allocation with a memfd that it maps and imports into the
+//! host driver. On the first `vkMapMemory` of an allocation the ICD asks for that memfd once,
+//! maps it here (read and write, never executable) and closes the descriptor: the application
+//! then writes the very pages the driver reads. The mapping stays until `vkFreeMemory`, so later
+//! maps are local and unmapping loses nothing.
+
+use crate::call::call;
+use crate::conn::Connection;
+use crate::log::log;
+use crate::objects::Dispatchable;
+use ash::vk::{self, Handle};
+use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::os::fd::AsFd;
+use wire::codec::Decoder;
+use wire::control::ControlMsg;
+use wire::frame::Status;
+use wire::generated::commands::C_vkFreeMemory;
+use wire::private::MAP_MEMORY;
+
+pub struct Mapping {
+    ptr: usize,
+    len: u64,
+    /// The device the memory was allocated from.
+    device: u64,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping; the memory it shows is freed or its device destroyed.
+        unsafe {
+            let _ = munmap(self.ptr as *mut c_void, self.len as usize);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Mappings(HashMap<u64, Mapping>);
+
+pub unsafe extern "system" fn vkMapMemory(
+    device: vk::Device,
+    memory: vk::DeviceMemory,
+    offset: vk::DeviceSize,
+    size: vk::DeviceSize,
+    _flags: vk::MemoryMapFlags,
+    pp_data: *mut *mut c_void,
+) -> vk::Result {
+    if pp_data.is_null() {
+        return vk::Result::ERROR_MEMORY_MAP_FAILED;
+    }
+    *pp_data = std::ptr::null_mut();
+    let conn = Dispatchable::conn(device.as_raw());
+    let dev_id = Dispatchable::id_of(device.as_raw());
+    // One lock for the whole handover, so concurrent first maps cannot take each other's
+    // descriptors off the socket.
+    let mut maps = conn.mappings.lock();
+    let id = memory.as_raw();
+    let m = match maps.0.entry(id) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            let (ptr, len) = match fetch(&conn, id) {
+                Ok(m) => m,
+                Err(r) => return r,
+            };
+            crate::stats::mapped(len);
+            v.insert(Mapping {
+                ptr,
+                len,
+                device: dev_id,
+            })
+        }
+    };
+    let fits = offset < m.len && (size == vk::WHOLE_SIZE || size <= m.len - offset);
+    if !fits {
+        log!(
+            warn,
+            "airlock: vkMapMemory: range {offset}+{size} outside the allocation of {} bytes",
+            m.len
+        );
+        return vk::Result::ERROR_MEMORY_MAP_FAILED;
+    }
+    *pp_data = (m.ptr + offset as usize) as *mut c_void;
+    vk::Result::SUCCESS
+}
+
+/// Asks the server for the memfd of `memory` and maps it.
+fn fetch(conn: &Connection, memory: u64) -> Result<(usize, u64), vk::Result> {
+    let mut body = Vec::new();
+    let status = conn
+        .exchange_parts(MAP_MEMORY, &[&memory.to_le_bytes()], true, &mut body)
+        .map_err(|why| conn.fail(&format!("vkMapMemory: {why}")))?;
+    if status != Some(Status::Ok) {
+        log!(
+            error,
+            "airlock: vkMapMemory: the server rejected the request"
+        );
+        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
+    }
+    let mut dc = Decoder::new(&body);
+    let (r, size) = match (dc.u32(), dc.u64()) {
+        (Ok(r), Ok(s)) => (vk::Result::from_raw(r as i32), s),
+        _ => return Err(conn.fail("vkMapMemory: malformed reply")),
+    };
+    if r != vk::Result::SUCCESS {
+        return Err(r);
+    }
+    let (msg, fds) = conn
+        .recv_control()
+        .map_err(|e| conn.fail(&format!("vkMapMemory: waiting for the memory: {e}")))?;
+    let fd = match (msg, fds.as_slice()) {
+        (ControlMsg::MemoryFd { memory: m, size: s }, [fd]) if m == memory && s == size => fd,
+        _ => return Err(conn.fail("vkMapMemory: the server sent something else than the memory")),
+    };
+    // SAFETY: a fresh shared mapping of the memfd the server sized (and sealed) for `size`.
+    let ptr = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            size as usize,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            fd.as_fd(),
+            0,
+        )
+    };
+    match ptr {
+        Ok(p) => Ok((p as usize, size)),
+        Err(e) => {
+            log!(error, "airlock: vkMapMemory: mmap of {size} bytes: {e}");
+            Err(vk::Result::ERROR_MEMORY_MAP_FAILED)
+        }
+    }
+}
+
+/// The mapping stays until the memory is freed: nothing to tell the server.
+pub unsafe extern "system" fn vkUnmapMemory(_device: vk::Device, _memory: vk::DeviceMemory) {}
+
+pub unsafe extern "system" fn vkFreeMemory(
+    device: vk::Device,
+    memory: vk::DeviceMemory,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    if memory == vk::DeviceMemory::null() {
+        return;
+    }
+    let conn = Dispatchable::conn(device.as_raw());
+    conn.mappings.lock().0.remove(&memory.as_raw());
+    call(
+        &C_vkFreeMemory,
+        &[device.as_raw(), memory.as_raw(), allocator as u64],
+    );
+}
+
+/// Unmaps the memory of a device being destroyed.
+pub fn forget_device(conn: &Connection, device_id: u64) {
+    conn.mappings.lock().0.retain(|_, m| m.device != device_id);
+}

@@ -1,0 +1,54 @@
+//! Counters of what crossed to the server, for `AIRLOCK_STATS=<file>`.
+//!
+//! They show where the bytes go: memory contents never enter the ring (they live in shared
+//! pages), recorded commands travel in batches. The file is written, as one JSON object, when
+//! the application destroys an instance.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+static MESSAGES: AtomicU64 = AtomicU64::new(0);
+static RING_BYTES: AtomicU64 = AtomicU64::new(0);
+static BATCHES: AtomicU64 = AtomicU64::new(0);
+static BATCHED_COMMANDS: AtomicU64 = AtomicU64::new(0);
+static MEMORY_MAPS: AtomicU64 = AtomicU64::new(0);
+static MAPPED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// One message of `bytes` (header included) written into the command ring.
+pub fn sent(bytes: usize) {
+    MESSAGES.fetch_add(1, Relaxed);
+    RING_BYTES.fetch_add(bytes as u64, Relaxed);
+}
+
+/// One batch of `commands` recorded commands shipped.
+pub fn batch(commands: u64) {
+    BATCHES.fetch_add(1, Relaxed);
+    BATCHED_COMMANDS.fetch_add(commands, Relaxed);
+}
+
+/// Device memory of `bytes` mapped into the application.
+pub fn mapped(bytes: u64) {
+    MEMORY_MAPS.fetch_add(1, Relaxed);
+    MAPPED_BYTES.fetch_add(bytes, Relaxed);
+}
+
+/// The counters as a JSON object.
+pub fn json() -> String {
+    format!(
+        "{{\"messages\": {}, \"ring_bytes\": {}, \"batches\": {}, \"batched_commands\": {}, \"memory_maps\": {}, \"mapped_bytes\": {}}}\n",
+        MESSAGES.load(Relaxed),
+        RING_BYTES.load(Relaxed),
+        BATCHES.load(Relaxed),
+        BATCHED_COMMANDS.load(Relaxed),
+        MEMORY_MAPS.load(Relaxed),
+        MAPPED_BYTES.load(Relaxed),
+    )
+}
+
+/// Writes the counters where `AIRLOCK_STATS` says, if it is set.
+pub fn dump() {
+    if let Some(path) = std::env::var_os("AIRLOCK_STATS") {
+        if let Err(e) = std::fs::write(&path, json()) {
+            crate::log::log!(warn, "airlock: AIRLOCK_STATS: cannot write {path:?}: {e}");
+        }
+    }
+}

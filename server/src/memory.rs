@@ -1,0 +1,200 @@
+//! Device memory shared with the client, zero copy.
+//!
+//! Each allocation of a host-visible memory type is backed by a memfd that the server creates,
+//! seals against resizing (so the client cannot make the driver's reads fault), maps, and
+//! imports into the host driver with `VK_EXT_external_memory_host`. The client asks for the
+//! memfd on its first `vkMapMemory` and maps the same pages. The server keeps its mapping and
+//! descriptor until the memory is freed or its device destroyed.
+
+use ash::vk::{self, Handle};
+use parking_lot::{Mutex, RwLock};
+use rustix::fs::{fcntl_add_seals, ftruncate, memfd_create, MemfdFlags, SealFlags};
+use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+use std::collections::HashMap;
+use std::ffi::c_void;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use tracing::{debug, warn};
+
+pub const IMPORT_EXTENSION: &std::ffi::CStr = c"VK_EXT_external_memory_host";
+
+/// What the server knows of one host device's memory.
+pub struct DeviceMemory {
+    host_visible: Vec<bool>,
+    /// `minImportedHostPointerAlignment`, at least a page.
+    alignment: u64,
+    host_pointer_properties: vk::PFN_vkGetMemoryHostPointerPropertiesEXT,
+}
+
+/// One allocation's shared pages.
+pub struct Backing {
+    ptr: usize,
+    len: u64,
+    fd: OwnedFd,
+    /// The host device it was allocated on.
+    device: u64,
+}
+
+impl Drop for Backing {
+    fn drop(&mut self) {
+        // SAFETY: our mapping; the host driver's memory object over it is gone.
+        unsafe {
+            let _ = munmap(self.ptr as *mut c_void, self.len as usize);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Memory {
+    devices: RwLock<HashMap<u64, DeviceMemory>>,
+    /// By client memory id.
+    backings: Mutex<HashMap<u64, Backing>>,
+}
+
+impl Memory {
+    /// Records what a new host device offers for importing host memory.
+    pub fn add_device(&self, device: u64, info: DeviceMemory) {
+        self.devices.write().insert(device, info);
+    }
+
+    /// A backing for an allocation of `size` bytes of `type_index` on `device`, if the type is
+    /// host-visible and the driver can import it. `None`: allocate as the application asked.
+    pub fn back(&self, device: u64, type_index: u32, size: u64) -> Option<Backing> {
+        let devices = self.devices.read();
+        let d = devices.get(&device)?;
+        if !d
+            .host_visible
+            .get(type_index as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            return None;
+        }
+        let len = size.max(1).checked_next_multiple_of(d.alignment)?;
+        let backing = match create(len, device) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(size = len, "cannot create shared memory: {e}");
+                return None;
+            }
+        };
+        let mut props = vk::MemoryHostPointerPropertiesEXT::default();
+        // SAFETY: a live device and a pointer to memory we mapped.
+        let r = unsafe {
+            (d.host_pointer_properties)(
+                vk::Device::from_raw(device),
+                vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT,
+                backing.ptr as *const c_void,
+                &mut props,
+            )
+        };
+        if r != vk::Result::SUCCESS || props.memory_type_bits & (1 << type_index) == 0 {
+            debug!(
+                type_index,
+                "the host driver cannot import memory of this type"
+            );
+            return None;
+        }
+        Some(backing)
+    }
+
+    pub fn adopt(&self, memory_id: u64, b: Backing) {
+        self.backings.lock().insert(memory_id, b);
+    }
+
+    /// The memfd and size of client memory `memory_id`, for handing to the client.
+    pub fn with_fd<R>(
+        &self,
+        memory_id: u64,
+        f: impl FnOnce(BorrowedFd<'_>, u64) -> R,
+    ) -> Option<R> {
+        let b = self.backings.lock();
+        let b = b.get(&memory_id)?;
+        Some(f(b.fd.as_fd(), b.len))
+    }
+
+    /// Drops the backing of freed memory.
+    pub fn release(&self, memory_id: u64) {
+        self.backings.lock().remove(&memory_id);
+    }
+
+    /// Drops everything of a destroyed device.
+    pub fn forget_device(&self, device: u64) {
+        self.devices.write().remove(&device);
+        self.backings.lock().retain(|_, b| b.device != device);
+    }
+}
+
+impl Backing {
+    /// The import struct to chain into the application's `VkMemoryAllocateInfo`.
+    pub fn import_info(&self) -> vk::ImportMemoryHostPointerInfoEXT<'static> {
+        vk::ImportMemoryHostPointerInfoEXT {
+            handle_type: vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT,
+            p_host_pointer: self.ptr as *mut c_void,
+            ..Default::default()
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+fn create(len: u64, device: u64) -> rustix::io::Result<Backing> {
+    let fd = memfd_create(
+        "airlock-memory",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    ftruncate(&fd, len)?;
+    fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
+    // SAFETY: a fresh shared mapping of a memfd of exactly `len` bytes that nobody can shrink.
+    let ptr = unsafe {
+        mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::SHARED,
+            &fd,
+            0,
+        )?
+    };
+    Ok(Backing {
+        ptr: ptr as usize,
+        len,
+        fd,
+        device,
+    })
+}
+
+/// What a new device offers, read through its instance's functions.
+///
+/// # Safety
+/// The function pointers belong to the live instance of `pd`; `device` was created from `pd`
+/// with [`IMPORT_EXTENSION`] enabled.
+pub unsafe fn device_memory(
+    pd: vk::PhysicalDevice,
+    get_memory_properties: vk::PFN_vkGetPhysicalDeviceMemoryProperties,
+    get_properties2: vk::PFN_vkGetPhysicalDeviceProperties2,
+    host_pointer_properties: vk::PFN_vkGetMemoryHostPointerPropertiesEXT,
+) -> DeviceMemory {
+    let mut mp = vk::PhysicalDeviceMemoryProperties::default();
+    get_memory_properties(pd, &mut mp);
+    let host_visible = mp.memory_types[..mp.memory_type_count as usize]
+        .iter()
+        .map(|t| {
+            t.property_flags
+                .contains(vk::MemoryPropertyFlags::HOST_VISIBLE)
+        })
+        .collect();
+    let mut ext = vk::PhysicalDeviceExternalMemoryHostPropertiesEXT::default();
+    let mut p2 = vk::PhysicalDeviceProperties2 {
+        p_next: &mut ext as *mut _ as *mut c_void,
+        ..Default::default()
+    };
+    get_properties2(pd, &mut p2);
+    let page = rustix::param::page_size() as u64;
+    DeviceMemory {
+        host_visible,
+        alignment: ext.min_imported_host_pointer_alignment.max(page),
+        host_pointer_properties,
+    }
+}

@@ -1,0 +1,22 @@
+//! Requests Airlock adds to the command stream beside Vulkan's own commands.
+//!
+//! Their ids sit far above any generated command id, so the two ranges never meet.
+
+/// First id of the private range.
+pub const FIRST: u32 = 0xFFFF_0000;
+
+/// Client → server, with a reply: "give me the memory of device memory `id`".
+/// Request: `u64` memory id. Reply: `i32` VkResult, `u64` mapping size. On success the server
+/// has sent [`crate::control::ControlMsg::MemoryFd`] with the memfd over the control socket
+/// before it writes the reply.
+pub const MAP_MEMORY: u32 = FIRST + 1;
+
+/// Client → server, no reply: commands recorded into one command buffer.
+/// Payload: `u64` command buffer id, then whole request frames (header and parameters) of
+/// `vkCmd*` commands on that command buffer, in recording order.
+pub const RECORDED: u32 = FIRST + 2;
+
+/// Whether `id` names one of the requests above.
+pub fn is_private(id: u32) -> bool {
+    id == MAP_MEMORY || id == RECORDED
+}
