@@ -15,6 +15,8 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkCreateInstance",
     "vkDestroyInstance",
     "vkDestroyDevice",
+    "vkSetPrivateData",
+    "vkGetPrivateData",
     "vkMapMemory",
     "vkUnmapMemory",
     "vkFreeMemory",

@@ -19,6 +19,7 @@ fn main() {
         "mdwe-enumerate" => mdwe().and_then(|_| enumerate().map(|_| ())),
         "kill-server" => kill_server(),
         "null-input" => null_input(),
+        "make-and-hang" => make_and_hang(),
         "direct-create" => direct_create(args.get(2).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown scenario {scenario:?}")),
     };
@@ -139,6 +140,69 @@ fn kill_server() -> Result<(), String> {
     unsafe { instance.destroy_instance(None) };
     println!("destroyed=yes");
     Ok(())
+}
+
+/// Creates a device and objects of several kinds, says where its server is, and waits to be
+/// killed: the server must then free everything and exit.
+fn make_and_hang() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let prio = [1.0];
+    let queue = vk::DeviceQueueCreateInfo::default()
+        .queue_family_index(0)
+        .queue_priorities(&prio);
+    let info = vk::DeviceCreateInfo::default().queue_create_infos(std::slice::from_ref(&queue));
+    let e = |what: &'static str| move |r: vk::Result| format!("{what}: {r:?}");
+    unsafe {
+        let device = instance
+            .create_device(pd, &info, None)
+            .map_err(e("vkCreateDevice"))?;
+        let buffer = device
+            .create_buffer(
+                &vk::BufferCreateInfo::default()
+                    .size(1 << 20)
+                    .usage(vk::BufferUsageFlags::STORAGE_BUFFER),
+                None,
+            )
+            .map_err(e("vkCreateBuffer"))?;
+        let memory = device
+            .allocate_memory(
+                &vk::MemoryAllocateInfo::default()
+                    .allocation_size(1 << 20)
+                    .memory_type_index(0),
+                None,
+            )
+            .map_err(e("vkAllocateMemory"))?;
+        device
+            .bind_buffer_memory(buffer, memory, 0)
+            .map_err(e("vkBindBufferMemory"))?;
+        device
+            .map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+            .map_err(e("vkMapMemory"))?;
+        let pool = device
+            .create_command_pool(&vk::CommandPoolCreateInfo::default(), None)
+            .map_err(e("vkCreateCommandPool"))?;
+        device
+            .allocate_command_buffers(
+                &vk::CommandBufferAllocateInfo::default()
+                    .command_pool(pool)
+                    .command_buffer_count(2),
+            )
+            .map_err(e("vkAllocateCommandBuffers"))?;
+        device
+            .create_fence(&vk::FenceCreateInfo::default(), None)
+            .map_err(e("vkCreateFence"))?;
+        device
+            .create_semaphore(&vk::SemaphoreCreateInfo::default(), None)
+            .map_err(e("vkCreateSemaphore"))?;
+    }
+    println!("server={}", server_pids().first().copied().unwrap_or(0));
+    println!("ready=yes");
+    use std::io::Write;
+    std::io::stdout().flush().map_err(|e| e.to_string())?;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    }
 }
 
 fn null_input() -> Result<(), String> {

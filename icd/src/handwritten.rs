@@ -11,7 +11,7 @@ pub use crate::descriptor::{
     vkCreateDescriptorUpdateTemplate, vkDestroyDescriptorUpdateTemplate,
     vkGetDescriptorSetLayoutSupport, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
 };
-pub use crate::device::vkDestroyDevice;
+pub use crate::device::{vkDestroyDevice, vkGetPrivateData, vkSetPrivateData};
 pub use crate::instance::{
     vkCreateInstance, vkDestroyInstance, vkEnumerateDeviceLayerProperties,
     vkEnumerateInstanceExtensionProperties, vkEnumerateInstanceLayerProperties,

@@ -108,3 +108,58 @@ fn null_required_input_is_an_error_and_the_server_survives() {
     assert_eq!(n["devices"], "1");
     assert!(v["max_extent_width"].parse::<u32>().unwrap() >= 4096);
 }
+
+#[test]
+fn killed_client_means_its_server_frees_everything_and_exits() {
+    use std::io::{BufRead, Read};
+    let mut c = probe(&airlock_manifest(), &["make-and-hang"]);
+    c.env("AIRLOCK_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut server = 0;
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(p) = line.strip_prefix("server=") {
+            server = p.parse().unwrap();
+        }
+        assert!(!line.starts_with("error="), "{line}");
+        if line == "ready=yes" {
+            break;
+        }
+    }
+    assert!(server > 0, "the probe did not find its server");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The server holds the other end of stderr: reading to the end waits for it to exit.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        let _ = tx.send(s);
+    });
+    let log = rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the server did not exit within 10 s of its client's death");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{server}/status")).exists()
+            || std::fs::read_to_string(format!("/proc/{server}/status"))
+                .unwrap_or_default()
+                .contains("zombie"),
+        "server {server} still runs"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("cleaned up after the client"))
+        .unwrap_or_else(|| panic!("no cleanup log line in:\n{log}"));
+    // Instance, device, buffer, memory, pool (its two command buffers go with it), fence,
+    // semaphore.
+    let objects: usize = line
+        .rsplit("objects=")
+        .next()
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no object count in {line:?}"));
+    assert!(objects >= 7, "only {objects} objects freed: {line}");
+}

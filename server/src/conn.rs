@@ -10,6 +10,7 @@ use ash::vk;
 use bumpalo::Bump;
 use parking_lot::Mutex;
 use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,8 @@ use wire::generated::VK_XML_VERSION;
 use wire::private;
 use wire::ring::RingError;
 
-const WORKERS: usize = 4;
+/// Most threads running blocking commands at once.
+const MAX_WORKERS: usize = 64;
 /// Most memory one request may make the server allocate while decoding and calling.
 const ARENA_LIMIT: usize = 256 << 20;
 
@@ -97,27 +99,70 @@ pub fn serve(sock: OwnedFd) -> Result<(), String> {
     Ok(())
 }
 
-fn run(shared: &Arc<Shared>) {
-    let (tx, rx) = mpsc::channel::<Job>();
-    let rx = Arc::new(Mutex::new(rx));
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|i| {
-            let (shared, rx) = (Arc::clone(shared), Arc::clone(&rx));
-            std::thread::Builder::new()
-                .name(format!("airlock-worker-{i}"))
+/// The threads that run blocking commands. A new one starts whenever a blocking command
+/// arrives and none is idle, so waits can never hold up a compile (or another wait) that the
+/// application needs to make progress.
+struct Workers {
+    tx: mpsc::Sender<Job>,
+    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
+    idle: Arc<AtomicUsize>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn new() -> Workers {
+        let (tx, rx) = mpsc::channel::<Job>();
+        Workers {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            idle: Arc::new(AtomicUsize::new(0)),
+            threads: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, shared: &Arc<Shared>, job: Job) -> bool {
+        if self.idle.load(Ordering::Acquire) == 0 && self.threads.len() < MAX_WORKERS {
+            let (shared, rx, idle) = (
+                Arc::clone(shared),
+                Arc::clone(&self.rx),
+                Arc::clone(&self.idle),
+            );
+            // Counted idle from the start, so the next job does not start yet another.
+            idle.fetch_add(1, Ordering::AcqRel);
+            let spawned = std::thread::Builder::new()
+                .name(format!("airlock-worker-{}", self.threads.len()))
                 .spawn(move || {
                     let mut arena = arena();
                     let mut out = Encoder::new();
                     loop {
                         let job = rx.lock().recv();
                         let Ok(job) = job else { break };
+                        idle.fetch_sub(1, Ordering::AcqRel);
                         handle(&shared, job.header, &job.payload, &mut arena, &mut out);
+                        idle.fetch_add(1, Ordering::AcqRel);
                     }
-                })
-                .expect("spawning a worker thread")
-        })
-        .collect();
+                });
+            match spawned {
+                Ok(t) => self.threads.push(t),
+                Err(e) => {
+                    self.idle.fetch_sub(1, Ordering::AcqRel);
+                    warn!("cannot start a worker thread: {e}");
+                }
+            }
+        }
+        self.tx.send(job).is_ok()
+    }
 
+    fn join(self) {
+        drop(self.tx);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(shared: &Arc<Shared>) {
+    let mut workers = Workers::new();
     let live = SocketLiveness(shared.sock.as_fd());
     let mut arena = arena();
     let mut out = Encoder::new();
@@ -164,17 +209,14 @@ fn run(shared: &Arc<Shared>) {
                 header,
                 payload: std::mem::take(&mut payload),
             };
-            if tx.send(job).is_err() {
+            if !workers.run(shared, job) {
                 break;
             }
         } else {
             handle(shared, header, &payload, &mut arena, &mut out);
         }
     }
-    drop(tx);
-    for w in workers {
-        let _ = w.join();
-    }
+    workers.join();
     info!(requests = served, "connection closed");
 }
 
@@ -272,11 +314,13 @@ fn map_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
 /// Destroys what the client left behind: devices first, then instances.
 fn cleanup(server: &Server) {
     let all = server.objects.all();
+    let mut freed = 0;
     for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::DEVICE) {
-        server.destroy_device(e.host);
+        freed += 1 + server.destroy_device(e.host);
     }
     for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::INSTANCE) {
         server.destroy_instance(e.host);
+        freed += 1;
     }
-    info!(objects = all.len(), "cleaned up after the client");
+    info!(objects = freed, "cleaned up after the client");
 }

@@ -50,6 +50,54 @@ pub struct Server {
     pub broken: Mutex<HashSet<u64>>,
 }
 
+/// `vkDestroy*(device, object, allocator)` and `vkFreeMemory`.
+type DestroyChild = unsafe extern "system" fn(vk::Device, u64, *const std::ffi::c_void);
+
+/// How the objects of a device are destroyed when the client left them behind, users before
+/// what they use; command buffers and descriptor sets go with their pools.
+const CHILD_DESTROYERS: &[(vk::ObjectType, &CStr)] = &[
+    (vk::ObjectType::PIPELINE, c"vkDestroyPipeline"),
+    (vk::ObjectType::PIPELINE_CACHE, c"vkDestroyPipelineCache"),
+    (vk::ObjectType::PIPELINE_LAYOUT, c"vkDestroyPipelineLayout"),
+    (
+        vk::ObjectType::DESCRIPTOR_UPDATE_TEMPLATE,
+        c"vkDestroyDescriptorUpdateTemplate",
+    ),
+    (vk::ObjectType::DESCRIPTOR_POOL, c"vkDestroyDescriptorPool"),
+    (
+        vk::ObjectType::DESCRIPTOR_SET_LAYOUT,
+        c"vkDestroyDescriptorSetLayout",
+    ),
+    (vk::ObjectType::SHADER_MODULE, c"vkDestroyShaderModule"),
+    (vk::ObjectType::FRAMEBUFFER, c"vkDestroyFramebuffer"),
+    (vk::ObjectType::RENDER_PASS, c"vkDestroyRenderPass"),
+    (vk::ObjectType::IMAGE_VIEW, c"vkDestroyImageView"),
+    (vk::ObjectType::BUFFER_VIEW, c"vkDestroyBufferView"),
+    (vk::ObjectType::SAMPLER, c"vkDestroySampler"),
+    (
+        vk::ObjectType::SAMPLER_YCBCR_CONVERSION,
+        c"vkDestroySamplerYcbcrConversion",
+    ),
+    (vk::ObjectType::IMAGE, c"vkDestroyImage"),
+    (vk::ObjectType::BUFFER, c"vkDestroyBuffer"),
+    (vk::ObjectType::COMMAND_POOL, c"vkDestroyCommandPool"),
+    (vk::ObjectType::QUERY_POOL, c"vkDestroyQueryPool"),
+    (vk::ObjectType::EVENT, c"vkDestroyEvent"),
+    (vk::ObjectType::FENCE, c"vkDestroyFence"),
+    (vk::ObjectType::SEMAPHORE, c"vkDestroySemaphore"),
+    (
+        vk::ObjectType::PRIVATE_DATA_SLOT,
+        c"vkDestroyPrivateDataSlot",
+    ),
+    (vk::ObjectType::DEVICE_MEMORY, c"vkFreeMemory"),
+];
+
+/// The instance or device whose functions serve a call, and its table.
+pub struct Route {
+    owner: u64,
+    table: Option<Arc<Table>>,
+}
+
 /// What a call's `before` hook left for its `after` hook.
 enum Pending {
     None,
@@ -172,24 +220,49 @@ impl Server {
         arena: &Bump,
         out: &mut Encoder,
     ) -> Result<(), ExecError> {
-        let derr = |err| ExecError::Decode { cmd: cmd.name, err };
         let first_id = if cmd.level == Level::Global {
             0
         } else {
-            let b = payload.get(..8).ok_or(derr(DecodeError::Truncated {
-                needed: 8,
-                left: payload.len(),
-            }))?;
+            let b = payload.get(..8).ok_or(ExecError::Decode {
+                cmd: cmd.name,
+                err: DecodeError::Truncated {
+                    needed: 8,
+                    left: payload.len(),
+                },
+            })?;
             u64::from_le_bytes(b.try_into().unwrap())
         };
+        let route = self.route(cmd, first_id)?;
+        self.execute_routed(cmd, payload, arena, out, &route)
+    }
+
+    /// Which instance or device serves calls made on object `first_id`.
+    pub fn route(&self, cmd: &'static CommandDesc, first_id: u64) -> Result<Route, ExecError> {
         let owner = self.owner_of(first_id);
         let table = self.table(owner);
         if cmd.level != Level::Global && table.is_none() {
-            return Err(derr(DecodeError::UnknownHandle {
-                ty: vk::ObjectType::UNKNOWN,
-                id: first_id,
-            }));
+            return Err(ExecError::Decode {
+                cmd: cmd.name,
+                err: DecodeError::UnknownHandle {
+                    ty: vk::ObjectType::UNKNOWN,
+                    id: first_id,
+                },
+            });
         }
+        Ok(Route { owner, table })
+    }
+
+    /// [`Server::execute`] once the route is known: a batch of recorded commands shares one.
+    pub fn execute_routed(
+        &self,
+        cmd: &'static CommandDesc,
+        payload: &[u8],
+        arena: &Bump,
+        out: &mut Encoder,
+        route: &Route,
+    ) -> Result<(), ExecError> {
+        let derr = |err| ExecError::Decode { cmd: cmd.name, err };
+        let (owner, table) = (route.owner, route.table.clone());
         let cx = CallObjects {
             objects: &self.objects,
             owner,
@@ -354,6 +427,21 @@ impl Server {
                 info.allocation_size = b.len();
                 (None, Pending::Backing(b))
             }
+            id::vkSetPrivateData | id::vkGetPrivateData => {
+                // The object travels as an id whose table its type names.
+                let ty = vk::ObjectType::from_raw(args[1] as u32 as i32);
+                match self.objects.lookup(ty, args[2]) {
+                    Ok(e) => {
+                        args[2] = e.host;
+                        (None, Pending::None)
+                    }
+                    Err(e) => {
+                        tracing::warn!("{}: {e}", cmd.name);
+                        let r = vk::Result::ERROR_OUT_OF_HOST_MEMORY;
+                        (Some(r.as_raw() as i64 as u64), Pending::None)
+                    }
+                }
+            }
             id::vkBeginCommandBuffer | id::vkResetCommandBuffer => {
                 self.broken.lock().remove(&args[0]);
                 (None, Pending::None)
@@ -499,22 +587,39 @@ impl Server {
         }
     }
 
-    /// Destroys a device the client left behind.
-    pub fn destroy_device(&self, host: u64) {
-        if let Some(t) = self.table(host) {
-            if let Some((dev, gdpa)) = t.device {
-                // SAFETY: a device the host created and nobody uses any more.
-                unsafe {
-                    if let Some(f) = gdpa(dev, c"vkDestroyDevice".as_ptr()) {
-                        let f: vk::PFN_vkDestroyDevice = std::mem::transmute(f);
-                        f(dev, std::ptr::null());
+    /// Destroys a device the client left behind, and every object the client made on it: the
+    /// device's work is waited for, then its children go in an order where nothing is destroyed
+    /// before what uses it.
+    pub fn destroy_device(&self, host: u64) -> usize {
+        let mut freed = 0;
+        if let Some((dev, gdpa)) = self.table(host).and_then(|t| t.device) {
+            // SAFETY: a device the host created, its children, and nobody using either now.
+            unsafe {
+                let f = |n: &CStr| gdpa(dev, n.as_ptr());
+                if let Some(wait) = f(c"vkDeviceWaitIdle") {
+                    let wait: vk::PFN_vkDeviceWaitIdle = std::mem::transmute(wait);
+                    let _ = wait(dev);
+                }
+                let live = self.objects.all();
+                for (ty, name) in CHILD_DESTROYERS {
+                    let Some(destroy) = f(name) else { continue };
+                    let destroy: DestroyChild = std::mem::transmute(destroy);
+                    for (id, e) in live.iter().filter(|(_, e)| e.owner == host && e.ty == *ty) {
+                        destroy(dev, e.host, std::ptr::null());
+                        self.objects.unbind(*id);
+                        freed += 1;
                     }
+                }
+                if let Some(d) = f(c"vkDestroyDevice") {
+                    let d: vk::PFN_vkDestroyDevice = std::mem::transmute(d);
+                    d(dev, std::ptr::null());
                 }
             }
         }
         self.objects.unbind_owned_by(host);
         self.tables.write().remove(&host);
         self.memory.forget_device(host);
+        freed
     }
 
     /// Destroys an instance the client left behind.

@@ -5,7 +5,7 @@
 //! decoded with the same zero-trust interpreter. The first bad frame ends the batch and marks
 //! the command buffer broken, so that submitting it fails instead of running half a recording.
 
-use crate::dispatch::Server;
+use crate::dispatch::{Route, Server};
 use ash::vk;
 use bumpalo::Bump;
 use tracing::warn;
@@ -26,9 +26,17 @@ pub fn replay(server: &Server, payload: &[u8], arena: &mut Bump, out: &mut Encod
             return;
         }
     };
+    let Some(route) = COMMANDS
+        .iter()
+        .find(|c| c.recorded)
+        .and_then(|c| server.route(c, id).ok())
+    else {
+        warn!(command_buffer = id, "recorded batch: no device serves it");
+        return;
+    };
     let mut index = 0usize;
     while !rest.is_empty() {
-        let why = match frame(server, id, rest, arena, out) {
+        let why = match frame(server, id, &route, rest, arena, out) {
             Ok(used) => {
                 rest = &rest[used..];
                 index += 1;
@@ -50,6 +58,7 @@ pub fn replay(server: &Server, payload: &[u8], arena: &mut Bump, out: &mut Encod
 fn frame(
     server: &Server,
     id: u64,
+    route: &Route,
     rest: &[u8],
     arena: &Bump,
     out: &mut Encoder,
@@ -71,7 +80,7 @@ fn frame(
     }
     out.clear();
     server
-        .execute(cmd, body, arena, out)
+        .execute_routed(cmd, body, arena, out, route)
         .map_err(|e| e.to_string())?;
     Ok(end)
 }

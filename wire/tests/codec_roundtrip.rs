@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use wire::codec::{DecodeError, Decoder, Encoder};
 use wire::desc::{CommandDesc, Field, Kind, Len, Ret, StructDesc, Ty};
-use wire::generated::commands::{handwritten, COMMANDS};
+use wire::generated::commands::COMMANDS;
 use wire::generated::structs::{by_stype, ALL};
 use wire::interp::{
     decode_reply, decode_request, encode_reply, encode_request, get_struct, put_struct,
@@ -796,7 +796,8 @@ fn every_generated_command_makes_the_whole_trip() {
     let carried: Vec<&'static CommandDesc> = COMMANDS
         .iter()
         .copied()
-        .filter(|c| !handwritten(c.id))
+        // Every command with a generated encoding; most hand-written entry points use it too.
+        .filter(|c| !c.params.is_empty())
         .collect();
     for name in MUST_COVER {
         assert!(

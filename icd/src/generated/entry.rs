@@ -3319,25 +3319,6 @@ pub unsafe extern "system" fn vkGetPipelineCacheData(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkGetPrivateData(
-    device: vk::Device,
-    object_type: vk::ObjectType,
-    object_handle: u64,
-    private_data_slot: vk::PrivateDataSlot,
-    p_data: *mut u64,
-) -> () {
-    call(
-        &c::C_vkGetPrivateData,
-        &[
-            device.as_raw(),
-            object_type.as_raw() as u32 as u64,
-            object_handle as u64,
-            private_data_slot.as_raw(),
-            p_data as usize as u64,
-        ],
-    );
-}
-
 pub unsafe extern "system" fn vkGetQueryPoolResults(
     device: vk::Device,
     query_pool: vk::QueryPool,
@@ -3544,25 +3525,6 @@ pub unsafe extern "system" fn vkResetQueryPool(
 
 pub unsafe extern "system" fn vkSetEvent(device: vk::Device, event: vk::Event) -> vk::Result {
     vk::Result::from_raw(call(&c::C_vkSetEvent, &[device.as_raw(), event.as_raw()]) as i32)
-}
-
-pub unsafe extern "system" fn vkSetPrivateData(
-    device: vk::Device,
-    object_type: vk::ObjectType,
-    object_handle: u64,
-    private_data_slot: vk::PrivateDataSlot,
-    data: u64,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkSetPrivateData,
-        &[
-            device.as_raw(),
-            object_type.as_raw() as u32 as u64,
-            object_handle as u64,
-            private_data_slot.as_raw(),
-            data as u64,
-        ],
-    ) as i32)
 }
 
 pub unsafe extern "system" fn vkSignalSemaphore(
@@ -7695,7 +7657,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut u64,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkGetPrivateData)
+            >(crate::handwritten::vkGetPrivateData)
         }),
     ),
     (
@@ -7711,7 +7673,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut u64,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkGetPrivateData)
+            >(crate::handwritten::vkGetPrivateData)
         }),
     ),
     (
@@ -7983,7 +7945,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     u64,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkSetPrivateData)
+            >(crate::handwritten::vkSetPrivateData)
         }),
     ),
     (
@@ -7999,7 +7961,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     u64,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkSetPrivateData)
+            >(crate::handwritten::vkSetPrivateData)
         }),
     ),
     (

@@ -9600,8 +9600,10 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkGetDescriptorSetLayoutSupport
             | id::vkGetDeviceProcAddr
             | id::vkGetInstanceProcAddr
+            | id::vkGetPrivateData
             | id::vkMapMemory
             | id::vkResetCommandBuffer
+            | id::vkSetPrivateData
             | id::vkUnmapMemory
             | id::vkUpdateDescriptorSetWithTemplate
             | id::vkUpdateDescriptorSets
