@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cargo build --release -p icd -p server
 cargo build --release -p icd --example airlock_hello
+cargo build --release -p workloads --bin airlock-render
 manifest="$PWD/target/release/airlock_icd.x86_64.json"
 export VK_DRIVER_FILES="$manifest" VK_ICD_FILENAMES="$manifest"
 # Without a session bus, Mesa's device-select layer complains; give it a runtime dir.
@@ -14,3 +15,6 @@ vulkaninfo --summary
 echo
 echo "== airlock_hello through Airlock"
 target/release/examples/airlock_hello
+echo
+echo "== airlock-render through Airlock: an offscreen scene (MSAA, depth, blending, a texture)"
+target/release/airlock-render --out "$PWD/airlock-render.png"

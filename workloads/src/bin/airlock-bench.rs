@@ -1,0 +1,354 @@
+//! Airlock against native lavapipe, in one run, as ratios.
+//!
+//! `airlock-bench` runs every workload in a fresh child process per driver (the loader picks
+//! the driver from `VK_DRIVER_FILES`), alternating native and Airlock, several rounds, and prints
+//! the medians and the ratio Airlock / native. `airlock-bench --child <workload>` is one such
+//! measurement; it prints `key=value` lines.
+//!
+//! Both sides run with Mesa's shader cache off, so neither reuses the other's compiled shaders.
+
+use ash::vk;
+use std::time::{Duration, Instant};
+use workloads::memory::Location;
+use workloads::shaders::Pattern;
+use workloads::{drivers, Check, Context, Options, Result};
+
+const DRAWS: u32 = 100_000;
+const DISPATCHES: u32 = 1000;
+const UPLOAD_BYTES: usize = 256 << 20;
+const ROUND_TRIPS: usize = 100_000;
+
+/// One row of the report: a workload, the value it prints, and whether more is better.
+struct Row {
+    workload: &'static str,
+    key: &'static str,
+    label: &'static str,
+    unit: &'static str,
+    higher_is_better: bool,
+    target: &'static str,
+}
+
+const ROWS: &[Row] = &[
+    Row {
+        workload: "record",
+        key: "record_ms",
+        label: "record 100k vkCmdDraw (begin to end)",
+        unit: "ms",
+        higher_is_better: false,
+        target: "<= 1.0x",
+    },
+    Row {
+        workload: "record",
+        key: "execute_ms",
+        label: "submit + wait for those 100k draws",
+        unit: "ms",
+        higher_is_better: false,
+        target: "-",
+    },
+    Row {
+        workload: "dispatch",
+        key: "total_ms",
+        label: "1000 x (submit small dispatch + wait)",
+        unit: "ms",
+        higher_is_better: false,
+        target: "<= 1.3x",
+    },
+    Row {
+        workload: "upload",
+        key: "gib_per_s",
+        label: "upload through vkMapMemory (256 MiB memcpy)",
+        unit: "GiB/s",
+        higher_is_better: true,
+        target: ">= 0.95x",
+    },
+    Row {
+        workload: "roundtrip",
+        key: "p50_us",
+        label: "vkGetFenceStatus p50",
+        unit: "us",
+        higher_is_better: false,
+        target: "p50 <= 5 us",
+    },
+    Row {
+        workload: "roundtrip",
+        key: "p99_us",
+        label: "vkGetFenceStatus p99",
+        unit: "us",
+        higher_is_better: false,
+        target: "p99 <= 50 us",
+    },
+    Row {
+        workload: "startup",
+        key: "create_ms",
+        label: "instance + device creation",
+        unit: "ms",
+        higher_is_better: false,
+        target: "<= +50 ms",
+    },
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("--child") => {
+            child(args.get(2).map(String::as_str).unwrap_or("")).map_err(|e| e.to_string())
+        }
+        _ => parent(&args[1..]),
+    };
+    if let Err(e) = result {
+        eprintln!("airlock-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn child(workload: &str) -> Result<()> {
+    match workload {
+        "record" => record(),
+        "dispatch" => dispatch(),
+        "upload" => upload(),
+        "roundtrip" => roundtrip(),
+        "startup" => startup(),
+        _ => Err(workloads::Error::Unsupported(format!(
+            "unknown workload {workload:?}"
+        ))),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// 100k draws into a tiny target: recording is what is measured, so the draws cost little
+/// to execute.
+fn record() -> Result<()> {
+    let ctx = Context::new(Options::default())?;
+    let size = vk::Extent2D {
+        width: 8,
+        height: 8,
+    };
+    let format = workloads::rect::COLOR_FORMAT;
+    let target = ctx.image(
+        size,
+        format,
+        vk::ImageUsageFlags::COLOR_ATTACHMENT,
+        vk::SampleCountFlags::TYPE_1,
+    )?;
+    let (pipeline, layout) = workloads::rect::pipeline(&ctx, false)?;
+    let stages = vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT;
+    let rect = workloads::rect::Rect::pixels(8, [0, 0, 1, 1], [255, 0, 0, 255], 0.5);
+    let pool = ctx.command_pool()?;
+    let cmd = ctx.allocate_command_buffers(pool, vk::CommandBufferLevel::PRIMARY, 1)?[0];
+    let attachment = vk::RenderingAttachmentInfo::default()
+        .image_view(target.view)
+        .image_layout(vk::ImageLayout::GENERAL)
+        .load_op(vk::AttachmentLoadOp::DONT_CARE)
+        .store_op(vk::AttachmentStoreOp::DONT_CARE);
+    let rendering = vk::RenderingInfo::default()
+        .render_area(size.into())
+        .layer_count(1)
+        .color_attachments(std::slice::from_ref(&attachment));
+    let mut best = (f64::MAX, 0.0);
+    for _ in 0..5 {
+        let d = &ctx.device;
+        let t = Instant::now();
+        unsafe {
+            ctx.begin(cmd, vk::CommandBufferUsageFlags::ONE_TIME_SUBMIT)?;
+            d.cmd_begin_rendering(cmd, &rendering);
+            d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::GRAPHICS, pipeline);
+            ctx.set_viewport(cmd, size);
+            d.cmd_push_constants(cmd, layout, stages, 0, bytemuck::bytes_of(&rect));
+            for _ in 0..DRAWS {
+                d.cmd_draw(cmd, 3, 1, 0, 0);
+            }
+            d.cmd_end_rendering(cmd);
+            ctx.end(cmd)?;
+        }
+        let recorded = t.elapsed();
+        ctx.submit_and_wait(&[cmd])?;
+        let total = t.elapsed();
+        if ms(recorded) < best.0 {
+            best = (ms(recorded), ms(total - recorded));
+        }
+    }
+    println!("record_ms={:.3}", best.0);
+    println!("execute_ms={:.3}", best.1);
+    Ok(())
+}
+
+/// One small dispatch, submitted and waited for a thousand times.
+fn dispatch() -> Result<()> {
+    let ctx = Context::new(Options::default())?;
+    let kernel = Pattern::kernel(&ctx, vk::PipelineCache::null())?;
+    let out = ctx.buffer(4 * 64, vk::BufferUsageFlags::STORAGE_BUFFER, Location::Host)?;
+    let set = ctx.kernel_set(&kernel, &[&out])?;
+    let pool = ctx.command_pool()?;
+    let cmd = ctx.allocate_command_buffers(pool, vk::CommandBufferLevel::PRIMARY, 1)?[0];
+    let pattern = Pattern {
+        offset: 0,
+        count: 64,
+        mul: 3,
+        add: 1,
+    };
+    ctx.begin(cmd, vk::CommandBufferUsageFlags::empty())?;
+    kernel.dispatch(&ctx, cmd, set, &pattern, pattern.groups());
+    ctx.end(cmd)?;
+    let fence = ctx.fence(false)?;
+    let cmds = [cmd];
+    let submit = vk::SubmitInfo::default().command_buffers(&cmds);
+    let t = Instant::now();
+    for _ in 0..DISPATCHES {
+        ctx.submit(&[submit], fence)?;
+        ctx.wait_fence(fence)?;
+        unsafe { ctx.device.reset_fences(&[fence]) }.check("vkResetFences")?;
+    }
+    let total = t.elapsed();
+    let words: Vec<u32> = out.read();
+    if words[63] != pattern.value(63) {
+        return Err(workloads::Error::Mismatch(format!(
+            "dispatch wrote {} at 63, expected {}",
+            words[63],
+            pattern.value(63)
+        )));
+    }
+    println!("total_ms={:.3}", ms(total));
+    Ok(())
+}
+
+/// memcpy into mapped device memory, after a first pass has faulted the pages in.
+fn upload() -> Result<()> {
+    let ctx = Context::new(Options::default())?;
+    let buf = ctx.buffer(
+        UPLOAD_BYTES as u64,
+        vk::BufferUsageFlags::STORAGE_BUFFER,
+        Location::Host,
+    )?;
+    let src: Vec<u8> = (0..UPLOAD_BYTES).map(|i| (i * 7 + 1) as u8).collect();
+    let mut best = f64::MAX;
+    for _ in 0..4 {
+        let t = Instant::now();
+        buf.write(0, &src);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let back: Vec<u8> = buf.read();
+    if back != src {
+        return Err(workloads::Error::Mismatch(
+            "mapped memory reads back wrong".into(),
+        ));
+    }
+    println!(
+        "gib_per_s={:.3}",
+        UPLOAD_BYTES as f64 / best / (1u64 << 30) as f64
+    );
+    Ok(())
+}
+
+/// A query that must reach the driver every time.
+fn roundtrip() -> Result<()> {
+    let ctx = Context::new(Options::default())?;
+    let fence = ctx.fence(true)?;
+    let mut times = Vec::with_capacity(ROUND_TRIPS);
+    for _ in 0..ROUND_TRIPS {
+        let t = Instant::now();
+        let r = unsafe { ctx.device.get_fence_status(fence) };
+        times.push(t.elapsed());
+        r.check("vkGetFenceStatus")?;
+    }
+    times.sort();
+    let us = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    println!("p50_us={:.3}", us(0.5));
+    println!("p99_us={:.3}", us(0.99));
+    Ok(())
+}
+
+fn startup() -> Result<()> {
+    let t = Instant::now();
+    let ctx = Context::new(Options::default())?;
+    let created = t.elapsed();
+    drop(ctx);
+    println!("create_ms={:.3}", ms(created));
+    Ok(())
+}
+
+/// `key=value` figures one child printed.
+type Figures = Vec<(String, f64)>;
+
+/// Runs `workload` on the driver of `manifest`; its figures.
+fn measure(workload: &str, manifest: &std::path::PathBuf) -> std::result::Result<Figures, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut c = drivers::with_driver(exe, manifest);
+    c.args(["--child", workload]);
+    let out = c.output().map_err(|e| format!("{workload}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{workload} with {}: {}",
+            manifest.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn parent(args: &[String]) -> std::result::Result<(), String> {
+    let rounds: usize = std::env::var("AIRLOCK_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let only: Vec<&str> = args.iter().map(String::as_str).collect();
+    let airlock = drivers::airlock_manifest();
+    let native = drivers::native_manifest();
+    println!(
+        "native:  {}\nairlock: {}\nrounds:  {rounds} (medians)\n",
+        native.display(),
+        airlock.display()
+    );
+    println!("| workload | native | Airlock | Airlock / native | target |");
+    println!("| --- | --- | --- | --- | --- |");
+    let mut workloads: Vec<&str> = ROWS.iter().map(|r| r.workload).collect();
+    workloads.dedup();
+    for w in workloads {
+        if !only.is_empty() && !only.contains(&w) {
+            continue;
+        }
+        let mut samples: Vec<(Figures, Figures)> = Vec::new();
+        for _ in 0..rounds {
+            samples.push((measure(w, &native)?, measure(w, &airlock)?));
+        }
+        for row in ROWS.iter().filter(|r| r.workload == w) {
+            let pick = |side: &dyn Fn(&(Figures, Figures)) -> f64| {
+                median(samples.iter().map(side).collect())
+            };
+            let get = |list: &Figures| {
+                list.iter()
+                    .find(|(k, _)| k == row.key)
+                    .map(|(_, v)| *v)
+                    .unwrap_or(f64::NAN)
+            };
+            let n = pick(&|s| get(&s.0));
+            let a = pick(&|s| get(&s.1));
+            let ratio = a / n;
+            let note = if row.higher_is_better {
+                " (higher is better)"
+            } else {
+                ""
+            };
+            println!(
+                "| {} | {n:.3} {u} | {a:.3} {u} | {ratio:.2}x{note} | {} |",
+                row.label,
+                row.target,
+                u = row.unit
+            );
+        }
+    }
+    Ok(())
+}

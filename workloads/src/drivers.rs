@@ -1,0 +1,79 @@
+//! Choosing the driver a child process sees: native lavapipe or Airlock, each alone. Every
+//! device test and benchmark runs the same program once per driver through these.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// target/<profile>, where the ICD, its manifest, the server and the binaries are built, seen
+/// from a binary there or a test in its `deps/`.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the path of this executable");
+    let dir = exe.parent().expect("a directory").to_path_buf();
+    match dir.file_name() {
+        Some(n) if n == "deps" => dir.parent().expect("target/<profile>").to_path_buf(),
+        _ => dir,
+    }
+}
+
+pub fn airlock_manifest() -> PathBuf {
+    let dir = target_dir();
+    let server = dir.join("airlock-server");
+    assert!(
+        server.exists(),
+        "{} is missing: run `cargo build --workspace` before the tests",
+        server.display()
+    );
+    let m = dir.join("airlock_icd.x86_64.json");
+    assert!(
+        m.exists(),
+        "{} is missing: the icd build script writes it",
+        m.display()
+    );
+    m
+}
+
+/// Native lavapipe's manifest: `AIRLOCK_NATIVE_ICD`, else the system's.
+pub fn native_manifest() -> PathBuf {
+    if let Some(p) = std::env::var_os("AIRLOCK_NATIVE_ICD") {
+        return PathBuf::from(p);
+    }
+    for dir in [
+        "/usr/share/vulkan/icd.d",
+        "/usr/local/share/vulkan/icd.d",
+        "/etc/vulkan/icd.d",
+    ] {
+        let p = PathBuf::from(dir).join("lvp_icd.x86_64.json");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "lavapipe's ICD manifest not found: install mesa-vulkan-drivers or set AIRLOCK_NATIVE_ICD"
+    );
+}
+
+/// A command with only the chosen driver visible, and no shader cache shared between runs.
+pub fn with_driver(program: impl AsRef<std::ffi::OsStr>, manifest: &PathBuf) -> Command {
+    let mut c = Command::new(program);
+    c.env("VK_DRIVER_FILES", manifest)
+        .env("VK_ICD_FILENAMES", manifest)
+        .env_remove("VK_INSTANCE_LAYERS")
+        .env_remove("VK_LOADER_LAYERS_ENABLE")
+        .env_remove("AIRLOCK_STATS")
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("MESA_SHADER_CACHE_DISABLE", "true")
+        .env("AIRLOCK_LOG", "warn");
+    c
+}
+
+pub fn run(mut c: Command) -> Output {
+    c.output().unwrap_or_else(|e| panic!("running {c:?}: {e}"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

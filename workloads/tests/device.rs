@@ -1,0 +1,183 @@
+//! Every workload scenario run with native lavapipe and through Airlock: both must pass their
+//! own checks against the CPU and produce byte-identical results.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// Runs `scenario` on the driver of `manifest`, with `env` added; its result bytes.
+fn run_scenario(
+    scenario: &str,
+    manifest: &PathBuf,
+    dir: &Path,
+    label: &str,
+    env: &[(&str, &Path)],
+) -> Vec<u8> {
+    let out = dir.join(format!("{scenario}-{label}.bin"));
+    let mut c = with_driver(workload(), manifest);
+    c.arg(scenario).arg("--out").arg(&out);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = run(c);
+    assert!(
+        o.status.success(),
+        "{scenario} failed {label} ({}):\n{}{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    std::fs::read(&out).unwrap_or_else(|e| panic!("reading {}: {e}", out.display()))
+}
+
+/// Runs `scenario` natively and through Airlock (with `airlock_env`) and compares the results.
+fn compare(scenario: &str, airlock_env: &[(&str, &Path)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let native = run_scenario(scenario, &native_manifest(), dir.path(), "natively", &[]);
+    let airlock = run_scenario(
+        scenario,
+        &airlock_manifest(),
+        dir.path(),
+        "through Airlock",
+        airlock_env,
+    );
+    assert!(!native.is_empty(), "{scenario} reported nothing");
+    // Not assert_eq!: the results run to 64 MiB.
+    if let Some(i) = (0..native.len().max(airlock.len())).find(|&i| native.get(i) != airlock.get(i))
+    {
+        panic!(
+            "{scenario}: results differ from byte {i} on ({} bytes natively, {} through Airlock)",
+            native.len(),
+            airlock.len()
+        );
+    }
+}
+
+#[test]
+fn compute() {
+    compare("compute", &[]);
+}
+
+#[test]
+fn render() {
+    compare("render", &[]);
+}
+
+#[test]
+fn dynamic_rendering() {
+    compare("dynamic_rendering", &[]);
+}
+
+#[test]
+fn timeline() {
+    compare("timeline", &[]);
+}
+
+#[test]
+fn queries() {
+    compare("queries", &[]);
+}
+
+#[test]
+fn templates() {
+    compare("templates", &[]);
+}
+
+#[test]
+fn secondary() {
+    compare("secondary", &[]);
+}
+
+#[test]
+fn push_constants() {
+    compare("push_constants", &[]);
+}
+
+#[test]
+fn pipeline_cache() {
+    compare("pipeline_cache", &[]);
+}
+
+#[test]
+fn threads() {
+    compare("threads", &[]);
+}
+
+/// Also: the 32 MiB the application wrote reached the server through shared memory, not the
+/// command ring.
+#[test]
+fn zero_copy() {
+    const BUFFER_BYTES: u64 = 32 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let stats_path = dir.path().join("stats.json");
+    compare("zero_copy", &[("AIRLOCK_STATS", &stats_path)]);
+    let text = std::fs::read_to_string(&stats_path).unwrap_or_else(|e| {
+        panic!(
+            "Airlock wrote no statistics to {}: {e}",
+            stats_path.display()
+        )
+    });
+    let stats: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let field = |key: &str| {
+        stats[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("statistics lack {key}: {text}"))
+    };
+    assert!(
+        field("ring_bytes") < BUFFER_BYTES / 16,
+        "{} bytes went through the command ring for a {BUFFER_BYTES}-byte mapped buffer: {text}",
+        field("ring_bytes")
+    );
+    assert!(field("memory_maps") >= 1, "no vkMapMemory counted: {text}");
+}
+
+/// Every scenario is valid Vulkan: the Khronos validation layer reports nothing, natively.
+#[test]
+fn validation_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    for (scenario, _) in workloads::scenarios::ALL {
+        let out = dir.path().join(format!("{scenario}.bin"));
+        let mut c = with_driver(workload(), &native_manifest());
+        c.arg(scenario).arg("--out").arg(&out).arg("--validate");
+        let o = run(c);
+        assert!(
+            o.status.success(),
+            "{scenario} under the validation layer ({}):\n{}",
+            o.status,
+            stderr(&o)
+        );
+    }
+}
+
+/// A failing Vulkan call is reported with its name and VkResult, as a failure.
+#[test]
+fn reports_vulkan_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-driver.json");
+    let mut c = with_driver(workload(), &missing);
+    c.arg("compute")
+        .arg("--out")
+        .arg(dir.path().join("out.bin"));
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("vkCreateInstance failed: ERROR_INCOMPATIBLE_DRIVER"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("out.bin").exists());
+}
+
+#[test]
+fn rejects_unknown_scenarios() {
+    let mut c = with_driver(workload(), &native_manifest());
+    c.args(["no-such-scenario", "--out", "/dev/null"]);
+    let o = run(c);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("scenarios: compute render"),
+        "{}",
+        stderr(&o)
+    );
+}
