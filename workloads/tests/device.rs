@@ -104,6 +104,11 @@ fn threads() {
     compare("threads", &[]);
 }
 
+#[test]
+fn ordering() {
+    compare("ordering", &[]);
+}
+
 /// Also: the 32 MiB the application wrote reached the server through shared memory, not the
 /// command ring.
 #[test]

@@ -5,6 +5,7 @@ use crate::{Context, Report, Result};
 
 pub mod compute;
 pub mod dynamic_rendering;
+pub mod ordering;
 pub mod pipeline_cache;
 pub mod push_constants;
 pub mod queries;
@@ -17,7 +18,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 11] = [
+pub const ALL: [(&str, Scenario); 12] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -28,6 +29,7 @@ pub const ALL: [(&str, Scenario); 11] = [
     ("push_constants", push_constants::run),
     ("pipeline_cache", pipeline_cache::run),
     ("threads", threads::run),
+    ("ordering", ordering::run),
     ("zero_copy", zero_copy::run),
 ];
 
