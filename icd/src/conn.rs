@@ -11,10 +11,9 @@ use crate::objects::ClientCx;
 use ash::vk;
 use parking_lot::{Condvar, Mutex};
 use std::cell::RefCell;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +77,24 @@ pub fn current() -> Result<Arc<Connection>, vk::Result> {
     }
 }
 
+/// A server started from here inherits this process's `PR_SET_MDWE` (unless it was set with
+/// `PR_MDWE_NO_INHERIT`), and the host driver's JIT cannot work under it. Such a process needs a
+/// server started elsewhere: `airlock-server --listen`, named by `AIRLOCK_SOCKET`.
+fn refuse_inherited_mdwe() -> Result<(), String> {
+    const PR_GET_MDWE: i32 = 66;
+    const REFUSE_EXEC_GAIN: i32 = 1;
+    const NO_INHERIT: i32 = 2;
+    // SAFETY: prctl with integer arguments only.
+    let flags = unsafe { libc::prctl(PR_GET_MDWE, 0u64, 0u64, 0u64, 0u64) };
+    if flags > 0 && flags & REFUSE_EXEC_GAIN != 0 && flags & NO_INHERIT == 0 {
+        return Err("this process set PR_SET_MDWE, which a server started from it would inherit \
+                    (the host driver's JIT needs executable memory): start `airlock-server --listen \
+                    <socket>` outside it and set AIRLOCK_SOCKET=<socket>"
+            .into());
+    }
+    Ok(())
+}
+
 /// Where the server binary is: `AIRLOCK_SERVER`, else next to this library.
 fn server_path() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("AIRLOCK_SERVER") {
@@ -104,31 +121,24 @@ fn server_path() -> Result<PathBuf, String> {
 
 impl Connection {
     fn start() -> Result<Connection, String> {
-        let path = server_path()?;
-        let (ours, theirs) = control::socketpair().map_err(|e| format!("socketpair: {e}"))?;
-        let fd = theirs.as_raw_fd();
-        let mut cmd = Command::new(&path);
-        cmd.arg("--fd")
-            .arg("3")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) run.
-        unsafe {
-            cmd.pre_exec(move || {
-                if fd == 3 {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                } else if libc::dup2(fd, 3) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        drop(theirs);
+        let (ours, child, path) = match std::env::var_os("AIRLOCK_SOCKET") {
+            // A server launcher outside this process tree (`airlock-server --listen`).
+            Some(p) => {
+                let path = PathBuf::from(p);
+                let sock = control::connect(&path)
+                    .map_err(|e| format!("connecting to {}: {e}", path.display()))?;
+                (sock, None, path)
+            }
+            None => {
+                let path = server_path()?;
+                refuse_inherited_mdwe()?;
+                let (ours, theirs) =
+                    control::socketpair().map_err(|e| format!("socketpair: {e}"))?;
+                let child = control::spawn_server(&path, theirs.as_fd())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                (ours, Some(child), path)
+            }
+        };
         let layout = ChannelLayout::default();
         let channel = Channel::create(layout).map_err(|e| format!("shared memory: {e}"))?;
         let hello = Hello {
@@ -155,7 +165,7 @@ impl Connection {
             channel,
             send: Mutex::new(()),
             lost: AtomicBool::new(false),
-            child: Mutex::new(Some(child)),
+            child: Mutex::new(child),
             welcome,
             named: Mutex::new(Default::default()),
             mappings: Mutex::new(Default::default()),

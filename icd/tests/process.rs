@@ -5,11 +5,15 @@ use common::*;
 
 #[test]
 fn mdwe_process_enumerates_through_airlock_and_natively() {
+    // A hardened process's server comes from a launcher: one it started would inherit MDWE.
+    let launcher = Launcher::start();
     for (manifest, driver) in [
         (airlock_manifest(), "Airlock"),
         (native_manifest(), "llvmpipe"),
     ] {
-        let o = run(probe(&manifest, &["mdwe-enumerate"]));
+        let mut c = probe(&manifest, &["mdwe-enumerate"]);
+        c.env("AIRLOCK_SOCKET", &launcher.socket);
+        let o = run(c);
         let v = values(&o);
         assert!(
             o.status.success(),

@@ -1,12 +1,14 @@
 //! `airlock-server`: runs the host Vulkan driver for one client process.
 //!
 //! Started by the ICD with the control socket as an inherited descriptor (`--fd N`); serves that
-//! one client and exits when it goes away.
+//! one client and exits when it goes away. Or, with `--listen <socket>`, a launcher that starts
+//! such a server for every client connecting there.
 
 mod conn;
 mod dispatch;
 mod generated;
 mod host;
+mod listen;
 mod memory;
 mod objects;
 mod recorded;
@@ -25,6 +27,19 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args: Vec<String> = std::env::args().collect();
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--listen")
+        .and_then(|i| args.get(i + 1))
+    {
+        return match listen::run(std::path::Path::new(path)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                error!("airlock-server --listen: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let fd = match args
         .iter()
         .position(|a| a == "--fd")
@@ -33,7 +48,7 @@ fn main() -> ExitCode {
     {
         Some(fd) if fd > 2 => fd,
         _ => {
-            eprintln!("usage: airlock-server --fd <control socket descriptor>\n(started by libvulkan_airlock.so; not meant to be run by hand)");
+            eprintln!("usage: airlock-server --fd <control socket descriptor>   (as libvulkan_airlock.so starts it)\n       airlock-server --listen <socket path>   (then AIRLOCK_SOCKET=<socket path> in the client)");
             return ExitCode::from(2);
         }
     };

@@ -6,7 +6,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
@@ -103,6 +103,73 @@ pub enum ControlError {
     /// Any other socket error.
     #[error("control socket: {0}")]
     Io(#[from] io::Error),
+}
+
+/// Connects to a listening server socket at `path` (see [`listen`]).
+pub fn connect(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let sock = net::socket_with(
+        net::AddressFamily::UNIX,
+        net::SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    net::connect(&sock, &net::SocketAddrUnix::new(path)?)?;
+    Ok(sock)
+}
+
+/// A `SOCK_SEQPACKET` socket listening at `path` (an existing socket file there is replaced).
+pub fn listen(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let sock = net::socket_with(
+        net::AddressFamily::UNIX,
+        net::SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let _ = std::fs::remove_file(path);
+    net::bind(&sock, &net::SocketAddrUnix::new(path)?)?;
+    net::listen(&sock, 64)?;
+    Ok(sock)
+}
+
+/// The next connection on a [`listen`] socket.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    loop {
+        match net::accept_with(listener, SocketFlags::CLOEXEC) {
+            Err(Errno::INTR) => continue,
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// Starts `program --fd 3` with `sock` as its descriptor 3: how a server process receives its
+/// client's connection, whether the ICD or a listening launcher starts it.
+pub fn spawn_server(
+    program: &std::path::Path,
+    sock: BorrowedFd<'_>,
+) -> io::Result<std::process::Child> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fd = sock.as_raw_fd();
+    let mut cmd = std::process::Command::new(program);
+    cmd.arg("--fd")
+        .arg("3")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl) run.
+    unsafe {
+        cmd.pre_exec(move || {
+            let r = if fd == 3 {
+                // Already in place: only let it survive exec.
+                rustix::io::fcntl_setfd(BorrowedFd::borrow_raw(3), rustix::io::FdFlags::empty())
+            } else {
+                // dup2 leaves the copy without close-on-exec; 3 must stay open here.
+                let mut three = std::mem::ManuallyDrop::new(OwnedFd::from_raw_fd(3));
+                rustix::io::dup2(BorrowedFd::borrow_raw(fd), &mut three)
+            };
+            r.map_err(io::Error::from)
+        });
+    }
+    cmd.spawn()
 }
 
 /// Creates a connected `SOCK_SEQPACKET` pair (close-on-exec).

@@ -77,3 +77,48 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// `airlock-server --listen` on a fresh socket, for clients that cannot start their own server
+/// (a hardened client would pass its `PR_SET_MDWE` on to it). Stopped when dropped.
+pub struct Launcher {
+    child: std::process::Child,
+    dir: PathBuf,
+    pub socket: PathBuf,
+}
+
+impl Launcher {
+    pub fn start() -> Launcher {
+        let dir = std::env::temp_dir().join(format!(
+            "airlock-launcher-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("airlock.sock");
+        let _ = std::fs::remove_file(&socket);
+        let child = Command::new(target_dir().join("airlock-server"))
+            .arg("--listen")
+            .arg(&socket)
+            .env("AIRLOCK_LOG", "warn")
+            .spawn()
+            .expect("starting airlock-server --listen");
+        let t = std::time::Instant::now();
+        while !socket.exists() {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "airlock-server --listen did not create {}",
+                socket.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Launcher { child, dir, socket }
+    }
+}
+
+impl Drop for Launcher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

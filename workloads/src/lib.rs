@@ -6,6 +6,7 @@
 pub mod context;
 pub mod drivers;
 pub mod error;
+pub mod hardening;
 pub mod memory;
 pub mod pipeline;
 pub mod rect;

@@ -1,6 +1,11 @@
-//! `airlock-workload <scenario> --out <file> [--validate]`: runs one scenario on the Vulkan
-//! driver the loader picks (VK_DRIVER_FILES), checks it against the CPU and writes its result
-//! bytes to `file`. Exits 1 with the failing call or the wrong value on stderr; 2 on bad usage.
+//! `airlock-workload <scenario> --out <file> [--validate] [--mdwe]`: runs one scenario on the
+//! Vulkan driver the loader picks (VK_DRIVER_FILES), checks it against the CPU and writes its
+//! result bytes to `file`. Exits 1 with the failing call or the wrong value on stderr; 2 on bad
+//! usage.
+//!
+//! `--mdwe` hardens the process first (`PR_SET_MDWE`, refusing memory that turns executable after
+//! being writable) and afterwards fails if `/proc/self/maps` holds an LLVM library or executable
+//! anonymous memory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +15,7 @@ use workloads::{scenarios, Context, Options};
 fn usage(message: &str) -> ExitCode {
     let names: Vec<_> = scenarios::ALL.iter().map(|(n, _)| *n).collect();
     eprintln!("airlock-workload: {message}");
-    eprintln!("usage: airlock-workload <scenario> --out <file> [--validate]");
+    eprintln!("usage: airlock-workload <scenario> --out <file> [--validate] [--mdwe]");
     eprintln!("scenarios: {}", names.join(" "));
     ExitCode::from(2)
 }
@@ -18,10 +23,12 @@ fn usage(message: &str) -> ExitCode {
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut name, mut out, mut options) = (None, None, Options::default());
+    let mut mdwe = false;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--out" => out = args.next().map(PathBuf::from),
             "--validate" => options.validate = true,
+            "--mdwe" => mdwe = true,
             _ if name.is_none() && !arg.starts_with('-') => name = Some(arg),
             _ => return usage(&format!("unexpected argument {arg:?}")),
         }
@@ -33,6 +40,15 @@ fn main() -> ExitCode {
         return usage(&format!("unknown scenario {name:?}"));
     };
 
+    if mdwe {
+        match workloads::hardening::refuse_exec_gain() {
+            Ok(flags) => eprintln!("airlock-workload: PR_GET_MDWE = {flags}"),
+            Err(e) => {
+                eprintln!("airlock-workload {name}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let ctx = match Context::new(options) {
         Ok(ctx) => ctx,
         Err(e) => {
@@ -52,6 +68,22 @@ fn main() -> ExitCode {
             std::process::exit(1);
         }
     };
+    if mdwe {
+        match workloads::hardening::forbidden_mappings() {
+            Ok(lines) if lines.is_empty() => {}
+            Ok(lines) => {
+                eprintln!(
+                    "airlock-workload {name}: the hardened process maps:\n{}",
+                    lines.join("\n")
+                );
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                eprintln!("airlock-workload {name}: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     // Destroys everything, the instance last (Airlock writes AIRLOCK_STATS then).
     drop(ctx);
     let messages = validation_messages();
