@@ -443,15 +443,18 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
             .unwrap();
             name.clone()
         };
-        names.insert(name.clone(), (target.clone(), c.id));
-        for a in &c.def.aliases {
-            names.insert(a.clone(), (target.clone(), c.id));
+        // Only the names a carried feature or extension gives (not aliases from others).
+        for n in std::iter::once(name).chain(&c.def.aliases) {
+            if m.command_names.contains_key(n) {
+                names.insert(n.clone(), (target.clone(), c.id));
+            }
         }
     }
-    s.push_str("/// Every carried command by name (aliases included), sorted for binary search:\n/// (name, command id, entry point).\npub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[\n");
+    s.push_str("/// Every carried command by name (aliases included), sorted for binary search:\n/// (name, command id, entry point, the core versions and extensions that give that name).\npub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[\n");
     for (n, (target, id)) in &names {
         let ty = fn_type(m, lw, &cmds[*id as usize].def)?;
-        writeln!(s, "    (\"{n}\", {id}, Some(unsafe {{ core::mem::transmute::<{ty}, unsafe extern \"system\" fn()>({target}) }})),").unwrap();
+        let origins: Vec<String> = m.command_names[n].iter().map(|o| format!("\"{o}\"")).collect();
+        writeln!(s, "    (\"{n}\", {id}, Some(unsafe {{ core::mem::transmute::<{ty}, unsafe extern \"system\" fn()>({target}) }}), &[{}]),", origins.join(", ")).unwrap();
     }
     s.push_str("];\n");
     Ok(s)

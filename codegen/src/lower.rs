@@ -14,6 +14,7 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkEnumerateDeviceLayerProperties",
     "vkCreateInstance",
     "vkDestroyInstance",
+    "vkCreateDevice",
     "vkDestroyDevice",
     "vkSetPrivateData",
     "vkGetPrivateData",
@@ -34,6 +35,8 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkDestroyDescriptorUpdateTemplate",
     "vkUpdateDescriptorSetWithTemplate",
     "vkCmdPushDescriptorSetWithTemplateKHR",
+    "vkCreateGraphicsPipelines",
+    "vkCreateComputePipelines",
 ];
 
 /// Waits and compiles: run off the server's reader thread.

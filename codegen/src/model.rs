@@ -59,6 +59,9 @@ pub struct Model {
     pub constants: HashMap<String, String>,
     /// Selected commands with the feature or extension that brings each in first.
     pub selected_commands: BTreeMap<String, String>,
+    /// Every name a selected feature or extension gives a command (aliases included), with
+    /// all the features and extensions that give it.
+    pub command_names: BTreeMap<String, BTreeSet<String>>,
     /// Types named by the selected features and extensions.
     pub selected_types: BTreeSet<String>,
     /// Selected extensions: name, spec version, instance (true) or device.
@@ -124,6 +127,7 @@ impl Model {
             commands: BTreeMap::new(),
             constants: HashMap::new(),
             selected_commands: BTreeMap::new(),
+            command_names: BTreeMap::new(),
             selected_types: BTreeSet::new(),
             extensions: Vec::new(),
         };
@@ -388,6 +392,10 @@ impl Model {
                 for it in items {
                     match it {
                         InterfaceItem::Command { name, .. } => {
+                            m.command_names
+                                .entry(name.clone())
+                                .or_default()
+                                .insert(origin.to_string());
                             let canon = m.canonical_command(name);
                             m.selected_commands
                                 .entry(canon)

@@ -46,6 +46,8 @@ pub struct Connection {
     pub(crate) mappings: Mutex<crate::memory::Mappings>,
     /// Command buffers of each command pool, by pool id.
     pub(crate) pools: Mutex<crate::command_buffer::Pools>,
+    /// What each instance and device enabled, for `vkGetDeviceProcAddr`.
+    pub(crate) enabled: Mutex<crate::instance::EnabledSets>,
     /// Descriptor update templates, interpreted here.
     pub(crate) templates: Mutex<crate::descriptor::Templates>,
 }
@@ -171,6 +173,7 @@ impl Connection {
             mappings: Mutex::new(Default::default()),
             pools: Mutex::new(Default::default()),
             templates: Mutex::new(Default::default()),
+            enabled: Mutex::new(Default::default()),
         })
     }
 

@@ -6,7 +6,28 @@
 use crate::call::call;
 use crate::objects::{free_children, Dispatchable};
 use ash::vk::{self, Handle};
-use wire::generated::commands::{C_vkDestroyDevice, C_vkGetPrivateData, C_vkSetPrivateData};
+use wire::generated::commands::{
+    C_vkCreateDevice, C_vkDestroyDevice, C_vkGetPrivateData, C_vkSetPrivateData,
+};
+
+pub unsafe extern "system" fn vkCreateDevice(
+    pd: vk::PhysicalDevice,
+    info: *const vk::DeviceCreateInfo<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    out: *mut vk::Device,
+) -> vk::Result {
+    let r = vk::Result::from_raw(call(
+        &C_vkCreateDevice,
+        &[pd.as_raw(), info as u64, allocator as u64, out as u64],
+    ) as i32);
+    if r == vk::Result::SUCCESS {
+        let conn = Dispatchable::conn(pd.as_raw());
+        let pd_id = Dispatchable::id_of(pd.as_raw());
+        let instance = conn.named.lock().get(&pd_id).map_or(0, |(_, parent)| *parent);
+        crate::instance::enable_device(&conn, Dispatchable::id_of((*out).as_raw()), instance, &*info);
+    }
+    r
+}
 
 pub unsafe extern "system" fn vkDestroyDevice(
     device: vk::Device,
@@ -20,6 +41,7 @@ pub unsafe extern "system" fn vkDestroyDevice(
     let conn = Dispatchable::conn(h);
     let id = Dispatchable::id_of(h);
     free_children(&conn, id);
+    crate::instance::forget_enabled(&conn, id);
     crate::command_buffer::forget_pools(&conn, id);
     crate::memory::forget_device(&conn, id);
     Dispatchable::free(h);

@@ -11,10 +11,11 @@ pub use crate::descriptor::{
     vkCreateDescriptorUpdateTemplate, vkDestroyDescriptorUpdateTemplate,
     vkGetDescriptorSetLayoutSupport, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
 };
-pub use crate::device::{vkDestroyDevice, vkGetPrivateData, vkSetPrivateData};
+pub use crate::device::{vkCreateDevice, vkDestroyDevice, vkGetPrivateData, vkSetPrivateData};
 pub use crate::instance::{
     vkCreateInstance, vkDestroyInstance, vkEnumerateDeviceLayerProperties,
     vkEnumerateInstanceExtensionProperties, vkEnumerateInstanceLayerProperties,
     vkGetDeviceProcAddr, vkGetInstanceProcAddr,
 };
 pub use crate::memory::{vkFreeMemory, vkMapMemory, vkUnmapMemory};
+pub use crate::pipeline::{vkCreateComputePipelines, vkCreateGraphicsPipelines};

@@ -6,7 +6,7 @@
 //!
 //! - [`generated::entry`]: one entry point per carried command, all taking [`call::call`];
 //! - [`handwritten`]: the few written by hand, each in the module of its object family
-//!   ([`instance`], [`device`], [`memory`], [`command_buffer`], [`descriptor`]);
+//!   ([`instance`], [`device`], [`memory`], [`command_buffer`], [`descriptor`], [`pipeline`]);
 //! - [`conn`]: the server connection; [`objects`]: ids and dispatchable wrappers;
 //!   [`stats`]: what crossed to the server (`AIRLOCK_STATS`).
 
@@ -23,6 +23,7 @@ pub mod instance;
 mod log;
 pub mod memory;
 pub mod objects;
+pub mod pipeline;
 pub mod stats;
 
 use ash::vk;

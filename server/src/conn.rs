@@ -135,8 +135,9 @@ impl Workers {
                     let mut arena = arena();
                     let mut out = Encoder::new();
                     loop {
-                        let job = rx.lock().recv();
-                        let Ok(job) = job else { break };
+                        let Some(job) = next_job(&rx.lock()) else {
+                            break;
+                        };
                         idle.fetch_sub(1, Ordering::AcqRel);
                         handle(&shared, job.header, &job.payload, &mut arena, &mut out);
                         idle.fetch_add(1, Ordering::AcqRel);
@@ -157,6 +158,25 @@ impl Workers {
         drop(self.tx);
         for t in self.threads {
             let _ = t.join();
+        }
+    }
+}
+
+/// How long an idle worker looks for the next job before it sleeps: a wait often follows the
+/// submission it waits for by a few microseconds, and waking a sleeping thread costs more.
+/// Only the worker holding the queue's lock polls; the others sleep on the lock.
+const WORKER_POLL: Duration = Duration::from_micros(30);
+
+fn next_job(rx: &mpsc::Receiver<Job>) -> Option<Job> {
+    let t = std::time::Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if t.elapsed() < WORKER_POLL => {
+                std::hint::spin_loop()
+            }
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
         }
     }
 }

@@ -124,6 +124,21 @@ unsafe fn chain_has_external(mut p: *const std::ffi::c_void) -> bool {
     false
 }
 
+/// Whether an image format query asks about an external memory handle type.
+unsafe fn asks_external_image(mut p: *const std::ffi::c_void) -> bool {
+    while !p.is_null() {
+        let b = &*(p as *const vk::BaseInStructure);
+        if b.s_type == vk::StructureType::PHYSICAL_DEVICE_EXTERNAL_IMAGE_FORMAT_INFO {
+            let e = &*(p as *const vk::PhysicalDeviceExternalImageFormatInfo);
+            if !e.handle_type.is_empty() {
+                return true;
+            }
+        }
+        p = b.p_next as *const std::ffi::c_void;
+    }
+    false
+}
+
 /// A decoded array as a slice (empty when null).
 unsafe fn slice<'a, T>(p: *const T, n: u64) -> &'a [T] {
     if p.is_null() || n == 0 {
@@ -344,6 +359,24 @@ impl Server {
             _ => {}
         }
         match cmd.id {
+            // Airlock carries no external handle of any type (a descriptor or pointer of one
+            // process means nothing to the other): none is reported importable or exportable.
+            id::vkGetPhysicalDeviceExternalBufferProperties => unsafe {
+                (*(args[2] as *mut vk::ExternalBufferProperties)).external_memory_properties =
+                    vk::ExternalMemoryProperties::default();
+            },
+            id::vkGetPhysicalDeviceExternalSemaphoreProperties => unsafe {
+                let p = &mut *(args[2] as *mut vk::ExternalSemaphoreProperties);
+                p.export_from_imported_handle_types = Default::default();
+                p.compatible_handle_types = Default::default();
+                p.external_semaphore_features = Default::default();
+            },
+            id::vkGetPhysicalDeviceExternalFenceProperties => unsafe {
+                let p = &mut *(args[2] as *mut vk::ExternalFenceProperties);
+                p.export_from_imported_handle_types = Default::default();
+                p.compatible_handle_types = Default::default();
+                p.external_fence_features = Default::default();
+            },
             id::vkCreateInstance => {
                 // SAFETY: args[2] points at the new instance handle in the arena.
                 let instance = vk::Instance::from_raw(unsafe { *(args[2] as *const u64) });
@@ -441,6 +474,15 @@ impl Server {
                         (Some(r.as_raw() as i64 as u64), Pending::None)
                     }
                 }
+            }
+            id::vkGetPhysicalDeviceImageFormatProperties2 => {
+                // No external memory handle type crosses between the processes.
+                let info = &*(args[1] as *const vk::PhysicalDeviceImageFormatInfo2);
+                if asks_external_image(info.p_next) {
+                    let r = vk::Result::ERROR_FORMAT_NOT_SUPPORTED;
+                    return (Some(r.as_raw() as i64 as u64), Pending::None);
+                }
+                (None, Pending::None)
             }
             id::vkBeginCommandBuffer | id::vkResetCommandBuffer => {
                 self.broken.lock().remove(&args[0]);

@@ -2046,27 +2046,6 @@ pub unsafe extern "system" fn vkCreateCommandPool(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkCreateComputePipelines(
-    device: vk::Device,
-    pipeline_cache: vk::PipelineCache,
-    create_info_count: u32,
-    p_create_infos: *const vk::ComputePipelineCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_pipelines: *mut vk::Pipeline,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateComputePipelines,
-        &[
-            device.as_raw(),
-            pipeline_cache.as_raw(),
-            create_info_count as u64,
-            p_create_infos as usize as u64,
-            p_allocator as usize as u64,
-            p_pipelines as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCreateDescriptorPool(
     device: vk::Device,
     p_create_info: *const vk::DescriptorPoolCreateInfo<'_>,
@@ -2080,23 +2059,6 @@ pub unsafe extern "system" fn vkCreateDescriptorPool(
             p_create_info as usize as u64,
             p_allocator as usize as u64,
             p_descriptor_pool as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkCreateDevice(
-    physical_device: vk::PhysicalDevice,
-    p_create_info: *const vk::DeviceCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_device: *mut vk::Device,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateDevice,
-        &[
-            physical_device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_device as usize as u64,
         ],
     ) as i32)
 }
@@ -2148,27 +2110,6 @@ pub unsafe extern "system" fn vkCreateFramebuffer(
             p_create_info as usize as u64,
             p_allocator as usize as u64,
             p_framebuffer as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkCreateGraphicsPipelines(
-    device: vk::Device,
-    pipeline_cache: vk::PipelineCache,
-    create_info_count: u32,
-    p_create_infos: *const vk::GraphicsPipelineCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_pipelines: *mut vk::Pipeline,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateGraphicsPipelines,
-        &[
-            device.as_raw(),
-            pipeline_cache.as_raw(),
-            create_info_count as u64,
-            p_create_infos as usize as u64,
-            p_allocator as usize as u64,
-            p_pipelines as usize as u64,
         ],
     ) as i32)
 }
@@ -3583,8 +3524,8 @@ pub unsafe extern "system" fn vkWaitSemaphores(
 }
 
 /// Every carried command by name (aliases included), sorted for binary search:
-/// (name, command id, entry point).
-pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
+/// (name, command id, entry point, the core versions and extensions that give that name).
+pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     (
         "vkAllocateCommandBuffers",
         0,
@@ -3598,6 +3539,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkAllocateCommandBuffers)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkAllocateDescriptorSets",
@@ -3612,6 +3554,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkAllocateDescriptorSets)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkAllocateMemory",
@@ -3627,6 +3570,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkAllocateMemory)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkBeginCommandBuffer",
@@ -3640,6 +3584,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkBeginCommandBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkBindBufferMemory",
@@ -3655,6 +3600,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkBindBufferMemory)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkBindBufferMemory2",
@@ -3669,6 +3615,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkBindBufferMemory2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkBindBufferMemory2KHR",
@@ -3683,6 +3630,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkBindBufferMemory2)
         }),
+        &["VK_KHR_bind_memory2"],
     ),
     (
         "vkBindImageMemory",
@@ -3698,6 +3646,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkBindImageMemory)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkBindImageMemory2",
@@ -3712,6 +3661,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkBindImageMemory2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkBindImageMemory2KHR",
@@ -3726,6 +3676,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkBindImageMemory2)
         }),
+        &["VK_KHR_bind_memory2"],
     ),
     (
         "vkCmdBeginConditionalRenderingEXT",
@@ -3739,6 +3690,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginConditionalRenderingEXT)
         }),
+        &["VK_EXT_conditional_rendering"],
     ),
     (
         "vkCmdBeginQuery",
@@ -3754,6 +3706,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginQuery)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdBeginQueryIndexedEXT",
@@ -3770,6 +3723,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginQueryIndexedEXT)
         }),
+        &["VK_EXT_transform_feedback"],
     ),
     (
         "vkCmdBeginRenderPass",
@@ -3784,6 +3738,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginRenderPass)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdBeginRenderPass2",
@@ -3798,6 +3753,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginRenderPass2)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkCmdBeginRenderPass2KHR",
@@ -3812,6 +3768,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginRenderPass2)
         }),
+        &["VK_KHR_create_renderpass2"],
     ),
     (
         "vkCmdBeginRendering",
@@ -3822,6 +3779,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginRendering)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdBeginRenderingKHR",
@@ -3832,6 +3790,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginRendering)
         }),
+        &["VK_KHR_dynamic_rendering"],
     ),
     (
         "vkCmdBeginTransformFeedbackEXT",
@@ -3848,6 +3807,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBeginTransformFeedbackEXT)
         }),
+        &["VK_EXT_transform_feedback"],
     ),
     (
         "vkCmdBindDescriptorSets",
@@ -3867,6 +3827,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBindDescriptorSets)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdBindIndexBuffer",
@@ -3877,6 +3838,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBindIndexBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdBindPipeline",
@@ -3891,6 +3853,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBindPipeline)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdBindTransformFeedbackBuffersEXT",
@@ -3908,6 +3871,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBindTransformFeedbackBuffersEXT)
         }),
+        &["VK_EXT_transform_feedback"],
     ),
     (
         "vkCmdBindVertexBuffers",
@@ -3924,6 +3888,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBindVertexBuffers)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdBindVertexBuffers2",
@@ -3942,6 +3907,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBindVertexBuffers2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdBindVertexBuffers2EXT",
@@ -3960,6 +3926,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBindVertexBuffers2)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdBlitImage",
@@ -3979,6 +3946,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBlitImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdBlitImage2",
@@ -3989,6 +3957,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBlitImage2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdBlitImage2KHR",
@@ -3999,6 +3968,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdBlitImage2)
         }),
+        &["VK_KHR_copy_commands2"],
     ),
     (
         "vkCmdClearAttachments",
@@ -4015,6 +3985,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdClearAttachments)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdClearColorImage",
@@ -4032,6 +4003,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdClearColorImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdClearDepthStencilImage",
@@ -4049,6 +4021,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdClearDepthStencilImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdCopyBuffer",
@@ -4065,6 +4038,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdCopyBuffer2",
@@ -4075,6 +4049,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyBuffer2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdCopyBuffer2KHR",
@@ -4085,6 +4060,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyBuffer2)
         }),
+        &["VK_KHR_copy_commands2"],
     ),
     (
         "vkCmdCopyBufferToImage",
@@ -4102,6 +4078,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyBufferToImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdCopyBufferToImage2",
@@ -4115,6 +4092,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyBufferToImage2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdCopyBufferToImage2KHR",
@@ -4128,6 +4106,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyBufferToImage2)
         }),
+        &["VK_KHR_copy_commands2"],
     ),
     (
         "vkCmdCopyImage",
@@ -4146,6 +4125,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdCopyImage2",
@@ -4156,6 +4136,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyImage2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdCopyImage2KHR",
@@ -4166,6 +4147,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyImage2)
         }),
+        &["VK_KHR_copy_commands2"],
     ),
     (
         "vkCmdCopyImageToBuffer",
@@ -4183,6 +4165,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyImageToBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdCopyImageToBuffer2",
@@ -4196,6 +4179,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyImageToBuffer2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdCopyImageToBuffer2KHR",
@@ -4209,6 +4193,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyImageToBuffer2)
         }),
+        &["VK_KHR_copy_commands2"],
     ),
     (
         "vkCmdCopyQueryPoolResults",
@@ -4228,6 +4213,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdCopyQueryPoolResults)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdDispatch",
@@ -4238,6 +4224,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDispatch)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdDispatchBase",
@@ -4248,6 +4235,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDispatchBase)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkCmdDispatchBaseKHR",
@@ -4258,6 +4246,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDispatchBase)
         }),
+        &["VK_KHR_device_group"],
     ),
     (
         "vkCmdDispatchIndirect",
@@ -4268,6 +4257,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDispatchIndirect)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdDraw",
@@ -4278,6 +4268,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDraw)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdDrawIndexed",
@@ -4288,6 +4279,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndexed)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdDrawIndexedIndirect",
@@ -4298,6 +4290,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndexedIndirect)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdDrawIndexedIndirectCount",
@@ -4316,24 +4309,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndexedIndirectCount)
         }),
-    ),
-    (
-        "vkCmdDrawIndexedIndirectCountAMD",
-        41,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::CommandBuffer,
-                    vk::Buffer,
-                    u64,
-                    vk::Buffer,
-                    u64,
-                    u32,
-                    u32,
-                ) -> (),
-                unsafe extern "system" fn(),
-            >(vkCmdDrawIndexedIndirectCount)
-        }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkCmdDrawIndexedIndirectCountKHR",
@@ -4352,6 +4328,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndexedIndirectCount)
         }),
+        &["VK_KHR_draw_indirect_count"],
     ),
     (
         "vkCmdDrawIndirect",
@@ -4362,6 +4339,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndirect)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdDrawIndirectByteCountEXT",
@@ -4380,6 +4358,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndirectByteCountEXT)
         }),
+        &["VK_EXT_transform_feedback"],
     ),
     (
         "vkCmdDrawIndirectCount",
@@ -4398,24 +4377,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndirectCount)
         }),
-    ),
-    (
-        "vkCmdDrawIndirectCountAMD",
-        44,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::CommandBuffer,
-                    vk::Buffer,
-                    u64,
-                    vk::Buffer,
-                    u64,
-                    u32,
-                    u32,
-                ) -> (),
-                unsafe extern "system" fn(),
-            >(vkCmdDrawIndirectCount)
-        }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkCmdDrawIndirectCountKHR",
@@ -4434,6 +4396,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawIndirectCount)
         }),
+        &["VK_KHR_draw_indirect_count"],
     ),
     (
         "vkCmdDrawMultiEXT",
@@ -4451,6 +4414,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawMultiEXT)
         }),
+        &["VK_EXT_multi_draw"],
     ),
     (
         "vkCmdDrawMultiIndexedEXT",
@@ -4469,6 +4433,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdDrawMultiIndexedEXT)
         }),
+        &["VK_EXT_multi_draw"],
     ),
     (
         "vkCmdEndConditionalRenderingEXT",
@@ -4479,6 +4444,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndConditionalRenderingEXT)
         }),
+        &["VK_EXT_conditional_rendering"],
     ),
     (
         "vkCmdEndQuery",
@@ -4489,6 +4455,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndQuery)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdEndQueryIndexedEXT",
@@ -4499,6 +4466,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndQueryIndexedEXT)
         }),
+        &["VK_EXT_transform_feedback"],
     ),
     (
         "vkCmdEndRenderPass",
@@ -4509,6 +4477,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndRenderPass)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdEndRenderPass2",
@@ -4519,6 +4488,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndRenderPass2)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkCmdEndRenderPass2KHR",
@@ -4529,6 +4499,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndRenderPass2)
         }),
+        &["VK_KHR_create_renderpass2"],
     ),
     (
         "vkCmdEndRendering",
@@ -4539,6 +4510,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndRendering)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdEndRenderingKHR",
@@ -4549,6 +4521,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndRendering)
         }),
+        &["VK_KHR_dynamic_rendering"],
     ),
     (
         "vkCmdEndTransformFeedbackEXT",
@@ -4565,6 +4538,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdEndTransformFeedbackEXT)
         }),
+        &["VK_EXT_transform_feedback"],
     ),
     (
         "vkCmdExecuteCommands",
@@ -4575,6 +4549,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdExecuteCommands)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdFillBuffer",
@@ -4585,6 +4560,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdFillBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdNextSubpass",
@@ -4595,6 +4571,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdNextSubpass)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdNextSubpass2",
@@ -4609,6 +4586,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdNextSubpass2)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkCmdNextSubpass2KHR",
@@ -4623,6 +4601,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdNextSubpass2)
         }),
+        &["VK_KHR_create_renderpass2"],
     ),
     (
         "vkCmdPipelineBarrier",
@@ -4644,6 +4623,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdPipelineBarrier)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdPipelineBarrier2",
@@ -4654,6 +4634,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdPipelineBarrier2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdPipelineBarrier2KHR",
@@ -4664,6 +4645,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdPipelineBarrier2)
         }),
+        &["VK_KHR_synchronization2"],
     ),
     (
         "vkCmdPushConstants",
@@ -4681,6 +4663,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdPushConstants)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdPushDescriptorSetKHR",
@@ -4698,6 +4681,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkCmdPushDescriptorSetKHR)
         }),
+        &["VK_KHR_push_descriptor"],
     ),
     (
         "vkCmdPushDescriptorSetWithTemplateKHR",
@@ -4714,6 +4698,10 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkCmdPushDescriptorSetWithTemplateKHR)
         }),
+        &[
+            "VK_KHR_descriptor_update_template",
+            "VK_KHR_push_descriptor",
+        ],
     ),
     (
         "vkCmdResetEvent",
@@ -4728,6 +4716,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdResetEvent)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdResetEvent2",
@@ -4742,6 +4731,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdResetEvent2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdResetEvent2KHR",
@@ -4756,6 +4746,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdResetEvent2)
         }),
+        &["VK_KHR_synchronization2"],
     ),
     (
         "vkCmdResetQueryPool",
@@ -4766,6 +4757,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdResetQueryPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdResolveImage",
@@ -4784,6 +4776,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdResolveImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdResolveImage2",
@@ -4797,6 +4790,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdResolveImage2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdResolveImage2KHR",
@@ -4810,6 +4804,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdResolveImage2)
         }),
+        &["VK_KHR_copy_commands2"],
     ),
     (
         "vkCmdSetAlphaToCoverageEnableEXT",
@@ -4820,6 +4815,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetAlphaToCoverageEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetAlphaToOneEnableEXT",
@@ -4830,6 +4826,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetAlphaToOneEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetBlendConstants",
@@ -4840,6 +4837,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetBlendConstants)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetColorBlendAdvancedEXT",
@@ -4855,6 +4853,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetColorBlendAdvancedEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetColorBlendEnableEXT",
@@ -4865,6 +4864,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetColorBlendEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetColorBlendEquationEXT",
@@ -4880,6 +4880,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetColorBlendEquationEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetColorWriteEnableEXT",
@@ -4890,6 +4891,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetColorWriteEnableEXT)
         }),
+        &["VK_EXT_color_write_enable"],
     ),
     (
         "vkCmdSetColorWriteMaskEXT",
@@ -4905,6 +4907,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetColorWriteMaskEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetConservativeRasterizationModeEXT",
@@ -4918,6 +4921,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetConservativeRasterizationModeEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetCoverageModulationModeNV",
@@ -4928,6 +4932,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCoverageModulationModeNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetCoverageModulationTableEnableNV",
@@ -4938,6 +4943,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCoverageModulationTableEnableNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetCoverageModulationTableNV",
@@ -4948,6 +4954,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCoverageModulationTableNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetCoverageReductionModeNV",
@@ -4958,6 +4965,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCoverageReductionModeNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetCoverageToColorEnableNV",
@@ -4968,6 +4976,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCoverageToColorEnableNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetCoverageToColorLocationNV",
@@ -4978,6 +4987,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCoverageToColorLocationNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetCullMode",
@@ -4988,6 +4998,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCullMode)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetCullModeEXT",
@@ -4998,6 +5009,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetCullMode)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetDepthBias",
@@ -5008,6 +5020,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthBias)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetDepthBiasEnable",
@@ -5018,6 +5031,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthBiasEnable)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetDepthBiasEnableEXT",
@@ -5028,6 +5042,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthBiasEnable)
         }),
+        &["VK_EXT_extended_dynamic_state2"],
     ),
     (
         "vkCmdSetDepthBounds",
@@ -5038,6 +5053,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthBounds)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetDepthBoundsTestEnable",
@@ -5048,6 +5064,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthBoundsTestEnable)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetDepthBoundsTestEnableEXT",
@@ -5058,6 +5075,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthBoundsTestEnable)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetDepthClampEnableEXT",
@@ -5068,6 +5086,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthClampEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetDepthClipEnableEXT",
@@ -5078,6 +5097,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthClipEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetDepthClipNegativeOneToOneEXT",
@@ -5088,6 +5108,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthClipNegativeOneToOneEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetDepthCompareOp",
@@ -5098,6 +5119,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthCompareOp)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetDepthCompareOpEXT",
@@ -5108,6 +5130,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthCompareOp)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetDepthTestEnable",
@@ -5118,6 +5141,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthTestEnable)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetDepthTestEnableEXT",
@@ -5128,6 +5152,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthTestEnable)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetDepthWriteEnable",
@@ -5138,6 +5163,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthWriteEnable)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetDepthWriteEnableEXT",
@@ -5148,6 +5174,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDepthWriteEnable)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetDeviceMask",
@@ -5158,6 +5185,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDeviceMask)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkCmdSetDeviceMaskKHR",
@@ -5168,6 +5196,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetDeviceMask)
         }),
+        &["VK_KHR_device_group"],
     ),
     (
         "vkCmdSetEvent",
@@ -5182,6 +5211,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetEvent)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetEvent2",
@@ -5196,6 +5226,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetEvent2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetEvent2KHR",
@@ -5210,6 +5241,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetEvent2)
         }),
+        &["VK_KHR_synchronization2"],
     ),
     (
         "vkCmdSetExtraPrimitiveOverestimationSizeEXT",
@@ -5220,6 +5252,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetExtraPrimitiveOverestimationSizeEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetFrontFace",
@@ -5230,6 +5263,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetFrontFace)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetFrontFaceEXT",
@@ -5240,6 +5274,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetFrontFace)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetLineRasterizationModeEXT",
@@ -5250,6 +5285,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetLineRasterizationModeEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetLineStippleEXT",
@@ -5260,6 +5296,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetLineStippleEXT)
         }),
+        &["VK_EXT_line_rasterization"],
     ),
     (
         "vkCmdSetLineStippleEnableEXT",
@@ -5270,6 +5307,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetLineStippleEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetLineWidth",
@@ -5280,6 +5318,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetLineWidth)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetLogicOpEXT",
@@ -5290,6 +5329,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetLogicOpEXT)
         }),
+        &["VK_EXT_extended_dynamic_state2"],
     ),
     (
         "vkCmdSetLogicOpEnableEXT",
@@ -5300,6 +5340,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetLogicOpEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetPatchControlPointsEXT",
@@ -5310,6 +5351,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetPatchControlPointsEXT)
         }),
+        &["VK_EXT_extended_dynamic_state2"],
     ),
     (
         "vkCmdSetPolygonModeEXT",
@@ -5320,6 +5362,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetPolygonModeEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetPrimitiveRestartEnable",
@@ -5330,6 +5373,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetPrimitiveRestartEnable)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetPrimitiveRestartEnableEXT",
@@ -5340,6 +5384,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetPrimitiveRestartEnable)
         }),
+        &["VK_EXT_extended_dynamic_state2"],
     ),
     (
         "vkCmdSetPrimitiveTopology",
@@ -5350,6 +5395,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetPrimitiveTopology)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetPrimitiveTopologyEXT",
@@ -5360,6 +5406,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetPrimitiveTopology)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetProvokingVertexModeEXT",
@@ -5370,6 +5417,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetProvokingVertexModeEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetRasterizationSamplesEXT",
@@ -5380,6 +5428,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetRasterizationSamplesEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetRasterizationStreamEXT",
@@ -5390,6 +5439,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetRasterizationStreamEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetRasterizerDiscardEnable",
@@ -5400,6 +5450,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetRasterizerDiscardEnable)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetRasterizerDiscardEnableEXT",
@@ -5410,6 +5461,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetRasterizerDiscardEnable)
         }),
+        &["VK_EXT_extended_dynamic_state2"],
     ),
     (
         "vkCmdSetRepresentativeFragmentTestEnableNV",
@@ -5420,6 +5472,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetRepresentativeFragmentTestEnableNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetSampleLocationsEnableEXT",
@@ -5430,6 +5483,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetSampleLocationsEnableEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetSampleMaskEXT",
@@ -5444,6 +5498,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetSampleMaskEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetScissor",
@@ -5454,6 +5509,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetScissor)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetScissorWithCount",
@@ -5464,6 +5520,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetScissorWithCount)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetScissorWithCountEXT",
@@ -5474,6 +5531,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetScissorWithCount)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetShadingRateImageEnableNV",
@@ -5484,6 +5542,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetShadingRateImageEnableNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetStencilCompareMask",
@@ -5494,6 +5553,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetStencilCompareMask)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetStencilOp",
@@ -5511,6 +5571,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetStencilOp)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetStencilOpEXT",
@@ -5528,6 +5589,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetStencilOp)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetStencilReference",
@@ -5538,6 +5600,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetStencilReference)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetStencilTestEnable",
@@ -5548,6 +5611,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetStencilTestEnable)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetStencilTestEnableEXT",
@@ -5558,6 +5622,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetStencilTestEnable)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdSetStencilWriteMask",
@@ -5568,6 +5633,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetStencilWriteMask)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetTessellationDomainOriginEXT",
@@ -5578,6 +5644,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetTessellationDomainOriginEXT)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetVertexInputEXT",
@@ -5594,6 +5661,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetVertexInputEXT)
         }),
+        &["VK_EXT_vertex_input_dynamic_state"],
     ),
     (
         "vkCmdSetViewport",
@@ -5604,6 +5672,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetViewport)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdSetViewportSwizzleNV",
@@ -5619,6 +5688,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetViewportSwizzleNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetViewportWScalingEnableNV",
@@ -5629,6 +5699,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetViewportWScalingEnableNV)
         }),
+        &["VK_EXT_extended_dynamic_state3"],
     ),
     (
         "vkCmdSetViewportWithCount",
@@ -5639,6 +5710,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetViewportWithCount)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdSetViewportWithCountEXT",
@@ -5649,6 +5721,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdSetViewportWithCount)
         }),
+        &["VK_EXT_extended_dynamic_state"],
     ),
     (
         "vkCmdUpdateBuffer",
@@ -5665,6 +5738,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdUpdateBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdWaitEvents",
@@ -5687,6 +5761,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdWaitEvents)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdWaitEvents2",
@@ -5702,6 +5777,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdWaitEvents2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdWaitEvents2KHR",
@@ -5717,6 +5793,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdWaitEvents2)
         }),
+        &["VK_KHR_synchronization2"],
     ),
     (
         "vkCmdWriteTimestamp",
@@ -5732,6 +5809,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdWriteTimestamp)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCmdWriteTimestamp2",
@@ -5747,6 +5825,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdWriteTimestamp2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCmdWriteTimestamp2KHR",
@@ -5762,6 +5841,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCmdWriteTimestamp2)
         }),
+        &["VK_KHR_synchronization2"],
     ),
     (
         "vkCreateBuffer",
@@ -5777,6 +5857,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateBufferView",
@@ -5792,6 +5873,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateBufferView)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateCommandPool",
@@ -5807,6 +5889,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateCommandPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateComputePipelines",
@@ -5822,8 +5905,9 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::Pipeline,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateComputePipelines)
+            >(crate::handwritten::vkCreateComputePipelines)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateDescriptorPool",
@@ -5839,6 +5923,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateDescriptorPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateDescriptorSetLayout",
@@ -5854,6 +5939,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkCreateDescriptorSetLayout)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateDescriptorUpdateTemplate",
@@ -5869,6 +5955,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkCreateDescriptorUpdateTemplate)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkCreateDescriptorUpdateTemplateKHR",
@@ -5884,6 +5971,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkCreateDescriptorUpdateTemplate)
         }),
+        &["VK_KHR_descriptor_update_template"],
     ),
     (
         "vkCreateDevice",
@@ -5897,8 +5985,9 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::Device,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateDevice)
+            >(crate::handwritten::vkCreateDevice)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateEvent",
@@ -5914,6 +6003,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateEvent)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateFence",
@@ -5929,6 +6019,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateFence)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateFramebuffer",
@@ -5944,6 +6035,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateFramebuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateGraphicsPipelines",
@@ -5959,8 +6051,9 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                     *mut vk::Pipeline,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateGraphicsPipelines)
+            >(crate::handwritten::vkCreateGraphicsPipelines)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateImage",
@@ -5976,6 +6069,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateImageView",
@@ -5991,6 +6085,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateImageView)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateInstance",
@@ -6005,6 +6100,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkCreateInstance)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreatePipelineCache",
@@ -6020,6 +6116,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreatePipelineCache)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreatePipelineLayout",
@@ -6035,6 +6132,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreatePipelineLayout)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreatePrivateDataSlot",
@@ -6050,6 +6148,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreatePrivateDataSlot)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkCreatePrivateDataSlotEXT",
@@ -6065,6 +6164,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreatePrivateDataSlot)
         }),
+        &["VK_EXT_private_data"],
     ),
     (
         "vkCreateQueryPool",
@@ -6080,6 +6180,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateQueryPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateRenderPass",
@@ -6095,6 +6196,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateRenderPass)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateRenderPass2",
@@ -6110,6 +6212,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateRenderPass2)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkCreateRenderPass2KHR",
@@ -6125,6 +6228,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateRenderPass2)
         }),
+        &["VK_KHR_create_renderpass2"],
     ),
     (
         "vkCreateSampler",
@@ -6140,6 +6244,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateSampler)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateSamplerYcbcrConversion",
@@ -6155,21 +6260,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateSamplerYcbcrConversion)
         }),
-    ),
-    (
-        "vkCreateSamplerYcbcrConversionKHR",
-        157,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::Device,
-                    *const vk::SamplerYcbcrConversionCreateInfo<'_>,
-                    *const vk::AllocationCallbacks<'_>,
-                    *mut vk::SamplerYcbcrConversion,
-                ) -> vk::Result,
-                unsafe extern "system" fn(),
-            >(vkCreateSamplerYcbcrConversion)
-        }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkCreateSemaphore",
@@ -6185,6 +6276,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateSemaphore)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkCreateShaderModule",
@@ -6200,6 +6292,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkCreateShaderModule)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyBuffer",
@@ -6214,6 +6307,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyBufferView",
@@ -6228,6 +6322,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyBufferView)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyCommandPool",
@@ -6242,6 +6337,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkDestroyCommandPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyDescriptorPool",
@@ -6256,6 +6352,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyDescriptorPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyDescriptorSetLayout",
@@ -6270,6 +6367,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyDescriptorSetLayout)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyDescriptorUpdateTemplate",
@@ -6284,6 +6382,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkDestroyDescriptorUpdateTemplate)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkDestroyDescriptorUpdateTemplateKHR",
@@ -6298,6 +6397,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkDestroyDescriptorUpdateTemplate)
         }),
+        &["VK_KHR_descriptor_update_template"],
     ),
     (
         "vkDestroyDevice",
@@ -6308,6 +6408,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkDestroyDevice)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyEvent",
@@ -6322,6 +6423,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyEvent)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyFence",
@@ -6336,6 +6438,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyFence)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyFramebuffer",
@@ -6350,6 +6453,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyFramebuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyImage",
@@ -6364,6 +6468,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyImage)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyImageView",
@@ -6378,6 +6483,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyImageView)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyInstance",
@@ -6388,6 +6494,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkDestroyInstance)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyPipeline",
@@ -6402,6 +6509,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyPipeline)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyPipelineCache",
@@ -6416,6 +6524,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyPipelineCache)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyPipelineLayout",
@@ -6430,6 +6539,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyPipelineLayout)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyPrivateDataSlot",
@@ -6444,6 +6554,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyPrivateDataSlot)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkDestroyPrivateDataSlotEXT",
@@ -6458,6 +6569,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyPrivateDataSlot)
         }),
+        &["VK_EXT_private_data"],
     ),
     (
         "vkDestroyQueryPool",
@@ -6472,6 +6584,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyQueryPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyRenderPass",
@@ -6486,6 +6599,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyRenderPass)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroySampler",
@@ -6500,6 +6614,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroySampler)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroySamplerYcbcrConversion",
@@ -6514,20 +6629,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroySamplerYcbcrConversion)
         }),
-    ),
-    (
-        "vkDestroySamplerYcbcrConversionKHR",
-        180,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::Device,
-                    vk::SamplerYcbcrConversion,
-                    *const vk::AllocationCallbacks<'_>,
-                ) -> (),
-                unsafe extern "system" fn(),
-            >(vkDestroySamplerYcbcrConversion)
-        }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkDestroySemaphore",
@@ -6542,6 +6644,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroySemaphore)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDestroyShaderModule",
@@ -6556,6 +6659,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDestroyShaderModule)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkDeviceWaitIdle",
@@ -6566,6 +6670,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkDeviceWaitIdle)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkEndCommandBuffer",
@@ -6576,6 +6681,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkEndCommandBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkEnumerateDeviceExtensionProperties",
@@ -6591,6 +6697,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkEnumerateDeviceExtensionProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkEnumerateDeviceLayerProperties",
@@ -6605,6 +6712,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkEnumerateDeviceLayerProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkEnumerateInstanceExtensionProperties",
@@ -6619,6 +6727,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkEnumerateInstanceExtensionProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkEnumerateInstanceLayerProperties",
@@ -6629,6 +6738,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkEnumerateInstanceLayerProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkEnumerateInstanceVersion",
@@ -6639,6 +6749,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkEnumerateInstanceVersion)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkEnumeratePhysicalDeviceGroups",
@@ -6653,6 +6764,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkEnumeratePhysicalDeviceGroups)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkEnumeratePhysicalDeviceGroupsKHR",
@@ -6667,6 +6779,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkEnumeratePhysicalDeviceGroups)
         }),
+        &["VK_KHR_device_group_creation"],
     ),
     (
         "vkEnumeratePhysicalDevices",
@@ -6681,6 +6794,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkEnumeratePhysicalDevices)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkFlushMappedMemoryRanges",
@@ -6695,6 +6809,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkFlushMappedMemoryRanges)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkFreeCommandBuffers",
@@ -6710,6 +6825,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkFreeCommandBuffers)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkFreeDescriptorSets",
@@ -6725,6 +6841,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkFreeDescriptorSets)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkFreeMemory",
@@ -6739,6 +6856,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkFreeMemory)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetBufferDeviceAddress",
@@ -6752,19 +6870,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetBufferDeviceAddress)
         }),
-    ),
-    (
-        "vkGetBufferDeviceAddressEXT",
-        196,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::Device,
-                    *const vk::BufferDeviceAddressInfo<'_>,
-                ) -> u64,
-                unsafe extern "system" fn(),
-            >(vkGetBufferDeviceAddress)
-        }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkGetBufferDeviceAddressKHR",
@@ -6778,6 +6884,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetBufferDeviceAddress)
         }),
+        &["VK_KHR_buffer_device_address"],
     ),
     (
         "vkGetBufferMemoryRequirements",
@@ -6792,6 +6899,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetBufferMemoryRequirements)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetBufferMemoryRequirements2",
@@ -6806,6 +6914,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetBufferMemoryRequirements2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetBufferMemoryRequirements2KHR",
@@ -6820,6 +6929,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetBufferMemoryRequirements2)
         }),
+        &["VK_KHR_get_memory_requirements2"],
     ),
     (
         "vkGetBufferOpaqueCaptureAddress",
@@ -6833,6 +6943,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetBufferOpaqueCaptureAddress)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkGetBufferOpaqueCaptureAddressKHR",
@@ -6846,6 +6957,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetBufferOpaqueCaptureAddress)
         }),
+        &["VK_KHR_buffer_device_address"],
     ),
     (
         "vkGetCalibratedTimestampsEXT",
@@ -6862,6 +6974,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetCalibratedTimestampsEXT)
         }),
+        &["VK_EXT_calibrated_timestamps"],
     ),
     (
         "vkGetDescriptorSetLayoutSupport",
@@ -6876,6 +6989,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkGetDescriptorSetLayoutSupport)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetDescriptorSetLayoutSupportKHR",
@@ -6890,6 +7004,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkGetDescriptorSetLayoutSupport)
         }),
+        &["VK_KHR_maintenance3"],
     ),
     (
         "vkGetDeviceBufferMemoryRequirements",
@@ -6904,6 +7019,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceBufferMemoryRequirements)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkGetDeviceBufferMemoryRequirementsKHR",
@@ -6918,6 +7034,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceBufferMemoryRequirements)
         }),
+        &["VK_KHR_maintenance4"],
     ),
     (
         "vkGetDeviceGroupPeerMemoryFeatures",
@@ -6934,6 +7051,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceGroupPeerMemoryFeatures)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetDeviceGroupPeerMemoryFeaturesKHR",
@@ -6950,6 +7068,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceGroupPeerMemoryFeatures)
         }),
+        &["VK_KHR_device_group"],
     ),
     (
         "vkGetDeviceImageMemoryRequirements",
@@ -6964,6 +7083,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceImageMemoryRequirements)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkGetDeviceImageMemoryRequirementsKHR",
@@ -6978,6 +7098,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceImageMemoryRequirements)
         }),
+        &["VK_KHR_maintenance4"],
     ),
     (
         "vkGetDeviceImageSparseMemoryRequirements",
@@ -6993,6 +7114,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceImageSparseMemoryRequirements)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkGetDeviceImageSparseMemoryRequirementsKHR",
@@ -7008,6 +7130,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceImageSparseMemoryRequirements)
         }),
+        &["VK_KHR_maintenance4"],
     ),
     (
         "vkGetDeviceMemoryCommitment",
@@ -7018,6 +7141,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceMemoryCommitment)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetDeviceMemoryOpaqueCaptureAddress",
@@ -7031,6 +7155,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceMemoryOpaqueCaptureAddress)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkGetDeviceMemoryOpaqueCaptureAddressKHR",
@@ -7044,6 +7169,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceMemoryOpaqueCaptureAddress)
         }),
+        &["VK_KHR_buffer_device_address"],
     ),
     (
         "vkGetDeviceProcAddr",
@@ -7054,6 +7180,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkGetDeviceProcAddr)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetDeviceQueue",
@@ -7064,6 +7191,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceQueue)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetDeviceQueue2",
@@ -7078,6 +7206,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetDeviceQueue2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetEventStatus",
@@ -7088,6 +7217,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetEventStatus)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetFenceStatus",
@@ -7098,6 +7228,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetFenceStatus)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetImageMemoryRequirements",
@@ -7108,6 +7239,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetImageMemoryRequirements)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetImageMemoryRequirements2",
@@ -7122,6 +7254,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetImageMemoryRequirements2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetImageMemoryRequirements2KHR",
@@ -7136,6 +7269,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetImageMemoryRequirements2)
         }),
+        &["VK_KHR_get_memory_requirements2"],
     ),
     (
         "vkGetImageSparseMemoryRequirements",
@@ -7151,6 +7285,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetImageSparseMemoryRequirements)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetImageSparseMemoryRequirements2",
@@ -7166,6 +7301,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetImageSparseMemoryRequirements2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetImageSparseMemoryRequirements2KHR",
@@ -7181,6 +7317,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetImageSparseMemoryRequirements2)
         }),
+        &["VK_KHR_get_memory_requirements2"],
     ),
     (
         "vkGetImageSubresourceLayout",
@@ -7196,6 +7333,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetImageSubresourceLayout)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetInstanceProcAddr",
@@ -7206,6 +7344,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkGetInstanceProcAddr)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT",
@@ -7220,6 +7359,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceCalibrateableTimeDomainsEXT)
         }),
+        &["VK_EXT_calibrated_timestamps"],
     ),
     (
         "vkGetPhysicalDeviceExternalBufferProperties",
@@ -7234,6 +7374,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceExternalBufferProperties)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceExternalBufferPropertiesKHR",
@@ -7248,6 +7389,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceExternalBufferProperties)
         }),
+        &["VK_KHR_external_memory_capabilities"],
     ),
     (
         "vkGetPhysicalDeviceExternalFenceProperties",
@@ -7262,6 +7404,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceExternalFenceProperties)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceExternalFencePropertiesKHR",
@@ -7276,6 +7419,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceExternalFenceProperties)
         }),
+        &["VK_KHR_external_fence_capabilities"],
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphoreProperties",
@@ -7290,6 +7434,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceExternalSemaphoreProperties)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphorePropertiesKHR",
@@ -7304,6 +7449,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceExternalSemaphoreProperties)
         }),
+        &["VK_KHR_external_semaphore_capabilities"],
     ),
     (
         "vkGetPhysicalDeviceFeatures",
@@ -7317,6 +7463,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceFeatures)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceFeatures2",
@@ -7330,6 +7477,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceFeatures2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceFeatures2KHR",
@@ -7343,6 +7491,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceFeatures2)
         }),
+        &["VK_KHR_get_physical_device_properties2"],
     ),
     (
         "vkGetPhysicalDeviceFormatProperties",
@@ -7357,6 +7506,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceFormatProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2",
@@ -7371,6 +7521,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceFormatProperties2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2KHR",
@@ -7385,6 +7536,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceFormatProperties2)
         }),
+        &["VK_KHR_get_physical_device_properties2"],
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties",
@@ -7403,6 +7555,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceImageFormatProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2",
@@ -7417,6 +7570,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceImageFormatProperties2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2KHR",
@@ -7431,6 +7585,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceImageFormatProperties2)
         }),
+        &["VK_KHR_get_physical_device_properties2"],
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties",
@@ -7444,6 +7599,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceMemoryProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2",
@@ -7457,6 +7613,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceMemoryProperties2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2KHR",
@@ -7470,6 +7627,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceMemoryProperties2)
         }),
+        &["VK_KHR_get_physical_device_properties2"],
     ),
     (
         "vkGetPhysicalDeviceProperties",
@@ -7483,6 +7641,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceProperties2",
@@ -7496,6 +7655,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceProperties2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceProperties2KHR",
@@ -7509,6 +7669,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceProperties2)
         }),
+        &["VK_KHR_get_physical_device_properties2"],
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties",
@@ -7523,6 +7684,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceQueueFamilyProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2",
@@ -7537,6 +7699,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceQueueFamilyProperties2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2KHR",
@@ -7551,6 +7714,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceQueueFamilyProperties2)
         }),
+        &["VK_KHR_get_physical_device_properties2"],
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties",
@@ -7570,6 +7734,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceSparseImageFormatProperties)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2",
@@ -7585,6 +7750,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceSparseImageFormatProperties2)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2KHR",
@@ -7600,6 +7766,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceSparseImageFormatProperties2)
         }),
+        &["VK_KHR_get_physical_device_properties2"],
     ),
     (
         "vkGetPhysicalDeviceToolProperties",
@@ -7614,20 +7781,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPhysicalDeviceToolProperties)
         }),
-    ),
-    (
-        "vkGetPhysicalDeviceToolPropertiesEXT",
-        237,
-        Some(unsafe {
-            core::mem::transmute::<
-                unsafe extern "system" fn(
-                    vk::PhysicalDevice,
-                    *mut u32,
-                    *mut vk::PhysicalDeviceToolProperties<'_>,
-                ) -> vk::Result,
-                unsafe extern "system" fn(),
-            >(vkGetPhysicalDeviceToolProperties)
-        }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkGetPipelineCacheData",
@@ -7643,6 +7797,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetPipelineCacheData)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetPrivateData",
@@ -7659,6 +7814,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkGetPrivateData)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkGetPrivateDataEXT",
@@ -7675,6 +7831,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkGetPrivateData)
         }),
+        &["VK_EXT_private_data"],
     ),
     (
         "vkGetQueryPoolResults",
@@ -7694,6 +7851,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetQueryPoolResults)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetRenderAreaGranularity",
@@ -7704,6 +7862,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetRenderAreaGranularity)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkGetSemaphoreCounterValue",
@@ -7714,6 +7873,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetSemaphoreCounterValue)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkGetSemaphoreCounterValueKHR",
@@ -7724,6 +7884,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkGetSemaphoreCounterValue)
         }),
+        &["VK_KHR_timeline_semaphore"],
     ),
     (
         "vkInvalidateMappedMemoryRanges",
@@ -7738,6 +7899,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkInvalidateMappedMemoryRanges)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkMapMemory",
@@ -7755,6 +7917,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkMapMemory)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkMergePipelineCaches",
@@ -7770,6 +7933,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkMergePipelineCaches)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkQueueBindSparse",
@@ -7785,6 +7949,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkQueueBindSparse)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkQueueSubmit",
@@ -7800,6 +7965,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkQueueSubmit)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkQueueSubmit2",
@@ -7815,6 +7981,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkQueueSubmit2)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkQueueSubmit2KHR",
@@ -7830,6 +7997,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkQueueSubmit2)
         }),
+        &["VK_KHR_synchronization2"],
     ),
     (
         "vkQueueWaitIdle",
@@ -7840,6 +8008,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkQueueWaitIdle)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkResetCommandBuffer",
@@ -7853,6 +8022,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkResetCommandBuffer)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkResetCommandPool",
@@ -7867,6 +8037,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkResetCommandPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkResetDescriptorPool",
@@ -7881,6 +8052,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkResetDescriptorPool)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkResetEvent",
@@ -7891,6 +8063,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkResetEvent)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkResetFences",
@@ -7901,6 +8074,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkResetFences)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkResetQueryPool",
@@ -7911,6 +8085,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkResetQueryPool)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkResetQueryPoolEXT",
@@ -7921,6 +8096,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkResetQueryPool)
         }),
+        &["VK_EXT_host_query_reset"],
     ),
     (
         "vkSetEvent",
@@ -7931,6 +8107,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkSetEvent)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkSetPrivateData",
@@ -7947,6 +8124,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkSetPrivateData)
         }),
+        &["VK_VERSION_1_3"],
     ),
     (
         "vkSetPrivateDataEXT",
@@ -7963,6 +8141,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkSetPrivateData)
         }),
+        &["VK_EXT_private_data"],
     ),
     (
         "vkSignalSemaphore",
@@ -7976,6 +8155,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkSignalSemaphore)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkSignalSemaphoreKHR",
@@ -7989,6 +8169,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkSignalSemaphore)
         }),
+        &["VK_KHR_timeline_semaphore"],
     ),
     (
         "vkTrimCommandPool",
@@ -8003,6 +8184,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkTrimCommandPool)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkTrimCommandPoolKHR",
@@ -8017,6 +8199,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkTrimCommandPool)
         }),
+        &["VK_KHR_maintenance1"],
     ),
     (
         "vkUnmapMemory",
@@ -8027,6 +8210,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkUnmapMemory)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkUpdateDescriptorSetWithTemplate",
@@ -8042,6 +8226,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkUpdateDescriptorSetWithTemplate)
         }),
+        &["VK_VERSION_1_1"],
     ),
     (
         "vkUpdateDescriptorSetWithTemplateKHR",
@@ -8057,6 +8242,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkUpdateDescriptorSetWithTemplate)
         }),
+        &["VK_KHR_descriptor_update_template"],
     ),
     (
         "vkUpdateDescriptorSets",
@@ -8073,6 +8259,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(crate::handwritten::vkUpdateDescriptorSets)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkWaitForFences",
@@ -8089,6 +8276,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkWaitForFences)
         }),
+        &["VK_VERSION_1_0"],
     ),
     (
         "vkWaitSemaphores",
@@ -8103,6 +8291,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkWaitSemaphores)
         }),
+        &["VK_VERSION_1_2"],
     ),
     (
         "vkWaitSemaphoresKHR",
@@ -8117,5 +8306,6 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction)] = &[
                 unsafe extern "system" fn(),
             >(vkWaitSemaphores)
         }),
+        &["VK_KHR_timeline_semaphore"],
     ),
 ];

@@ -9584,8 +9584,11 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkBeginCommandBuffer
             | id::vkCmdPushDescriptorSetKHR
             | id::vkCmdPushDescriptorSetWithTemplateKHR
+            | id::vkCreateComputePipelines
             | id::vkCreateDescriptorSetLayout
             | id::vkCreateDescriptorUpdateTemplate
+            | id::vkCreateDevice
+            | id::vkCreateGraphicsPipelines
             | id::vkCreateInstance
             | id::vkDestroyCommandPool
             | id::vkDestroyDescriptorUpdateTemplate
