@@ -453,7 +453,10 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
     s.push_str("/// Every carried command by name (aliases included), sorted for binary search:\n/// (name, command id, entry point, the core versions and extensions that give that name).\npub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[\n");
     for (n, (target, id)) in &names {
         let ty = fn_type(m, lw, &cmds[*id as usize].def)?;
-        let origins: Vec<String> = m.command_names[n].iter().map(|o| format!("\"{o}\"")).collect();
+        let origins: Vec<String> = m.command_names[n]
+            .iter()
+            .map(|o| format!("\"{o}\""))
+            .collect();
         writeln!(s, "    (\"{n}\", {id}, Some(unsafe {{ core::mem::transmute::<{ty}, unsafe extern \"system\" fn()>({target}) }}), &[{}]),", origins.join(", ")).unwrap();
     }
     s.push_str("];\n");

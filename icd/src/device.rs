@@ -23,8 +23,17 @@ pub unsafe extern "system" fn vkCreateDevice(
     if r == vk::Result::SUCCESS {
         let conn = Dispatchable::conn(pd.as_raw());
         let pd_id = Dispatchable::id_of(pd.as_raw());
-        let instance = conn.named.lock().get(&pd_id).map_or(0, |(_, parent)| *parent);
-        crate::instance::enable_device(&conn, Dispatchable::id_of((*out).as_raw()), instance, &*info);
+        let instance = conn
+            .named
+            .lock()
+            .get(&pd_id)
+            .map_or(0, |(_, parent)| *parent);
+        crate::instance::enable_device(
+            &conn,
+            Dispatchable::id_of((*out).as_raw()),
+            instance,
+            &*info,
+        );
     }
     r
 }

@@ -24,10 +24,12 @@ pub struct Enabled {
 impl Enabled {
     /// Whether a command given by `origins` (core versions, extensions) is available.
     fn provides(&self, origins: &[&str]) -> bool {
-        origins.iter().any(|o| match o.strip_prefix("VK_VERSION_1_") {
-            Some(minor) => minor.parse::<u32>().is_ok_and(|m| m <= self.minor),
-            None => self.extensions.contains(*o),
-        })
+        origins
+            .iter()
+            .any(|o| match o.strip_prefix("VK_VERSION_1_") {
+                Some(minor) => minor.parse::<u32>().is_ok_and(|m| m <= self.minor),
+                None => self.extensions.contains(*o),
+            })
     }
 }
 
@@ -53,7 +55,10 @@ pub unsafe fn enable_device(
     let base = sets.0.get(&instance_id).cloned().unwrap_or_default();
     let mut extensions = base.extensions.clone();
     if !info.pp_enabled_extension_names.is_null() {
-        extensions.extend(names(info.pp_enabled_extension_names, info.enabled_extension_count));
+        extensions.extend(names(
+            info.pp_enabled_extension_names,
+            info.enabled_extension_count,
+        ));
     }
     let e = Enabled {
         minor: base.minor,

@@ -42,7 +42,8 @@ unsafe fn clean_graphics<'a>(
     }
     let tessellates = slice(info.p_stages, info.stage_count).iter().any(|s| {
         s.stage.intersects(
-            vk::ShaderStageFlags::TESSELLATION_CONTROL | vk::ShaderStageFlags::TESSELLATION_EVALUATION,
+            vk::ShaderStageFlags::TESSELLATION_CONTROL
+                | vk::ShaderStageFlags::TESSELLATION_EVALUATION,
         )
     });
     if !tessellates {
@@ -68,14 +69,21 @@ pub unsafe extern "system" fn vkCreateGraphicsPipelines(
     allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::Pipeline,
 ) -> vk::Result {
-    let clean: Vec<_> = slice(infos, count).iter().map(|i| clean_graphics(i)).collect();
+    let clean: Vec<_> = slice(infos, count)
+        .iter()
+        .map(|i| clean_graphics(i))
+        .collect();
     vk::Result::from_raw(call(
         &C_vkCreateGraphicsPipelines,
         &[
             device.as_raw(),
             cache.as_raw(),
             count as u64,
-            if infos.is_null() { 0 } else { clean.as_ptr() as u64 },
+            if infos.is_null() {
+                0
+            } else {
+                clean.as_ptr() as u64
+            },
             allocator as u64,
             out as u64,
         ],
@@ -106,7 +114,11 @@ pub unsafe extern "system" fn vkCreateComputePipelines(
             device.as_raw(),
             cache.as_raw(),
             count as u64,
-            if infos.is_null() { 0 } else { clean.as_ptr() as u64 },
+            if infos.is_null() {
+                0
+            } else {
+                clean.as_ptr() as u64
+            },
             allocator as u64,
             out as u64,
         ],

@@ -67,6 +67,9 @@ pub fn serve(sock: OwnedFd) -> Result<(), String> {
     let host = HostDriver::load_default().map_err(|e| refuse(e.to_string()))?;
     info!(library = %host.library.display(), client_pid = hello.client_pid, "host driver loaded");
     let server = Server::new(host, &hello.extensions);
+    // Locked down before the client is welcomed: a strict sandbox that cannot be applied is a
+    // refusal the client sees (VK_ERROR_INITIALIZATION_FAILED).
+    crate::sandbox::after_init(&server.host, sock.as_fd()).map_err(refuse)?;
     let welcome = Welcome {
         wire_version: WIRE_VERSION,
         vk_xml_version: VK_XML_VERSION,
@@ -93,7 +96,6 @@ pub fn serve(sock: OwnedFd) -> Result<(), String> {
         sock,
         reply_locks,
     });
-    crate::sandbox::after_init();
     run(&shared);
     cleanup(&shared.server);
     Ok(())
@@ -173,9 +175,7 @@ fn next_job(rx: &mpsc::Receiver<Job>) -> Option<Job> {
         match rx.try_recv() {
             Ok(job) => return Some(job),
             Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) if t.elapsed() < WORKER_POLL => {
-                std::hint::spin_loop()
-            }
+            Err(mpsc::TryRecvError::Empty) if t.elapsed() < WORKER_POLL => std::hint::spin_loop(),
             Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
         }
     }

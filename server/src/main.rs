@@ -27,6 +27,10 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args: Vec<String> = std::env::args().collect();
+    // `--sandbox-selftest`, `--sandbox-policy`: see SECURITY.md.
+    if let Some(code) = sandbox::command(&args) {
+        return code;
+    }
     if let Some(path) = args
         .iter()
         .position(|a| a == "--listen")
@@ -56,6 +60,11 @@ fn main() -> ExitCode {
     // socket's hang-up, seen by the reader loop, ends the server when the client goes.
     // SAFETY: the ICD passed us this descriptor, open and ours alone.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Before any thread exists: namespaces, and the environment the host driver will read.
+    if let Err(e) = sandbox::early() {
+        error!("airlock-server: {e}");
+        return ExitCode::FAILURE;
+    }
     match conn::serve(sock) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

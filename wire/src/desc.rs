@@ -91,7 +91,9 @@ pub enum Kind {
     },
     /// The in/out count of that idiom (`uint32_t*` or `size_t*`).
     InOutCount(Ty),
-    /// `void*` the driver writes `len` bytes into.
+    /// `void*` the driver writes up to `len` bytes into. The bytes travel both ways: what the
+    /// driver leaves unwritten keeps the application's contents (`vkGetQueryPoolResults` writes
+    /// nothing for unavailable queries).
     OutBytes {
         len: Len,
     },

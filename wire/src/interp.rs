@@ -670,7 +670,13 @@ pub unsafe fn encode_request(
                 }
             }
             Kind::OutCountedBytes { .. } => e.u32(!a.is_null() as u32),
-            Kind::OutBytes { .. } => {}
+            Kind::OutBytes { len } => {
+                let n = len_of(len, base, cmd.params)? as usize;
+                if a.is_null() {
+                    return Err(DecodeError::Missing(f.name));
+                }
+                e.bytes(core::slice::from_raw_parts(a, n));
+            }
             _ => put_field(e, f, base, cmd.params, cx)?,
         }
     }
@@ -766,7 +772,12 @@ pub fn decode_request<'a>(
                 }
                 Kind::OutBytes { len } => {
                     let n = out_limit(Ty::U8, len_of(len, base, cmd.params)?)?;
-                    alloc(arena, n, 8)?
+                    // The application's bytes arrive first: no allocation for a size the
+                    // message does not hold.
+                    let src = dc.bytes(n)?;
+                    let q = alloc(arena, n, 8)?;
+                    ptr::copy_nonoverlapping(src.as_ptr(), q, n);
+                    q
                 }
                 _ => {
                     get_field(dc, f, base, cmd.params, t, sx)?;

@@ -595,33 +595,40 @@ fn oversized_counts_are_refused_before_allocating() {
 #[test]
 fn output_buffers_are_bounded_and_exhaustion_is_too_large() {
     let cmd = command("vkGetQueryPoolResults");
-    let mut data = [0u8; 16];
+    // The application's bytes travel with the request (unwritten results keep them).
+    let mut data = *b"sixteen  bytes!!";
     let args = [DEVICE, 0x40, 0, 2, 16, data.as_mut_ptr() as u64, 8, 0];
     let mut e = Encoder::new();
     // SAFETY: valid arguments.
     unsafe { encode_request(&mut e, cmd, &args, &Client::default(), &mut Vec::new()) }.unwrap();
-    let at = find(&e.buf, &[16, 0, 8, 0]);
-    let with_size = |n: u64| {
-        let mut msg = e.buf.clone();
+    // queryCount, then dataSize.
+    let at = find(&e.buf, &[2, 16, 0]) + 4;
+    let with_size = |n: u64, body: usize| {
+        let mut msg = e.buf[..at + 8].to_vec();
         patch64(&mut msg, at, n);
+        msg.extend(std::iter::repeat_n(0x5A, body));
+        msg.extend_from_slice(&e.buf[at + 8 + 16..]);
         msg
     };
     let server = Server::default();
     assert_eq!(decode(cmd, &e.buf, &server), Ok(()));
-    assert_eq!(
-        decode(cmd, &with_size(MAX_OUTPUT_BYTES as u64), &server),
-        Ok(())
-    );
+    let max = MAX_OUTPUT_BYTES;
+    assert_eq!(decode(cmd, &with_size(max as u64, max), &server), Ok(()));
     assert!(matches!(
-        decode(cmd, &with_size(MAX_OUTPUT_BYTES as u64 + 1), &server),
+        decode(cmd, &with_size(max as u64 + 1, max + 4), &server),
         Err(DecodeError::TooMany { .. })
     ));
     assert!(matches!(
-        decode(cmd, &with_size(u64::MAX), &server),
+        decode(cmd, &with_size(u64::MAX, 16), &server),
         Err(DecodeError::TooMany { .. })
     ));
-    // Within the limit of outputs, but not of this arena.
-    let r = decode_guarded(cmd, &with_size(4 << 20), &server, 1 << 20).unwrap();
+    // A size the message does not hold is refused before anything is allocated for it.
+    assert!(matches!(
+        decode_guarded(cmd, &with_size(4 << 20, 16), &server, 1 << 20).unwrap(),
+        Err(DecodeError::Truncated { .. })
+    ));
+    // Within the limit of outputs and the message, but not of this arena.
+    let r = decode_guarded(cmd, &with_size(4 << 20, 4 << 20), &server, 1 << 20).unwrap();
     assert_eq!(r, Err(DecodeError::TooLarge));
 }
 

@@ -1,0 +1,310 @@
+//! Confinement of the server process. SECURITY.md has the threat model, what each layer blocks
+//! and how to check them on a machine.
+//!
+//! [`early`] runs first in `main`, while the process has one thread: it reads
+//! `AIRLOCK_SANDBOX`, turns Mesa's on-disk shader cache off and enters namespaces.
+//! [`after_init`] runs once the host driver is loaded, before the client is welcomed: it warms
+//! the driver up (an instance and a device, [`probe`]) so that its one-time set-up (CPU
+//! detection, LLVM's target) happens while files are readable, then applies, in this order,
+//! resource limits, no-new-privs, landlock and seccomp; each layer refuses the calls that set
+//! up the ones before it.
+//!
+//! `AIRLOCK_SANDBOX`: `best-effort` (the default) applies what the kernel allows and logs each
+//! layer's outcome in one line; `strict` refuses to serve the client (it sees
+//! `VK_ERROR_INITIALIZATION_FAILED`) when any layer fails; `off` applies nothing.
+
+mod filesystem;
+mod limits;
+mod namespaces;
+#[cfg(target_arch = "x86_64")]
+mod policy;
+mod probe;
+#[cfg(target_arch = "x86_64")]
+mod seccomp;
+mod selftest;
+
+use crate::host::HostDriver;
+use std::os::fd::BorrowedFd;
+use std::sync::OnceLock;
+use tracing::{info, warn};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Strict,
+    BestEffort,
+    Off,
+}
+
+impl Mode {
+    pub fn from_env() -> Result<Mode, String> {
+        match std::env::var("AIRLOCK_SANDBOX").as_deref() {
+            Err(std::env::VarError::NotPresent) | Ok("") | Ok("best-effort") => {
+                Ok(Mode::BestEffort)
+            }
+            Ok("strict") => Ok(Mode::Strict),
+            Ok("off") => Ok(Mode::Off),
+            Ok(other) => Err(format!(
+                "AIRLOCK_SANDBOX={other:?}: expected strict, best-effort or off"
+            )),
+            Err(e) => Err(format!("AIRLOCK_SANDBOX: {e}")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Strict => "strict",
+            Mode::BestEffort => "best-effort",
+            Mode::Off => "off",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    Applied(String),
+    Failed(String),
+    /// Left out on request (the self-test's `--skip`).
+    Skipped,
+}
+
+/// What one layer came to.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub name: &'static str,
+    pub outcome: Outcome,
+}
+
+impl Layer {
+    fn new(name: &'static str, r: Result<String, String>) -> Layer {
+        Layer {
+            name,
+            outcome: match r {
+                Ok(d) => Outcome::Applied(d),
+                Err(e) => Outcome::Failed(e),
+            },
+        }
+    }
+
+    pub fn applied(&self) -> bool {
+        matches!(self.outcome, Outcome::Applied(_))
+    }
+}
+
+/// Every layer's outcome, for the log and the self-test.
+#[derive(Debug)]
+pub struct Report {
+    pub layers: Vec<Layer>,
+    /// Not layers, but part of the set-up: the shader cache, the warm-up.
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    pub fn layer(&self, name: &str) -> Option<&Layer> {
+        self.layers.iter().find(|l| l.name == name)
+    }
+
+    fn failures(&self) -> Vec<&Layer> {
+        self.layers
+            .iter()
+            .filter(|l| matches!(l.outcome, Outcome::Failed(_)))
+            .collect()
+    }
+
+    /// One line: `namespaces: user, ...; limits: ...; seccomp: FAILED (why)`.
+    pub fn summary(&self) -> String {
+        self.layers
+            .iter()
+            .map(|l| match &l.outcome {
+                Outcome::Applied(d) => format!("{}: {d}", l.name),
+                Outcome::Failed(e) => format!("{}: FAILED ({e})", l.name),
+                Outcome::Skipped => format!("{}: skipped", l.name),
+            })
+            .chain(self.notes.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// The server's sandbox commands, if `args` holds one: `--sandbox-selftest [--skip LAYER]...`
+/// (see [`selftest`]) and `--sandbox-policy` (prints the seccomp policy as compiled in).
+pub fn command(args: &[String]) -> Option<std::process::ExitCode> {
+    if args.iter().any(|a| a == "--sandbox-selftest") {
+        return Some(selftest::run(args));
+    }
+    if args.iter().any(|a| a == "--sandbox-policy") {
+        #[cfg(target_arch = "x86_64")]
+        print!("{}", seccomp::describe(policy::POLICY));
+        #[cfg(not(target_arch = "x86_64"))]
+        println!("no seccomp policy for {}", std::env::consts::ARCH);
+        return Some(std::process::ExitCode::SUCCESS);
+    }
+    None
+}
+
+/// What [`early`] did, for [`after_init`] to report.
+struct Early {
+    mode: Mode,
+    namespaces: Option<Layer>,
+    notes: Vec<String>,
+}
+
+static EARLY: OnceLock<Early> = OnceLock::new();
+
+/// First thing in `main`, before any thread exists (a multithreaded process cannot enter a new
+/// user namespace, and changing the environment is only sound while no other thread reads it).
+/// Errors only for a malformed `AIRLOCK_SANDBOX`.
+pub fn early() -> Result<Mode, String> {
+    let mode = Mode::from_env()?;
+    let mut early = Early {
+        mode,
+        namespaces: None,
+        notes: Vec::new(),
+    };
+    if mode != Mode::Off {
+        early.notes.push(disable_shader_cache());
+        early.namespaces = Some(Layer::new("namespaces", namespaces::enter()));
+    }
+    let _ = EARLY.set(early);
+    Ok(mode)
+}
+
+/// Mesa's on-disk shader cache lives under `$HOME` (or `XDG_CACHE_HOME`), which landlock makes
+/// unwritable and seccomp unopenable: rather than let every compile fail to write it, it is off,
+/// whatever the environment said. (The same setting the benchmarks use on both sides.)
+fn disable_shader_cache() -> String {
+    let overridden: Vec<String> = ["MESA_SHADER_CACHE_DISABLE", "MESA_SHADER_CACHE_DIR"]
+        .iter()
+        .filter_map(|k| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| *k != "MESA_SHADER_CACHE_DISABLE" || v != "true")
+                .map(|v| format!("{k}={v}"))
+        })
+        .collect();
+    // Both names: MESA_GLSL_CACHE_DISABLE is what Mesa before 22.3 reads.
+    std::env::set_var("MESA_SHADER_CACHE_DISABLE", "true");
+    std::env::set_var("MESA_GLSL_CACHE_DISABLE", "true");
+    std::env::remove_var("MESA_SHADER_CACHE_DIR");
+    if overridden.is_empty() {
+        "shader cache: off".into()
+    } else {
+        format!("shader cache: off (overriding {})", overridden.join(", "))
+    }
+}
+
+/// Once the host driver is loaded, before the client is welcomed: warms the driver up, then
+/// locks the process down. `control` is the client's socket, the only one the server may use
+/// afterwards. In strict mode, an error names the layers that failed; the caller refuses the
+/// client with it.
+pub fn after_init(host: &HostDriver, control: BorrowedFd<'_>) -> Result<Report, String> {
+    lock_down(host, control, &[])
+}
+
+/// [`after_init`] with some layers left out (`skip`: layer names), for the self-test.
+fn lock_down(
+    host: &HostDriver,
+    control: BorrowedFd<'_>,
+    skip: &[String],
+) -> Result<Report, String> {
+    let (mode, namespaces, mut notes) = match EARLY.get() {
+        Some(e) => (e.mode, e.namespaces.clone(), e.notes.clone()),
+        // main always calls early(); without it, say so rather than pretend.
+        None => (
+            Mode::from_env()?,
+            Some(Layer::new(
+                "namespaces",
+                Err("not entered (sandbox::early was not called)".into()),
+            )),
+            Vec::new(),
+        ),
+    };
+    if mode == Mode::Off {
+        warn!("sandbox: off (AIRLOCK_SANDBOX=off): the server runs unconfined");
+        return Ok(Report {
+            layers: Vec::new(),
+            notes,
+        });
+    }
+    match probe::run(host, probe::Stage::Device) {
+        Ok(t) => notes.push(format!("warm-up: {} ms", t.as_millis())),
+        // Not a layer: the client will meet the same driver error and report it itself.
+        Err(e) => notes.push(format!("warm-up failed: {e}")),
+    }
+    let mut layers: Vec<Layer> = namespaces.into_iter().collect();
+    let mut apply = |name: &'static str, f: &dyn Fn() -> Result<String, String>| {
+        layers.push(if skip.iter().any(|s| s == name) {
+            Layer {
+                name,
+                outcome: Outcome::Skipped,
+            }
+        } else {
+            Layer::new(name, f())
+        })
+    };
+    apply("limits", &limits::apply);
+    apply("no-new-privs", &privileges);
+    apply("landlock", &filesystem::restrict);
+    apply("seccomp", &|| seccomp_layer(control));
+    let report = Report { layers, notes };
+    let failures = report.failures();
+    if failures.is_empty() {
+        info!("sandbox ({}): {}", mode.name(), report.summary());
+    } else if mode == Mode::Strict {
+        let names: Vec<&str> = failures.iter().map(|l| l.name).collect();
+        return Err(format!(
+            "sandbox (strict) refuses to serve: {} failed. {}",
+            names.join(", "),
+            report.summary()
+        ));
+    } else {
+        warn!(
+            "sandbox ({}): some layers failed: {}",
+            mode.name(),
+            report.summary()
+        );
+    }
+    Ok(report)
+}
+
+/// `PR_SET_NO_NEW_PRIVS`, which landlock and seccomp need and which makes any later `execve`
+/// unable to gain privileges; and every capability dropped (a server started as root, or in the
+/// user namespace it owns, holds some).
+fn privileges() -> Result<String, String> {
+    rustix::thread::set_no_new_privs(true).map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
+    let caps = rustix::thread::capabilities(None).map_err(|e| format!("capget: {e}"))?;
+    if caps.permitted.is_empty() && caps.effective.is_empty() && caps.inheritable.is_empty() {
+        return Ok("set, no capabilities held".into());
+    }
+    let none = rustix::thread::CapabilitySet::empty();
+    rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: none,
+            permitted: none,
+            inheritable: none,
+        },
+    )
+    .map_err(|e| format!("dropping capabilities: {e}"))?;
+    Ok("set, capabilities dropped".into())
+}
+
+#[cfg(target_arch = "x86_64")]
+fn seccomp_layer(control: BorrowedFd<'_>) -> Result<String, String> {
+    seccomp::install(policy::POLICY, control)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn seccomp_layer(_control: BorrowedFd<'_>) -> Result<String, String> {
+    Err(format!(
+        "no policy for {} yet (server/src/sandbox/policy.rs is x86_64's)",
+        std::env::consts::ARCH
+    ))
+}
+
+/// Calls trapped (refused with `EPERM` and logged) by the seccomp filter so far.
+pub fn trapped() -> u32 {
+    #[cfg(target_arch = "x86_64")]
+    return seccomp::trapped();
+    #[cfg(not(target_arch = "x86_64"))]
+    0
+}
