@@ -37,6 +37,7 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkCmdPushDescriptorSetWithTemplateKHR",
     "vkCreateGraphicsPipelines",
     "vkCreateComputePipelines",
+    "vkResetFences",
 ];
 
 /// Waits and compiles: run off the server's reader thread.

@@ -19,3 +19,4 @@ pub use crate::instance::{
 };
 pub use crate::memory::{vkFreeMemory, vkMapMemory, vkUnmapMemory};
 pub use crate::pipeline::{vkCreateComputePipelines, vkCreateGraphicsPipelines};
+pub use crate::sync::vkResetFences;

@@ -6,7 +6,7 @@
 //!
 //! - [`generated::entry`]: one entry point per carried command, all taking [`call::call`];
 //! - [`handwritten`]: the few written by hand, each in the module of its object family
-//!   ([`instance`], [`device`], [`memory`], [`command_buffer`], [`descriptor`], [`pipeline`]);
+//!   ([`instance`], [`device`], [`memory`], [`command_buffer`], [`descriptor`], [`pipeline`], [`sync`]);
 //! - [`conn`]: the server connection; [`objects`]: ids and dispatchable wrappers;
 //!   [`stats`]: what crossed to the server (`AIRLOCK_STATS`).
 
@@ -25,6 +25,7 @@ pub mod memory;
 pub mod objects;
 pub mod pipeline;
 pub mod stats;
+pub mod sync;
 
 use ash::vk;
 use std::ffi::c_char;

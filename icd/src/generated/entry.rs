@@ -3432,21 +3432,6 @@ pub unsafe extern "system" fn vkResetEvent(device: vk::Device, event: vk::Event)
     vk::Result::from_raw(call(&c::C_vkResetEvent, &[device.as_raw(), event.as_raw()]) as i32)
 }
 
-pub unsafe extern "system" fn vkResetFences(
-    device: vk::Device,
-    fence_count: u32,
-    p_fences: *const vk::Fence,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkResetFences,
-        &[
-            device.as_raw(),
-            fence_count as u64,
-            p_fences as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkResetQueryPool(
     device: vk::Device,
     query_pool: vk::QueryPool,
@@ -8072,7 +8057,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, u32, *const vk::Fence) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkResetFences)
+            >(crate::handwritten::vkResetFences)
         }),
         &["VK_VERSION_1_0"],
     ),

@@ -9606,6 +9606,7 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkGetPrivateData
             | id::vkMapMemory
             | id::vkResetCommandBuffer
+            | id::vkResetFences
             | id::vkSetPrivateData
             | id::vkUnmapMemory
             | id::vkUpdateDescriptorSetWithTemplate

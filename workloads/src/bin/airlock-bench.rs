@@ -196,12 +196,27 @@ fn dispatch() -> Result<()> {
     let cmds = [cmd];
     let submit = vk::SubmitInfo::default().command_buffers(&cmds);
     let t = Instant::now();
+    // Where the time goes, per call.
+    let mut spent = [Duration::ZERO; 3];
     for _ in 0..DISPATCHES {
+        let t0 = Instant::now();
         ctx.submit(&[submit], fence)?;
+        let t1 = Instant::now();
         ctx.wait_fence(fence)?;
+        let t2 = Instant::now();
         unsafe { ctx.device.reset_fences(&[fence]) }.check("vkResetFences")?;
+        let t3 = Instant::now();
+        spent[0] += t1 - t0;
+        spent[1] += t2 - t1;
+        spent[2] += t3 - t2;
     }
     let total = t.elapsed();
+    for (name, d) in ["submit", "wait", "reset"].iter().zip(spent) {
+        println!(
+            "{name}_us={:.3}",
+            d.as_secs_f64() * 1e6 / f64::from(DISPATCHES)
+        );
+    }
     let words: Vec<u32> = out.read();
     if words[63] != pattern.value(63) {
         return Err(workloads::Error::Mismatch(format!(
