@@ -5,6 +5,14 @@
 //! - `mdwe-enumerate`: the same after `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`.
 //! - `kill-server`: enumerate, SIGKILL the server, then time the calls that follow.
 //! - `null-input`: a required input pointer left NULL, then a valid call.
+//! - `kill-during-wait`: a thread waits on a fence when the server is SIGKILLed; the wait and
+//!   every later call must return, destroys too.
+//! - `kill-mid-frame`: the server is SIGKILLed while a command buffer of a million commands is
+//!   being recorded and shipped in batches.
+//! - `corrupt-stream`: connects to `AIRLOCK_SOCKET` with the wire crate, shakes hands, then
+//!   writes garbage into its command ring, and waits for its server to hang up.
+//! - `limits`: allocations and creations beyond `AIRLOCK_MAX_DEVICE_MEMORY` and
+//!   `AIRLOCK_MAX_OBJECTS` (which the test sets) fail alone.
 //! - `direct-create <libvulkan_airlock.so>`: `vkCreateInstance` through the ICD's own
 //!   `vk_icdGetInstanceProcAddr`, without the loader.
 
@@ -20,6 +28,10 @@ fn main() {
         "kill-server" => kill_server(),
         "null-input" => null_input(),
         "make-and-hang" => make_and_hang(),
+        "kill-during-wait" => kill_during_wait(),
+        "kill-mid-frame" => kill_mid_frame(),
+        "corrupt-stream" => corrupt_stream(),
+        "limits" => limits(),
         "direct-create" => direct_create(args.get(2).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown scenario {scenario:?}")),
     };
@@ -248,5 +260,276 @@ fn direct_create(lib: &str) -> Result<(), String> {
     let r = unsafe { create(&info, std::ptr::null(), &mut instance) };
     println!("create={r:?}");
     println!("create_ms={}", t.elapsed().as_millis());
+    Ok(())
+}
+
+fn make_device(
+    instance: &ash::Instance,
+    pd: vk::PhysicalDevice,
+) -> Result<(ash::Device, vk::Queue), String> {
+    let prio = [1.0];
+    let queue = vk::DeviceQueueCreateInfo::default()
+        .queue_family_index(0)
+        .queue_priorities(&prio);
+    let info = vk::DeviceCreateInfo::default().queue_create_infos(std::slice::from_ref(&queue));
+    let device = unsafe { instance.create_device(pd, &info, None) }
+        .map_err(|r| format!("vkCreateDevice: {r:?}"))?;
+    let queue = unsafe { device.get_device_queue(0, 0) };
+    Ok((device, queue))
+}
+
+fn kill_servers() {
+    for pid in server_pids() {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+fn result<T>(r: Result<T, vk::Result>) -> String {
+    match r {
+        Ok(_) => "SUCCESS".into(),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+/// Prints `<label>=<result>` and `<label>_ms=<milliseconds>` for one call.
+fn timed<T>(label: &str, f: impl FnOnce() -> Result<T, vk::Result>) {
+    let t = Instant::now();
+    let r = result(f());
+    println!("{label}={r}");
+    println!("{label}_ms={}", t.elapsed().as_millis());
+}
+
+fn kill_during_wait() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let (device, queue) = make_device(&instance, pd)?;
+    let fence = unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) }
+        .map_err(|r| format!("vkCreateFence: {r:?}"))?;
+    // Never submitted: only the server's death can end this wait before its 30 s.
+    let killed = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let waiter = {
+        let (device, killed) = (device.clone(), killed.clone());
+        std::thread::spawn(move || {
+            let r = unsafe { device.wait_for_fences(&[fence], true, 30_000_000_000) };
+            let after_kill = killed.get().map(|t| t.elapsed().as_millis());
+            (result(r), after_kill)
+        })
+    };
+    // Long enough for the wait to reach the server (a worker thread there holds it).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    println!("waiting_before_kill={}", !waiter.is_finished());
+    println!("servers={}", server_pids().len());
+    kill_servers();
+    let _ = killed.set(Instant::now());
+    let (r, ms) = waiter.join().map_err(|_| "the waiting thread panicked")?;
+    println!("wait={r}");
+    println!("wait_ms={}", ms.map_or(-1, |m| m as i64));
+    timed("fence_status", || unsafe { device.get_fence_status(fence) });
+    timed("wait_again", || unsafe {
+        device.wait_for_fences(&[fence], true, 30_000_000_000)
+    });
+    timed("submit", || unsafe {
+        device.queue_submit(queue, &[vk::SubmitInfo::default()], vk::Fence::null())
+    });
+    timed("device_wait_idle", || unsafe { device.device_wait_idle() });
+    let t = Instant::now();
+    unsafe {
+        device.destroy_fence(fence, None);
+        device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
+    println!("destroyed=yes");
+    println!("destroy_ms={}", t.elapsed().as_millis());
+    Ok(())
+}
+
+fn kill_mid_frame() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let (device, queue) = make_device(&instance, pd)?;
+    let e = |what: &'static str| move |r: vk::Result| format!("{what}: {r:?}");
+    let cb = unsafe {
+        let pool = device
+            .create_command_pool(&vk::CommandPoolCreateInfo::default(), None)
+            .map_err(e("vkCreateCommandPool"))?;
+        let cb = device
+            .allocate_command_buffers(
+                &vk::CommandBufferAllocateInfo::default()
+                    .command_pool(pool)
+                    .command_buffer_count(1),
+            )
+            .map_err(e("vkAllocateCommandBuffers"))?[0];
+        device
+            .begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default())
+            .map_err(e("vkBeginCommandBuffer"))?;
+        cb
+    };
+    let viewport = [vk::Viewport {
+        width: 64.0,
+        height: 64.0,
+        max_depth: 1.0,
+        ..Default::default()
+    }];
+    let scissor = [vk::Rect2D {
+        extent: vk::Extent2D {
+            width: 64,
+            height: 64,
+        },
+        ..Default::default()
+    }];
+    // State setters only: valid outside a render pass, so the server replays every batch
+    // until it dies. Batches ship every 256 KiB (about 4,000 commands), so dozens are in
+    // flight or queued when it does.
+    const COMMANDS: usize = 250_000;
+    const KILL_AT: usize = 100_000;
+    let t = Instant::now();
+    let mut after_kill = None;
+    for i in 0..COMMANDS {
+        if i == KILL_AT {
+            println!("servers={}", server_pids().len());
+            kill_servers();
+            after_kill = Some(Instant::now());
+        }
+        unsafe {
+            device.cmd_set_viewport(cb, 0, &viewport);
+            device.cmd_set_scissor(cb, 0, &scissor);
+        }
+    }
+    println!("recorded={}", 2 * COMMANDS);
+    println!("record_ms={}", t.elapsed().as_millis());
+    println!(
+        "record_after_kill_ms={}",
+        after_kill.map_or(0, |t| t.elapsed().as_millis())
+    );
+    timed("end", || unsafe { device.end_command_buffer(cb) });
+    let cbs = [cb];
+    timed("submit", || unsafe {
+        device.queue_submit(
+            queue,
+            &[vk::SubmitInfo::default().command_buffers(&cbs)],
+            vk::Fence::null(),
+        )
+    });
+    timed("queue_wait_idle", || unsafe {
+        device.queue_wait_idle(queue)
+    });
+    timed("create_fence", || unsafe {
+        device.create_fence(&vk::FenceCreateInfo::default(), None)
+    });
+    unsafe {
+        device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
+    println!("destroyed=yes");
+    Ok(())
+}
+
+/// Plays a client that goes rogue after a valid handshake: garbage where a request header
+/// belongs. Its server must drop it (and only it).
+fn corrupt_stream() -> Result<(), String> {
+    use wire::channel::{Channel, ChannelLayout};
+    use wire::control::{self, ExtensionInfo, Hello, WIRE_VERSION};
+    use wire::generated::commands::EXTENSIONS;
+    let path = std::env::var_os("AIRLOCK_SOCKET").ok_or("AIRLOCK_SOCKET is not set")?;
+    let sock = control::connect(std::path::Path::new(&path)).map_err(|e| e.to_string())?;
+    let layout = ChannelLayout::default();
+    let channel = Channel::create(layout).map_err(|e| e.to_string())?;
+    let hello = Hello {
+        wire_version: WIRE_VERSION,
+        vk_xml_version: wire::generated::VK_XML_VERSION,
+        layout,
+        extensions: EXTENSIONS
+            .iter()
+            .map(|e| ExtensionInfo {
+                name: e.name.into(),
+                spec_version: e.spec_version,
+            })
+            .collect(),
+        client_pid: std::process::id(),
+    };
+    use std::os::fd::AsFd;
+    let welcome = control::client_handshake(
+        sock.as_fd(),
+        hello,
+        channel.fd(),
+        Some(std::time::Duration::from_secs(10)),
+    )
+    .map_err(|e| format!("handshake: {e}"))?;
+    println!("server={}", welcome.server_pid);
+    // A header announcing a message larger than any may be, then noise.
+    let mut garbage = vec![0xFFu8; 16];
+    garbage.extend((0..240u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    let live = control::SocketLiveness(sock.as_fd());
+    channel
+        .commands
+        .write(&[&garbage], &live)
+        .map_err(|e| format!("writing the garbage: {e}"))?;
+    let t = Instant::now();
+    // The server hangs up: the socket reads end-of-file (or fails) instead of timing out.
+    let r = control::recv(sock.as_fd(), Some(std::time::Duration::from_secs(10)));
+    println!("hung_up={}", r.is_err());
+    println!("hung_up_ms={}", t.elapsed().as_millis());
+    // Its process is gone too.
+    let gone = (0..500).any(|_| {
+        // SAFETY: a probe signal; the pid names the launcher's child serving us.
+        let alive = unsafe { libc::kill(welcome.server_pid as i32, 0) } == 0
+            && !std::fs::read_to_string(format!("/proc/{}/status", welcome.server_pid))
+                .is_ok_and(|s| s.contains("zombie"));
+        if alive {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        !alive
+    });
+    println!("server_gone={gone}");
+    Ok(())
+}
+
+fn limits() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let (device, _queue) = make_device(&instance, pd)?;
+    let alloc = |size: u64| unsafe {
+        device.allocate_memory(
+            &vk::MemoryAllocateInfo::default()
+                .allocation_size(size)
+                .memory_type_index(0),
+            None,
+        )
+    };
+    let heap = unsafe { instance.get_physical_device_memory_properties(pd) }.memory_heaps[0].size;
+    println!("heap={heap}");
+    timed("alloc_1tib", || alloc(1 << 40));
+    let a = alloc(40 << 20).map_err(|r| format!("40 MiB: {r:?}"))?;
+    println!("alloc_40m={}", result(Ok::<_, vk::Result>(())));
+    println!("alloc_40m_more={}", result(alloc(40 << 20)));
+    unsafe { device.free_memory(a, None) };
+    let b = alloc(40 << 20);
+    println!("alloc_40m_after_free={}", result(b));
+    if let Ok(b) = b {
+        unsafe { device.free_memory(b, None) };
+    }
+    // Objects until refused.
+    let mut sems = Vec::new();
+    let refused = loop {
+        match unsafe { device.create_semaphore(&vk::SemaphoreCreateInfo::default(), None) } {
+            Ok(s) => sems.push(s),
+            Err(r) => break format!("{r:?}"),
+        }
+        if sems.len() > 100_000 {
+            break "never".into();
+        }
+    };
+    println!("semaphores={}", sems.len());
+    println!("refused={refused}");
+    unsafe { device.destroy_semaphore(sems.pop().unwrap(), None) };
+    println!(
+        "after_destroy={}",
+        result(unsafe { device.create_semaphore(&vk::SemaphoreCreateInfo::default(), None) })
+    );
+    unsafe {
+        device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
     Ok(())
 }

@@ -64,6 +64,12 @@ pub unsafe fn record(cmd: &'static CommandDesc, args: &[u64]) {
     let handle = args[0];
     let rec = recording(handle);
     let conn = Dispatchable::conn_borrowed(handle);
+    if conn.is_lost() {
+        // Nothing recorded can run any more (vkEndCommandBuffer and every submission say so):
+        // keep no bytes and spend no time on it.
+        rec.discard();
+        return;
+    }
     let start = rec.frames.len();
     rec.frames.buf.extend_from_slice(&[0; REQUEST_HEADER]);
     if is_flat(cmd) {

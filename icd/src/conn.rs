@@ -41,7 +41,7 @@ pub struct Connection {
     child: Mutex<Option<Child>>,
     pub welcome: Welcome,
     /// Wrappers of dispatchable objects the server named (physical devices, queues).
-    pub(crate) named: Mutex<std::collections::HashMap<u64, (usize, u64)>>,
+    pub(crate) named: Mutex<crate::objects::Named>,
     /// Device memory mapped into this process, by memory id.
     pub(crate) mappings: Mutex<crate::memory::Mappings>,
     /// Command buffers of each command pool, by pool id.
@@ -238,6 +238,19 @@ impl Connection {
                 log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
                 return failure(cmd, vk::Result::ERROR_UNKNOWN);
             }
+            // The server drops a client whose request is larger than any message may be; such
+            // a call fails alone instead.
+            if enc.buf.len() > frame::MAX_MESSAGE {
+                log!(
+                    error,
+                    "airlock: {}: the request takes {} bytes, more than the {} a message may \
+                     hold; VK_ERROR_OUT_OF_HOST_MEMORY",
+                    cmd.name,
+                    enc.buf.len(),
+                    frame::MAX_MESSAGE
+                );
+                return failure(cmd, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
+            }
             let status = match self.exchange(cmd.id, &enc.buf, wants, body) {
                 Ok(None) => return 0,
                 Ok(Some(s)) => s,
@@ -302,8 +315,31 @@ impl Connection {
         let n = parts.len().min(3);
         all[1..=n].copy_from_slice(&parts[..n]);
         let live = SocketLiveness(self.sock.as_fd());
+        // `AIRLOCK_RECORD=<file>` appends every request frame, exactly as written to the ring,
+        // to <file> (`%p` in it becomes the process id): the seeds of the fuzz targets and the
+        // input of `airlock-replay`. The variable is read once; unset, this costs one load.
+        static RECORD: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+        let record = RECORD.get_or_init(|| {
+            let path = std::env::var("AIRLOCK_RECORD")
+                .ok()
+                .filter(|p| !p.is_empty())?;
+            let path = path.replace("%p", &std::process::id().to_string());
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| log!(warn, "airlock: AIRLOCK_RECORD={path}: {e}"))
+                .ok()
+        });
         let sent = {
             let _g = self.send.lock();
+            if let Some(mut file) = record.as_ref() {
+                // Under the send lock, so the file holds the frames in ring order.
+                use std::io::Write;
+                if let Err(e) = all[..=n].iter().try_for_each(|p| file.write_all(p)) {
+                    log!(warn, "airlock: AIRLOCK_RECORD: {e}");
+                }
+            }
             self.channel.commands.write(&all[..=n], &live)
         };
         crate::stats::sent(frame::REQUEST_HEADER + size);

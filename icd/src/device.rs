@@ -27,7 +27,7 @@ pub unsafe extern "system" fn vkCreateDevice(
             .named
             .lock()
             .get(&pd_id)
-            .map_or(0, |(_, parent)| *parent);
+            .map_or(0, |(_, parent, _)| *parent);
         crate::instance::enable_device(
             &conn,
             Dispatchable::id_of((*out).as_raw()),

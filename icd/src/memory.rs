@@ -5,6 +5,11 @@
 //! maps it here (read and write, never executable) and closes the descriptor: the application
 //! then writes the very pages the driver reads. The mapping stays until `vkFreeMemory`, so later
 //! maps are local and unmapping loses nothing.
+//!
+//! The server is not trusted with the mapping: the size it names must cover the application's
+//! `allocationSize` (which the ICD remembers from `vkAllocateMemory`), and the memfd must be at
+//! least that long and sealed against shrinking, so no access the application may make within
+//! its allocation can fall outside the mapping or past the end of the file (SIGBUS).
 
 use crate::call::call;
 use crate::conn::Connection;
@@ -38,7 +43,36 @@ impl Drop for Mapping {
 }
 
 #[derive(Default)]
-pub struct Mappings(HashMap<u64, Mapping>);
+pub struct Mappings(HashMap<u64, Mapping>, HashMap<u64, Allocation>);
+
+/// What the application asked `vkAllocateMemory` for.
+struct Allocation {
+    size: u64,
+    device: u64,
+}
+
+/// Most the server may round an allocation up by (its import alignment).
+const MAX_ROUNDING: u64 = 64 << 20;
+
+/// Remembers the size of a successful `vkAllocateMemory`.
+///
+/// # Safety
+/// `args` are the application's arguments of a `vkAllocateMemory` that succeeded.
+pub unsafe fn allocated(args: &[u64]) {
+    let (device, info, out) = (args[0], args[1] as *const vk::MemoryAllocateInfo, args[3]);
+    if info.is_null() || out == 0 {
+        return;
+    }
+    let conn = Dispatchable::conn_borrowed(device);
+    let memory = *(out as *const u64);
+    conn.mappings.lock().1.insert(
+        memory,
+        Allocation {
+            size: (*info).allocation_size,
+            device: Dispatchable::id_of(device),
+        },
+    );
+}
 
 pub unsafe extern "system" fn vkMapMemory(
     device: vk::Device,
@@ -58,10 +92,18 @@ pub unsafe extern "system" fn vkMapMemory(
     // descriptors off the socket.
     let mut maps = conn.mappings.lock();
     let id = memory.as_raw();
+    let maps = &mut *maps;
     let m = match maps.0.entry(id) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let (ptr, len) = match fetch(&conn, id) {
+            let Some(want) = maps.1.get(&id).map(|a| a.size) else {
+                log!(
+                    warn,
+                    "airlock: vkMapMemory: memory {id} was not allocated through this driver"
+                );
+                return vk::Result::ERROR_MEMORY_MAP_FAILED;
+            };
+            let (ptr, len) = match fetch(&conn, id, want) {
                 Ok(m) => m,
                 Err(r) => return r,
             };
@@ -86,8 +128,8 @@ pub unsafe extern "system" fn vkMapMemory(
     vk::Result::SUCCESS
 }
 
-/// Asks the server for the memfd of `memory` and maps it.
-fn fetch(conn: &Connection, memory: u64) -> Result<(usize, u64), vk::Result> {
+/// Asks the server for the memfd of `memory`, of at least `want` bytes, and maps it.
+fn fetch(conn: &Connection, memory: u64, want: u64) -> Result<(usize, u64), vk::Result> {
     let mut body = Vec::new();
     let status = conn
         .exchange_parts(MAP_MEMORY, &[&memory.to_le_bytes()], true, &mut body)
@@ -105,7 +147,14 @@ fn fetch(conn: &Connection, memory: u64) -> Result<(usize, u64), vk::Result> {
         _ => return Err(conn.fail("vkMapMemory: malformed reply")),
     };
     if r != vk::Result::SUCCESS {
-        return Err(r);
+        // A map can fail only so (anything else would be a result the application does not
+        // expect from vkMapMemory).
+        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
+    }
+    if dc.finish().is_err() || size < want.max(1) || size - want > MAX_ROUNDING {
+        return Err(conn.fail(&format!(
+            "vkMapMemory: the server offers {size} bytes for an allocation of {want}"
+        )));
     }
     let (msg, fds) = conn
         .recv_control()
@@ -114,7 +163,10 @@ fn fetch(conn: &Connection, memory: u64) -> Result<(usize, u64), vk::Result> {
         (ControlMsg::MemoryFd { memory: m, size: s }, [fd]) if m == memory && s == size => fd,
         _ => return Err(conn.fail("vkMapMemory: the server sent something else than the memory")),
     };
-    // SAFETY: a fresh shared mapping of the memfd the server sized (and sealed) for `size`.
+    if let Err(why) = check_memfd(fd.as_fd(), size) {
+        return Err(conn.fail(&format!("vkMapMemory: {why}")));
+    }
+    // SAFETY: a fresh shared mapping of a memfd of at least `size` bytes that cannot shrink.
     let ptr = unsafe {
         mmap(
             std::ptr::null_mut(),
@@ -134,6 +186,25 @@ fn fetch(conn: &Connection, memory: u64) -> Result<(usize, u64), vk::Result> {
     }
 }
 
+/// Whether the server's memfd can back a mapping of `size` bytes for good: pages past the end
+/// of a file raise SIGBUS when touched, so it must be that long and unable to shrink.
+fn check_memfd(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<(), String> {
+    use rustix::fs::{fcntl_get_seals, fstat, SealFlags};
+    let len = fstat(fd)
+        .map_err(|e| format!("fstat of the memory: {e}"))?
+        .st_size;
+    if (len as u64) < size {
+        return Err(format!(
+            "the server's memory is {len} bytes, not the {size} it announced"
+        ));
+    }
+    let seals = fcntl_get_seals(fd).map_err(|e| format!("the memory's seals: {e}"))?;
+    if !seals.contains(SealFlags::SHRINK) {
+        return Err("the server's memory can shrink under the mapping".into());
+    }
+    Ok(())
+}
+
 /// The mapping stays until the memory is freed: nothing to tell the server.
 pub unsafe extern "system" fn vkUnmapMemory(_device: vk::Device, _memory: vk::DeviceMemory) {}
 
@@ -146,7 +217,11 @@ pub unsafe extern "system" fn vkFreeMemory(
         return;
     }
     let conn = Dispatchable::conn(device.as_raw());
-    conn.mappings.lock().0.remove(&memory.as_raw());
+    {
+        let mut maps = conn.mappings.lock();
+        maps.0.remove(&memory.as_raw());
+        maps.1.remove(&memory.as_raw());
+    }
     call(
         &C_vkFreeMemory,
         &[device.as_raw(), memory.as_raw(), allocator as u64],
@@ -155,5 +230,7 @@ pub unsafe extern "system" fn vkFreeMemory(
 
 /// Unmaps the memory of a device being destroyed.
 pub fn forget_device(conn: &Connection, device_id: u64) {
-    conn.mappings.lock().0.retain(|_, m| m.device != device_id);
+    let mut maps = conn.mappings.lock();
+    maps.0.retain(|_, m| m.device != device_id);
+    maps.1.retain(|_, a| a.device != device_id);
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use wire::codec::DecodeError;
 use wire::desc::Level;
-use wire::interp::{ClientObjects, Handles};
+use wire::interp::{ClientObjects, Handles, SERVER_NAMED};
 
 /// What the loader expects in the first word of a dispatchable object until it stores its own
 /// dispatch table pointer there.
@@ -104,7 +104,7 @@ impl Handles for ClientCx<'_> {
 
     fn decode_handle(
         &self,
-        _ty: vk::ObjectType,
+        ty: vk::ObjectType,
         dispatchable: bool,
         id: u64,
     ) -> Result<u64, DecodeError> {
@@ -112,7 +112,13 @@ impl Handles for ClientCx<'_> {
             return Ok(id);
         }
         // An object the server reports: one wrapper per id, remembered with its parent so that
-        // destroying the parent frees it.
+        // destroying the parent frees it. The server is not trusted with the wrappers: only the
+        // kinds it may report, only under its own ids (never one of ours), and an id keeps its
+        // kind (a queue named with a physical device's id would have the loader write a device
+        // dispatch table into the physical device).
+        if !server_may_name(ty) || id & SERVER_NAMED == 0 {
+            return Err(DecodeError::UnknownHandle { ty, id });
+        }
         let mut named = self.conn.named.lock();
         let parent_id = if self.level == Level::Global {
             0
@@ -121,7 +127,10 @@ impl Handles for ClientCx<'_> {
         };
         let entry = named
             .entry(id)
-            .or_insert_with(|| (Dispatchable::create(id, self.conn) as usize, parent_id));
+            .or_insert_with(|| (Dispatchable::create(id, self.conn) as usize, parent_id, ty));
+        if entry.2 != ty {
+            return Err(DecodeError::UnknownHandle { ty, id });
+        }
         Ok(entry.0 as u64)
     }
 }
@@ -140,10 +149,18 @@ impl ClientObjects for ClientCx<'_> {
     }
 }
 
+/// The dispatchable objects the host reports rather than the application creates.
+fn server_may_name(ty: vk::ObjectType) -> bool {
+    matches!(ty, vk::ObjectType::PHYSICAL_DEVICE | vk::ObjectType::QUEUE)
+}
+
+/// Wrappers of the dispatchable objects the server named: id → (handle, parent id, kind).
+pub type Named = std::collections::HashMap<u64, (usize, u64, vk::ObjectType)>;
+
 /// Frees the wrappers of server-named objects whose parent was `parent_id`.
 pub fn free_children(conn: &Connection, parent_id: u64) {
     let mut named = conn.named.lock();
-    named.retain(|_, (handle, parent)| {
+    named.retain(|_, (handle, parent, _)| {
         if *parent == parent_id {
             // SAFETY: the parent is destroyed, so its children are unused.
             unsafe { Dispatchable::free(*handle as u64) };

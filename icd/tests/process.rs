@@ -171,3 +171,189 @@ fn killed_client_means_its_server_frees_everything_and_exits() {
         .unwrap_or_else(|| panic!("no object count in {line:?}"));
     assert!(objects >= 7, "only {objects} objects freed: {line}");
 }
+
+/// The values of a probe run that must have succeeded.
+fn probe_ok(o: &std::process::Output) -> std::collections::HashMap<String, String> {
+    assert!(o.status.success(), "{}{}", stdout(o), stderr(o));
+    values(o)
+}
+
+fn ms(v: &std::collections::HashMap<String, String>, key: &str) -> u64 {
+    v.get(key)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {v:?}"))
+}
+
+#[test]
+fn killed_server_ends_a_blocked_wait_with_device_lost() {
+    let o = run(probe(&airlock_manifest(), &["kill-during-wait"]));
+    let v = probe_ok(&o);
+    assert_eq!(v["servers"], "1");
+    assert_eq!(
+        v["waiting_before_kill"], "true",
+        "the wait ended on its own"
+    );
+    assert_eq!(v["wait"], "ERROR_DEVICE_LOST");
+    assert!(
+        ms(&v, "wait_ms") < 1000,
+        "the wait took {} ms",
+        v["wait_ms"]
+    );
+    for call in ["fence_status", "wait_again", "submit", "device_wait_idle"] {
+        assert_eq!(v[call], "ERROR_DEVICE_LOST", "{call}");
+        assert!(ms(&v, &format!("{call}_ms")) < 1000, "{call}");
+    }
+    assert_eq!(v["destroyed"], "yes");
+    assert!(ms(&v, "destroy_ms") < 1000);
+}
+
+#[test]
+fn killed_server_mid_frame_fails_the_recording_without_a_hang() {
+    let o = run(probe(&airlock_manifest(), &["kill-mid-frame"]));
+    let v = probe_ok(&o);
+    assert_eq!(v["servers"], "1");
+    // The rest of the recording costs nothing once the server is known to be gone (the first
+    // batch after the kill finds out).
+    assert!(
+        ms(&v, "record_after_kill_ms") < 1000,
+        "{}",
+        v["record_after_kill_ms"]
+    );
+    assert!(
+        ["SUCCESS", "ERROR_DEVICE_LOST"].contains(&v["end"].as_str()),
+        "vkEndCommandBuffer: {}",
+        v["end"]
+    );
+    for call in ["end", "submit", "queue_wait_idle", "create_fence"] {
+        assert!(ms(&v, &format!("{call}_ms")) < 1000, "{call}");
+    }
+    for call in ["submit", "queue_wait_idle", "create_fence"] {
+        assert_eq!(v[call], "ERROR_DEVICE_LOST", "{call}");
+    }
+    assert_eq!(v["destroyed"], "yes");
+}
+
+/// `airlock-server --listen` whose log goes to a file the test reads.
+struct LoggedLauncher {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    socket: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl LoggedLauncher {
+    fn start(name: &str) -> LoggedLauncher {
+        let dir = std::env::temp_dir().join(format!("airlock-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (socket, log) = (dir.join("airlock.sock"), dir.join("server.log"));
+        let _ = std::fs::remove_file(&socket);
+        let child = std::process::Command::new(target_dir().join("airlock-server"))
+            .arg("--listen")
+            .arg(&socket)
+            .env("AIRLOCK_LOG", "info")
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("starting airlock-server --listen");
+        let t = std::time::Instant::now();
+        while !socket.exists() {
+            assert!(t.elapsed().as_secs() < 10, "no socket from the launcher");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        LoggedLauncher {
+            child,
+            dir,
+            socket,
+            log,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LoggedLauncher {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn compute(launcher: &LoggedLauncher, out: &str) -> std::process::Command {
+    let mut c = with_driver(target_dir().join("airlock-workload"), &airlock_manifest());
+    c.args(["compute", "--out"])
+        .arg(launcher.dir.join(out))
+        .env("AIRLOCK_SOCKET", &launcher.socket);
+    c
+}
+
+#[test]
+fn corrupt_stream_drops_that_client_only() {
+    let launcher = LoggedLauncher::start("corrupt");
+    // A well-behaved client at work while another goes rogue, and one that comes after.
+    let before = compute(&launcher, "before.bin").spawn().unwrap();
+    let mut rogue = probe(&airlock_manifest(), &["corrupt-stream"]);
+    rogue.env("AIRLOCK_SOCKET", &launcher.socket);
+    let v = probe_ok(&run(rogue));
+    assert_eq!(v["hung_up"], "true", "the rogue client's server kept it");
+    assert!(ms(&v, "hung_up_ms") < 1000);
+    assert_eq!(v["server_gone"], "true");
+    let o = before.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(compute(&launcher, "after.bin"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(launcher.dir.join("before.bin")).unwrap(),
+        std::fs::read(launcher.dir.join("after.bin")).unwrap()
+    );
+    let log = launcher.log();
+    let server = &v["server"];
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request header") && l.contains("dropping the client")),
+        "no log line for the dropped client (server {server}):\n{log}"
+    );
+}
+
+#[test]
+fn limits_refuse_the_call_not_the_client() {
+    let run_limits = |memory: Option<&str>| {
+        let mut c = probe(&airlock_manifest(), &["limits"]);
+        c.env("AIRLOCK_MAX_OBJECTS", "300");
+        match memory {
+            Some(m) => c.env("AIRLOCK_MAX_DEVICE_MEMORY", m),
+            None => c.env_remove("AIRLOCK_MAX_DEVICE_MEMORY"),
+        };
+        let o = run(c);
+        (probe_ok(&o), stderr(&o))
+    };
+    let (v, log) = run_limits(Some("64M"));
+    assert_eq!(
+        v["heap"],
+        (64u64 << 20).to_string(),
+        "the heap shows the limit"
+    );
+    assert_eq!(v["alloc_1tib"], "ERROR_OUT_OF_DEVICE_MEMORY");
+    assert_eq!(v["alloc_40m"], "SUCCESS");
+    assert_eq!(v["alloc_40m_more"], "ERROR_OUT_OF_DEVICE_MEMORY");
+    assert_eq!(
+        v["alloc_40m_after_free"], "SUCCESS",
+        "freed memory counts no more"
+    );
+    assert!(
+        log.contains("device memory limit of 67108864 bytes"),
+        "log: {log}"
+    );
+    // Instance, physical device, device, queue and the semaphores: 300 objects.
+    let sems: usize = v["semaphores"].parse().unwrap();
+    assert!((290..300).contains(&sems), "{sems} semaphores");
+    assert_eq!(v["refused"], "ERROR_OUT_OF_HOST_MEMORY");
+    assert_eq!(v["after_destroy"], "SUCCESS");
+    assert!(log.contains("limit of 300 live objects"), "log: {log}");
+
+    // The default limit (a share of the machine's memory) refuses a 1 TiB allocation too.
+    let (v, _) = run_limits(None);
+    assert_eq!(v["alloc_1tib"], "ERROR_OUT_OF_DEVICE_MEMORY");
+    assert_eq!(v["alloc_40m_more"], "SUCCESS");
+}

@@ -7,6 +7,7 @@
 
 use crate::generated::calls;
 use crate::host::HostDriver;
+use crate::limits::Limits;
 use crate::memory::{self, Backing, Memory};
 use crate::objects::{CallObjects, Objects};
 use ash::vk;
@@ -48,6 +49,8 @@ pub struct Server {
     pub memory: Memory,
     /// Host command buffers whose recording could not be decoded; submitting them fails.
     pub broken: Mutex<HashSet<u64>>,
+    /// What this client may hold: device memory, live objects.
+    pub limits: Limits,
 }
 
 /// `vkDestroy*(device, object, allocator)` and `vkFreeMemory`.
@@ -166,6 +169,7 @@ impl Server {
             tables: RwLock::new(HashMap::new()),
             memory: Memory::default(),
             broken: Mutex::new(HashSet::new()),
+            limits: Limits::from_env(),
         }
     }
 
@@ -284,8 +288,19 @@ impl Server {
         };
         let mut dc = Decoder::new(payload);
         let mut call = interp::decode_request(&mut dc, cmd, arena, &cx).map_err(derr)?;
-        // SAFETY: the arguments were decoded for `cmd`, pointers into `arena`.
-        let (early, pending) = unsafe { self.before(cmd, &mut call.args, arena, table.as_deref()) };
+        // Refused before the host allocates anything for the new objects.
+        let over_objects = cmd.creates
+            && !call.new_handles.is_empty()
+            && !self
+                .limits
+                .objects_fit(cmd.name, self.objects.count(), call.new_handles.len());
+        let (early, pending) = if over_objects {
+            let r = vk::Result::ERROR_OUT_OF_HOST_MEMORY;
+            (Some(r.as_raw() as i64 as u64), Pending::None)
+        } else {
+            // SAFETY: the arguments were decoded for `cmd`, pointers into `arena`.
+            unsafe { self.before(cmd, &mut call.args, arena, table.as_deref()) }
+        };
         let ret = if let Some(r) = early {
             r
         } else if cmd.id == id::vkEnumerateDeviceExtensionProperties {
@@ -400,7 +415,54 @@ impl Server {
             id::vkGetPhysicalDeviceProperties2 => unsafe {
                 self.patch_identity(args[1] as *mut vk::PhysicalDeviceProperties2)
             },
+            id::vkAllocateMemory => {
+                // SAFETY: args[1] is the decoded allocate info, its size the one the host
+                // allocated (rounded up when shared memory backs it).
+                let size = unsafe { (*(args[1] as *const vk::MemoryAllocateInfo)).allocation_size };
+                if let Some(n) = call.new_handles.first() {
+                    self.limits.allocated(n.id, size, args[0]);
+                }
+            }
+            // The heaps the client sees are no larger than what it may allocate.
+            id::vkGetPhysicalDeviceMemoryProperties => unsafe {
+                self.clamp_heaps(&mut *(args[1] as *mut vk::PhysicalDeviceMemoryProperties))
+            },
+            id::vkGetPhysicalDeviceMemoryProperties2 => unsafe {
+                let p = &mut *(args[1] as *mut vk::PhysicalDeviceMemoryProperties2);
+                self.clamp_heaps(&mut p.memory_properties);
+                let mut node = p.p_next as *mut vk::BaseOutStructure;
+                while !node.is_null() {
+                    if (*node).s_type
+                        == vk::StructureType::PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT
+                    {
+                        self.clamp_budget(
+                            &mut *(node as *mut vk::PhysicalDeviceMemoryBudgetPropertiesEXT),
+                        );
+                    }
+                    node = (*node).p_next;
+                }
+            },
             _ => {}
+        }
+    }
+
+    fn clamp_heaps(&self, p: &mut vk::PhysicalDeviceMemoryProperties) {
+        let Some(max) = self.limits.max_device_memory else {
+            return;
+        };
+        let n = (p.memory_heap_count as usize).min(p.memory_heaps.len());
+        for h in &mut p.memory_heaps[..n] {
+            h.size = h.size.min(max);
+        }
+    }
+
+    fn clamp_budget(&self, b: &mut vk::PhysicalDeviceMemoryBudgetPropertiesEXT<'_>) {
+        let Some(max) = self.limits.max_device_memory else {
+            return;
+        };
+        let left = max.saturating_sub(self.limits.memory_in_use());
+        for budget in &mut b.heap_budget {
+            *budget = (*budget).min(left);
         }
     }
 
@@ -445,6 +507,11 @@ impl Server {
             }
             id::vkAllocateMemory => {
                 let info = &mut *(args[1] as *mut vk::MemoryAllocateInfo);
+                // Refused before anything is reserved: no memfd, no host allocation.
+                if !self.limits.memory_fits(info.allocation_size) {
+                    let r = vk::Result::ERROR_OUT_OF_DEVICE_MEMORY;
+                    return (Some(r.as_raw() as i64 as u64), Pending::None);
+                }
                 if chain_has_external(info.p_next) {
                     return (None, Pending::None);
                 }
@@ -457,7 +524,7 @@ impl Server {
                 let import = arena.alloc(b.import_info());
                 import.p_next = info.p_next;
                 info.p_next = import as *const _ as *const std::ffi::c_void;
-                info.allocation_size = b.len();
+                info.allocation_size = b.size();
                 (None, Pending::Backing(b))
             }
             id::vkSetPrivateData | id::vkGetPrivateData => {
@@ -603,6 +670,7 @@ impl Server {
                 self.objects.unbind_owned_by(host);
                 self.tables.write().remove(&host);
                 self.memory.forget_device(host);
+                self.limits.device_gone(host);
             }
             Kind::Value(Ty::Handle(ty) | Ty::Dispatchable(ty)) => self.unbind_host(ty, host),
             // vkFreeCommandBuffers, vkFreeDescriptorSets: the count precedes the array.
@@ -625,6 +693,7 @@ impl Server {
             self.objects.unbind(id);
             if ty == vk::ObjectType::DEVICE_MEMORY {
                 self.memory.release(id);
+                self.limits.freed(id);
             }
         }
     }
@@ -661,6 +730,7 @@ impl Server {
         self.objects.unbind_owned_by(host);
         self.tables.write().remove(&host);
         self.memory.forget_device(host);
+        self.limits.device_gone(host);
         freed
     }
 

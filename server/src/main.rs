@@ -8,6 +8,7 @@ mod conn;
 mod dispatch;
 mod generated;
 mod host;
+mod limits;
 mod listen;
 mod memory;
 mod objects;

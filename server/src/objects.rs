@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use wire::codec::DecodeError;
 use wire::interp::{Handles, ServerObjects};
 
-const SERVER_NAMED: u64 = 1 << 63;
+use wire::interp::SERVER_NAMED;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Entry {
@@ -47,6 +47,11 @@ pub struct Objects {
 impl Objects {
     pub fn get(&self, id: u64) -> Option<Entry> {
         self.t.read().by_id.get(&id).copied()
+    }
+
+    /// How many objects are live.
+    pub fn count(&self) -> usize {
+        self.t.read().by_id.len()
     }
 
     pub fn lookup(&self, ty: vk::ObjectType, id: u64) -> Result<Entry, DecodeError> {

@@ -27,6 +27,10 @@ pub const MAX_OUTPUT_BYTES: usize = 64 << 20;
 /// Longest `pNext` chain carried (vulkaninfo chains about a hundred feature structs).
 const MAX_CHAIN: usize = 512;
 
+/// The top bit of ids the server names for objects the host reports (physical devices,
+/// queues); ids the client names for what it creates stay below, so the two never meet.
+pub const SERVER_NAMED: u64 = 1 << 63;
+
 /// Translates handles between memory and the wire; the client and the server each implement it.
 pub trait Handles {
     /// The id to send for a handle found in memory.
@@ -923,6 +927,9 @@ pub unsafe fn decode_reply(
             }
             Kind::InOutCount(ty) => {
                 let v = dc.u64()?;
+                if matches!(ty, Ty::U32) && v > u32::MAX as u64 {
+                    return Err(DecodeError::Invalid("returned count"));
+                }
                 let filled = cmd.params.iter().enumerate().any(|(j, p)| {
                     args[j] != 0 && matches!(p.kind, Kind::OutCounted { count, .. } | Kind::OutCountedBytes { count } if count as usize == i)
                 });

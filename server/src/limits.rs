@@ -1,0 +1,221 @@
+//! What one client may make its server hold: device memory and live objects.
+//!
+//! The address-space limit of the sandbox (`sandbox::limits`) only stops the server itself;
+//! hitting it mid-call would fail whatever allocation happened to come next, in the driver or
+//! in the server, perhaps fatally. These limits are checked before the host driver is called,
+//! so the client that exceeds them gets the error Vulkan has for it, and a log line says
+//! which limit and its value:
+//!
+//! - device memory (the sum of `allocationSize` of live `vkAllocateMemory` allocations):
+//!   `AIRLOCK_MAX_DEVICE_MEMORY` (bytes, or with a K, M, G or T suffix, or `unlimited`), by
+//!   default three quarters of the machine's memory; beyond it `VK_ERROR_OUT_OF_DEVICE_MEMORY`.
+//!   The heaps the client is told about are no larger, so a client that sizes its allocations
+//!   by the heap stays within it.
+//! - live objects: `AIRLOCK_MAX_OBJECTS`, by default 1,000,000; a creation beyond it is
+//!   `VK_ERROR_OUT_OF_HOST_MEMORY`.
+//!
+//! Message sizes are bounded elsewhere: `wire::frame::MAX_MESSAGE` per request and the decode
+//! arena's limit (`conn::ARENA_LIMIT`).
+
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use tracing::warn;
+
+pub const DEFAULT_MAX_OBJECTS: u64 = 1_000_000;
+
+pub struct Limits {
+    /// Most bytes of device memory the client may hold; `None`: unlimited.
+    pub max_device_memory: Option<u64>,
+    /// Most live objects (client-created and host-reported) the client may hold.
+    pub max_objects: Option<u64>,
+    memory: Mutex<Accounts>,
+}
+
+#[derive(Default)]
+struct Accounts {
+    used: u64,
+    /// Client memory id → (bytes, host device).
+    by_id: HashMap<u64, (u64, u64)>,
+}
+
+impl Limits {
+    /// The limits the environment asks for; a malformed value is logged and the default used.
+    pub fn from_env() -> Limits {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let max_device_memory = match var("AIRLOCK_MAX_DEVICE_MEMORY").map(|v| parse_size(&v)) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                warn!("AIRLOCK_MAX_DEVICE_MEMORY: {e}; using the default");
+                default_device_memory()
+            }
+            None => default_device_memory(),
+        };
+        let max_objects = match var("AIRLOCK_MAX_OBJECTS").map(|v| parse_size(&v)) {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                warn!("AIRLOCK_MAX_OBJECTS: {e}; using the default");
+                Some(DEFAULT_MAX_OBJECTS)
+            }
+            None => Some(DEFAULT_MAX_OBJECTS),
+        };
+        Limits::new(max_device_memory, max_objects)
+    }
+
+    pub fn new(max_device_memory: Option<u64>, max_objects: Option<u64>) -> Limits {
+        Limits {
+            max_device_memory,
+            max_objects,
+            memory: Mutex::new(Accounts::default()),
+        }
+    }
+
+    /// Whether `size` more bytes of device memory fit; logs the refusal.
+    pub fn memory_fits(&self, size: u64) -> bool {
+        let Some(max) = self.max_device_memory else {
+            return true;
+        };
+        let used = self.memory.lock().used;
+        if used.checked_add(size).is_some_and(|total| total <= max) {
+            return true;
+        }
+        warn!(
+            requested = size,
+            in_use = used,
+            "vkAllocateMemory refused: VK_ERROR_OUT_OF_DEVICE_MEMORY, over the device memory \
+             limit of {max} bytes (AIRLOCK_MAX_DEVICE_MEMORY)"
+        );
+        false
+    }
+
+    /// Counts an allocation the host driver made.
+    pub fn allocated(&self, memory_id: u64, size: u64, device: u64) {
+        let mut a = self.memory.lock();
+        a.used = a.used.saturating_add(size);
+        if let Some((old, _)) = a.by_id.insert(memory_id, (size, device)) {
+            a.used -= old;
+        }
+    }
+
+    /// Stops counting freed memory.
+    pub fn freed(&self, memory_id: u64) {
+        let mut a = self.memory.lock();
+        if let Some((size, _)) = a.by_id.remove(&memory_id) {
+            a.used -= size;
+        }
+    }
+
+    /// Stops counting the memory of a destroyed device.
+    pub fn device_gone(&self, device: u64) {
+        let mut a = self.memory.lock();
+        let mut gone = 0;
+        a.by_id.retain(|_, (size, d)| {
+            let keep = *d != device;
+            if !keep {
+                gone += *size;
+            }
+            keep
+        });
+        a.used -= gone;
+    }
+
+    /// Bytes of device memory the client holds.
+    pub fn memory_in_use(&self) -> u64 {
+        self.memory.lock().used
+    }
+
+    /// Whether `live + new` objects fit; logs the refusal.
+    pub fn objects_fit(&self, cmd: &str, live: usize, new: usize) -> bool {
+        let Some(max) = self.max_objects else {
+            return true;
+        };
+        if (live as u64).saturating_add(new as u64) <= max {
+            return true;
+        }
+        warn!(
+            live,
+            "{cmd} refused: VK_ERROR_OUT_OF_HOST_MEMORY, over the limit of {max} live objects \
+             (AIRLOCK_MAX_OBJECTS)"
+        );
+        false
+    }
+}
+
+/// Three quarters of the machine's memory: what lavapipe would hand out is the machine's
+/// memory itself, which leaves nothing for anybody else once the client touches it.
+fn default_device_memory() -> Option<u64> {
+    // SAFETY: sysinfo fills the struct it is given.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return None;
+    }
+    // c_ulong: u64 here, u32 on 32-bit targets.
+    #[allow(clippy::useless_conversion)]
+    let total = u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit.max(1)));
+    Some(total / 4 * 3)
+}
+
+/// A count or size: digits with an optional K, M, G or T suffix (powers of 1024), or
+/// `unlimited`.
+pub fn parse_size(v: &str) -> Result<Option<u64>, String> {
+    let v = v.trim();
+    if v.eq_ignore_ascii_case("unlimited") {
+        return Ok(None);
+    }
+    let (digits, shift) = match v.as_bytes().last().map(u8::to_ascii_uppercase) {
+        Some(b'K') => (&v[..v.len() - 1], 10),
+        Some(b'M') => (&v[..v.len() - 1], 20),
+        Some(b'G') => (&v[..v.len() - 1], 30),
+        Some(b'T') => (&v[..v.len() - 1], 40),
+        _ => (v, 0),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not a number (with K, M, G or T) nor `unlimited`"))?;
+    n.checked_mul(1 << shift)
+        .map(Some)
+        .ok_or_else(|| format!("{v:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("64M"), Ok(Some(64 << 20)));
+        assert_eq!(parse_size("1000"), Ok(Some(1000)));
+        assert_eq!(parse_size(" 2g "), Ok(Some(2 << 30)));
+        assert_eq!(parse_size("unlimited"), Ok(None));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn memory_is_counted_until_freed_or_its_device_goes() {
+        let l = Limits::new(Some(100), None);
+        assert!(l.memory_fits(100));
+        assert!(!l.memory_fits(101));
+        assert!(!l.memory_fits(u64::MAX), "no overflow");
+        l.allocated(1, 60, 7);
+        assert!(!l.memory_fits(41));
+        assert!(l.memory_fits(40));
+        l.allocated(2, 40, 8);
+        assert_eq!(l.memory_in_use(), 100);
+        l.freed(1);
+        l.freed(1);
+        assert_eq!(l.memory_in_use(), 40);
+        l.device_gone(8);
+        assert_eq!(l.memory_in_use(), 0);
+        assert!(l.memory_fits(100));
+    }
+
+    #[test]
+    fn objects_are_capped() {
+        let l = Limits::new(None, Some(10));
+        assert!(l.objects_fit("vkCreateFence", 9, 1));
+        assert!(!l.objects_fit("vkCreateFence", 10, 1));
+        assert!(!l.objects_fit("vkAllocateCommandBuffers", 5, 6));
+        assert!(Limits::new(None, None).objects_fit("x", usize::MAX, 1));
+    }
+}
