@@ -228,8 +228,10 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
                 .enumerate()
                 .skip(1)
                 .find(|(_, p)| {
+                    // vkFree*(device, pool, count, objects) frees the objects, not the pool;
+                    // vkDestroy*Pool destroys the pool.
                     matches!(m.category(&p.ty), Category::Handle { .. })
-                        && !p.name.ends_with("Pool")
+                        && !(name.starts_with("vkFree") && p.name.ends_with("Pool"))
                         || name == "vkDestroyDevice"
                         || name == "vkDestroyInstance"
                 })

@@ -5,6 +5,7 @@
 //! objects it created, encode the reply. The few decisions Airlock makes itself (which
 //! extensions the client sees, the driver identity, dispatch tables) are hooks around it here.
 
+use crate::deferred::Deferred;
 use crate::generated::calls;
 use crate::host::HostDriver;
 use crate::limits::Limits;
@@ -47,10 +48,16 @@ pub struct Server {
     tables: RwLock<HashMap<u64, Arc<Table>>>,
     /// Shared memory behind host-visible allocations.
     pub memory: Memory,
+    /// Pipeline layouts whose destruction waits for recordings to end.
+    deferred: Deferred,
     /// Host command buffers whose recording could not be decoded; submitting them fails.
     pub broken: Mutex<HashSet<u64>>,
     /// What this client may hold: device memory, live objects.
     pub limits: Limits,
+    /// Host semaphores created as timeline semaphores. The host driver trusts the client to
+    /// pass only those to the timeline calls (lavapipe calls through a null function pointer on
+    /// a binary one: found by the server_stream fuzzer); the server checks.
+    pub timeline: Mutex<HashSet<u64>>,
 }
 
 /// `vkDestroy*(device, object, allocator)` and `vkFreeMemory`.
@@ -108,9 +115,27 @@ enum Pending {
     Backing(Backing),
     /// The device was created with host-memory import enabled.
     ImportEnabled,
+    /// The destruction waits until no command buffer records (`deferred`).
+    Deferred,
 }
 
 /// Whether an allocation already imports or exports memory of its own.
+/// Whether a `VkSemaphoreCreateInfo` chain makes a timeline semaphore.
+///
+/// # Safety
+/// `p` is a valid, decoded `pNext` chain.
+unsafe fn semaphore_is_timeline(mut p: *const std::ffi::c_void) -> bool {
+    while !p.is_null() {
+        let b = &*(p as *const vk::BaseInStructure);
+        if b.s_type == vk::StructureType::SEMAPHORE_TYPE_CREATE_INFO {
+            let t = &*(p as *const vk::SemaphoreTypeCreateInfo);
+            return t.semaphore_type == vk::SemaphoreType::TIMELINE;
+        }
+        p = b.p_next as *const std::ffi::c_void;
+    }
+    false
+}
+
 unsafe fn chain_has_external(mut p: *const std::ffi::c_void) -> bool {
     while !p.is_null() {
         let b = &*(p as *const vk::BaseInStructure);
@@ -169,7 +194,9 @@ impl Server {
             tables: RwLock::new(HashMap::new()),
             memory: Memory::default(),
             broken: Mutex::new(HashSet::new()),
+            deferred: Deferred::default(),
             limits: Limits::from_env(),
+            timeline: Mutex::new(HashSet::new()),
         }
     }
 
@@ -315,6 +342,7 @@ impl Server {
                 .ok_or(ExecError::Unsupported(cmd.name))?
         };
         let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
+        let deferred = matches!(pending, Pending::Deferred);
         if ok {
             for n in call.new_handles.iter() {
                 // SAFETY: the slot is arena memory the driver wrote the new handle into.
@@ -328,8 +356,12 @@ impl Server {
             }
             self.after(cmd, &call, table.as_deref(), pending);
         }
+        // Before the destruction unbinds a pool's command buffers.
+        self.recording_ended(cmd, &call.args);
         if let Some(i) = cmd.destroys {
-            self.destroyed(cmd, i as usize, &call.args);
+            if !deferred {
+                self.destroyed(cmd, i as usize, &call.args);
+            }
         }
         // SAFETY: the call returned; its outputs are filled.
         unsafe { interp::encode_reply(out, cmd, &call, ret, &cx) }.map_err(derr)
@@ -365,6 +397,20 @@ impl Server {
                 let pool =
                     unsafe { (*(args[1] as *const vk::DescriptorSetAllocateInfo)).descriptor_pool };
                 self.adopt_children(vk::ObjectType::DESCRIPTOR_POOL, pool.as_raw(), call);
+            }
+            (id::vkCreateSemaphore, _) => {
+                // SAFETY: args[1] is the decoded create info, args[3] the new semaphore's slot.
+                let (timeline, host) = unsafe {
+                    let info = &*(args[1] as *const vk::SemaphoreCreateInfo);
+                    (semaphore_is_timeline(info.p_next), *(args[3] as *const u64))
+                };
+                // Set either way: a host handle may be a destroyed semaphore's, reused.
+                let mut t = self.timeline.lock();
+                if timeline {
+                    t.insert(host);
+                } else {
+                    t.remove(&host);
+                }
             }
             (id::vkResetDescriptorPool, _) => {
                 if let Some(pool) = self.objects.id_of(vk::ObjectType::DESCRIPTOR_POOL, args[1]) {
@@ -553,7 +599,20 @@ impl Server {
             }
             id::vkBeginCommandBuffer | id::vkResetCommandBuffer => {
                 self.broken.lock().remove(&args[0]);
+                if cmd.id == id::vkBeginCommandBuffer {
+                    self.deferred.begin(args[0]);
+                }
                 (None, Pending::None)
+            }
+            id::vkDestroyPipelineLayout if args[1] != 0 => {
+                let Some(id) = self.objects.id_of(vk::ObjectType::PIPELINE_LAYOUT, args[1]) else {
+                    return (None, Pending::None);
+                };
+                if self.deferred.defer((id, args[1], args[0])) {
+                    (Some(0), Pending::Deferred)
+                } else {
+                    (None, Pending::None)
+                }
             }
             id::vkQueueSubmit | id::vkQueueSubmit2 => {
                 let broken = self.broken.lock();
@@ -590,7 +649,93 @@ impl Server {
                 }
                 (None, Pending::None)
             }
+            id::vkGetSemaphoreCounterValue | id::vkSignalSemaphore | id::vkWaitSemaphores => {
+                let semaphores: Vec<u64> = match cmd.id {
+                    id::vkGetSemaphoreCounterValue => vec![args[1]],
+                    id::vkSignalSemaphore => {
+                        vec![(*(args[1] as *const vk::SemaphoreSignalInfo))
+                            .semaphore
+                            .as_raw()]
+                    }
+                    _ => {
+                        let info = &*(args[1] as *const vk::SemaphoreWaitInfo);
+                        slice(info.p_semaphores, info.semaphore_count as u64)
+                            .iter()
+                            .map(|s| s.as_raw())
+                            .collect()
+                    }
+                };
+                let timeline = self.timeline.lock();
+                if let Some(bad) = semaphores.iter().find(|s| !timeline.contains(s)) {
+                    tracing::warn!(
+                        semaphore = format!("{bad:#x}"),
+                        "{}: not a timeline semaphore; VK_ERROR_UNKNOWN",
+                        cmd.name
+                    );
+                    return (
+                        Some(vk::Result::ERROR_UNKNOWN.as_raw() as i64 as u64),
+                        Pending::None,
+                    );
+                }
+                (None, Pending::None)
+            }
+            id::vkDestroyInstance => {
+                // Vulkan wants the instance's devices destroyed first. A client that leaves one
+                // would have the host touch it after its instance is gone (at the latest when
+                // the server cleans up after the client: found by the server_stream fuzzer), so
+                // they go first, children and all.
+                let devices: Vec<u64> = self
+                    .tables
+                    .read()
+                    .iter()
+                    .filter(|(_, t)| t.device.is_some() && t.instance.as_raw() == args[0])
+                    .map(|(host, _)| *host)
+                    .collect();
+                for host in devices {
+                    self.destroy_device(host);
+                    if let Some(id) = self.objects.id_of(vk::ObjectType::DEVICE, host) {
+                        self.objects.unbind(id);
+                    }
+                }
+                (None, Pending::None)
+            }
             _ => (None, Pending::None),
+        }
+    }
+
+    /// Command buffers that stop recording may release postponed pipeline layouts.
+    fn recording_ended(&self, cmd: &CommandDesc, args: &[u64]) {
+        let ended: Vec<u64> = match cmd.id {
+            id::vkEndCommandBuffer | id::vkResetCommandBuffer => vec![args[0]],
+            // SAFETY: the decoded array of `args[2]` host handles.
+            id::vkFreeCommandBuffers => unsafe { slice(args[3] as *const u64, args[2]) }.to_vec(),
+            id::vkResetCommandPool | id::vkDestroyCommandPool => {
+                match self.objects.id_of(vk::ObjectType::COMMAND_POOL, args[1]) {
+                    Some(pool) => self
+                        .objects
+                        .children_of(pool)
+                        .iter()
+                        .map(|e| e.host)
+                        .collect(),
+                    None => Vec::new(),
+                }
+            }
+            _ => return,
+        };
+        for (id, host, device) in self.deferred.end(ended) {
+            let destroy = self.table(device).and_then(|t| {
+                self.resolve(
+                    &wire::generated::commands::C_vkDestroyPipelineLayout,
+                    Some(&t),
+                )
+            });
+            if let Some(fp) = destroy {
+                // SAFETY: a layout the client destroyed, that no recording names any more.
+                unsafe {
+                    calls::call(id::vkDestroyPipelineLayout, fp, &[device, host, 0]);
+                }
+            }
+            self.objects.unbind(id);
         }
     }
 

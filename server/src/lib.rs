@@ -3,6 +3,7 @@
 //! (`main.rs`) declares the same modules itself; keep the two lists alike.
 
 pub mod conn;
+pub mod deferred;
 pub mod dispatch;
 mod generated;
 pub mod host;

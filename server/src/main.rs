@@ -5,6 +5,7 @@
 //! such a server for every client connecting there.
 
 mod conn;
+mod deferred;
 mod dispatch;
 mod generated;
 mod host;

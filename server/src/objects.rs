@@ -111,6 +111,15 @@ impl Objects {
         self.t.write().children.entry(pool).or_default().push(child);
     }
 
+    /// The live objects pool `pool` allocated.
+    pub fn children_of(&self, pool: u64) -> Vec<Entry> {
+        let t = self.t.read();
+        t.children
+            .get(&pool)
+            .map(|c| c.iter().filter_map(|id| t.by_id.get(id).copied()).collect())
+            .unwrap_or_default()
+    }
+
     /// Unbinds what pool `pool` allocated (`vkResetDescriptorPool`).
     pub fn unbind_children(&self, pool: u64) {
         let mut t = self.t.write();

@@ -109,6 +109,11 @@ fn ordering() {
     compare("ordering", &[]);
 }
 
+#[test]
+fn layout_lifetime() {
+    compare("layout_lifetime", &[]);
+}
+
 /// Also: the 32 MiB the application wrote reached the server through shared memory, not the
 /// command ring.
 #[test]

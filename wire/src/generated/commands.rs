@@ -6063,7 +6063,7 @@ pub static C_vkDestroyCommandPool: CommandDesc = CommandDesc {
         },
     ],
     creates: false,
-    destroys: None,
+    destroys: Some(1),
     blocking: false,
     recorded: false,
 };
@@ -6093,7 +6093,7 @@ pub static C_vkDestroyDescriptorPool: CommandDesc = CommandDesc {
         },
     ],
     creates: false,
-    destroys: None,
+    destroys: Some(1),
     blocking: false,
     recorded: false,
 };
@@ -6503,7 +6503,7 @@ pub static C_vkDestroyQueryPool: CommandDesc = CommandDesc {
         },
     ],
     creates: false,
-    destroys: None,
+    destroys: Some(1),
     blocking: false,
     recorded: false,
 };

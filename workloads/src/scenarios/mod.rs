@@ -5,6 +5,7 @@ use crate::{Context, Report, Result};
 
 pub mod compute;
 pub mod dynamic_rendering;
+pub mod layout_lifetime;
 pub mod ordering;
 pub mod pipeline_cache;
 pub mod push_constants;
@@ -18,7 +19,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 12] = [
+pub const ALL: [(&str, Scenario); 13] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -30,6 +31,7 @@ pub const ALL: [(&str, Scenario); 12] = [
     ("pipeline_cache", pipeline_cache::run),
     ("threads", threads::run),
     ("ordering", ordering::run),
+    ("layout_lifetime", layout_lifetime::run),
     ("zero_copy", zero_copy::run),
 ];
 
