@@ -37,7 +37,11 @@ impl Liveness for Gone {
 struct Input<'a>(&'a [u8]);
 impl<'a> Input<'a> {
     fn byte(&mut self) -> u8 {
-        let (b, rest) = self.0.split_first().map(|(b, r)| (*b, r)).unwrap_or((0, &[]));
+        let (b, rest) = self
+            .0
+            .split_first()
+            .map(|(b, r)| (*b, r))
+            .unwrap_or((0, &[]));
         self.0 = rest;
         b
     }
@@ -139,7 +143,10 @@ fn server_side(mut input: Input<'_>) {
     };
     // The server's reader loop, one request, then a reply: every wait ends at once.
     let mut hb = [0u8; REQUEST_HEADER];
-    if let Ok(true) = ch.commands.read_exact_timeout(&mut hb, Duration::ZERO, &Gone) {
+    if let Ok(true) = ch
+        .commands
+        .read_exact_timeout(&mut hb, Duration::ZERO, &Gone)
+    {
         if let Ok(h) = RequestHeader::from_bytes(&hb) {
             let mut payload = vec![0u8; h.size as usize];
             let _ = ch.commands.read_exact(&mut payload, &Gone);
@@ -265,9 +272,18 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     headers.extend(frame::reply_header(12, frame::Status::BadRequest));
     vec![
         ("hello", framed(0, 1, std::slice::from_ref(&hello), &[])),
-        ("hello_ring", framed(0, 1, std::slice::from_ref(&hello), &ring)),
-        ("hello_no_fd", framed(0, 0, std::slice::from_ref(&hello), &[])),
-        ("welcome", framed(1, 0, &[welcome.clone(), memfd.clone()], &[])),
+        (
+            "hello_ring",
+            framed(0, 1, std::slice::from_ref(&hello), &ring),
+        ),
+        (
+            "hello_no_fd",
+            framed(0, 0, std::slice::from_ref(&hello), &[]),
+        ),
+        (
+            "welcome",
+            framed(1, 0, &[welcome.clone(), memfd.clone()], &[]),
+        ),
         ("welcome_fd", framed(1, 1, &[welcome, memfd], &[])),
         ("refused", framed(1, 0, &[refused], &[])),
         ("headers", [&[2u8][..], &headers].concat()),

@@ -11,7 +11,7 @@
 //! A quarter of the time it mutates the raw bytes, so broken framing is tried too.
 
 use wire::frame::RequestHeader;
-use wire::generated::commands::COMMANDS;
+use wire::generated::commands::{id, COMMANDS};
 use wire::private;
 
 struct Rng(u64);
@@ -58,7 +58,11 @@ fn write(frames: &[Frame], out: &mut Vec<u8>) {
 }
 
 /// Mutates `payload` in place with libFuzzer's mutator, growing it by at most `room` bytes.
-fn mutate_bytes(payload: &mut Vec<u8>, room: usize, m: &mut dyn FnMut(&mut [u8], usize, usize) -> usize) {
+fn mutate_bytes(
+    payload: &mut Vec<u8>,
+    room: usize,
+    m: &mut dyn FnMut(&mut [u8], usize, usize) -> usize,
+) {
     let size = payload.len();
     let max = size + room.min(256);
     payload.resize(max, 0);
@@ -86,12 +90,22 @@ pub fn mutate(
         return m(data, size, max_size);
     }
     let room = max_size.saturating_sub(size);
-    let i = rng.below(frames.len());
+    // Rarely a shader module: the target executes only the seeds' SPIR-V (`fuzz_skips`).
+    let mut i = rng.below(frames.len());
+    for _ in 0..4 {
+        if frames[i].header.command != id::vkCreateShaderModule {
+            break;
+        }
+        i = rng.below(frames.len());
+    }
     match rng.below(8) {
         0..=2 => {
             // Inside a RECORDED batch, usually one of its frames.
             let f = &mut frames[i];
-            let inner = if f.header.command == private::RECORDED && f.payload.len() > 8 && rng.below(4) != 0 {
+            let inner = if f.header.command == private::RECORDED
+                && f.payload.len() > 8
+                && rng.below(4) != 0
+            {
                 let mut inner = parse(&f.payload[8..]);
                 if inner.is_empty() {
                     None
@@ -115,7 +129,10 @@ pub fn mutate(
         3 | 4 => {
             // A word from another frame, where ids and counts travel.
             let j = rng.below(frames.len());
-            if let (Some(src), Some(dst)) = (word_at(&frames[j].payload, &mut rng), word_at(&frames[i].payload, &mut rng)) {
+            if let (Some(src), Some(dst)) = (
+                word_at(&frames[j].payload, &mut rng),
+                word_at(&frames[i].payload, &mut rng),
+            ) {
                 let w: [u8; 8] = frames[j].payload[src..src + 8].try_into().expect("8 bytes");
                 frames[i].payload[dst..dst + 8].copy_from_slice(&w);
             }
@@ -153,7 +170,15 @@ mod tests {
     fn keeps_framing() {
         let mut s = Vec::new();
         for c in [1u32, 2, 3] {
-            s.extend(wire::frame::RequestHeader { size: 16, command: c, slot: 0, flags: 0 }.to_bytes());
+            s.extend(
+                wire::frame::RequestHeader {
+                    size: 16,
+                    command: c,
+                    slot: 0,
+                    flags: 0,
+                }
+                .to_bytes(),
+            );
             s.extend([c as u8; 16]);
         }
         let mut buf = s.clone();

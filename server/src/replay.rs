@@ -19,6 +19,7 @@ use crate::dispatch::{ExecError, Server};
 use crate::host::{HostDriver, HostError};
 use ash::vk;
 use bumpalo::Bump;
+use std::collections::HashSet;
 use wire::codec::Encoder;
 use wire::control::ExtensionInfo;
 use wire::frame::{RequestHeader, REQUEST_HEADER};
@@ -84,6 +85,12 @@ pub enum Policy {
 ///   rediscover that on every run.
 /// - waits with a client-chosen timeout, which may be forever by request (the real server
 ///   runs them on a worker thread; here they would stall the fuzzer).
+///
+/// And shader modules whose SPIR-V is not one of the seeds' ([`Session::known_shaders`]):
+/// pipeline creation compiles it, and the host driver trusts it to be valid (the server does
+/// not validate SPIR-V): one changed byte in a shader module makes lavapipe's compiler crash
+/// (found by the fuzzer). Pipelines are created from the seeds' modules, everything around
+/// them is mutated.
 pub fn fuzz_skips(command: u32) -> Option<&'static str> {
     match command {
         id::vkQueueSubmit | id::vkQueueSubmit2 | id::vkQueueBindSparse => {
@@ -111,6 +118,8 @@ pub enum Outcome {
 pub struct Session {
     pub server: Server,
     policy: Policy,
+    /// Under [`Policy::Fuzz`], the `vkCreateShaderModule` payloads executed; others are skipped.
+    pub known_shaders: HashSet<Vec<u8>>,
     arena: Bump,
     out: Encoder,
 }
@@ -133,6 +142,7 @@ impl Session {
         Ok(Session {
             server: Server::new(host, &extensions),
             policy,
+            known_shaders: HashSet::new(),
             arena,
             out: Encoder::new(),
         })
@@ -144,6 +154,9 @@ impl Session {
         if self.policy == Policy::Fuzz {
             if let Some(why) = fuzz_skips(header.command) {
                 return Outcome::Skipped(why);
+            }
+            if header.command == id::vkCreateShaderModule && !self.known_shaders.contains(payload) {
+                return Outcome::Skipped("SPIR-V not from a seed (its validity is the client's)");
             }
         }
         self.out.clear();
@@ -243,13 +256,35 @@ impl Tally {
     }
 }
 
+/// The `vkCreateShaderModule` payloads of `streams` (recorded seeds): the SPIR-V that
+/// [`Policy::Fuzz`] lets the host compile.
+pub fn shader_modules<'a>(streams: impl IntoIterator<Item = &'a [u8]>) -> HashSet<Vec<u8>> {
+    streams
+        .into_iter()
+        .flat_map(frames)
+        .filter(|f| f.header.command == id::vkCreateShaderModule)
+        .map(|f| f.payload.to_vec())
+        .collect()
+}
+
 /// Plays a whole stream against a fresh session; `each` sees every frame and its outcome.
 pub fn play(
     stream: &[u8],
     policy: Policy,
+    each: impl FnMut(&Frame<'_>, &Outcome),
+) -> Result<Tally, HostError> {
+    play_with(stream, policy, &HashSet::new(), each)
+}
+
+/// [`play`], with the shader modules [`Policy::Fuzz`] executes (see [`shader_modules`]).
+pub fn play_with(
+    stream: &[u8],
+    policy: Policy,
+    known_shaders: &HashSet<Vec<u8>>,
     mut each: impl FnMut(&Frame<'_>, &Outcome),
 ) -> Result<Tally, HostError> {
     let mut session = Session::new(policy)?;
+    session.known_shaders.clone_from(known_shaders);
     let mut tally = Tally::default();
     let mut it = frames(stream);
     for f in it.by_ref() {

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# scripts/fuzz.sh [seconds-per-target [target...]]: runs cargo-fuzz targets (fuzz/; default
+# both) for a bounded time each (default 60 s) on the committed seeds, on stable Rust (`--sanitizer none` needs no nightly).
+# Needs a C++ compiler (libFuzzer is built from source) and the host driver (lavapipe).
+# New corpus entries and crash inputs go to a temporary directory, never into fuzz/. A crash
+# fails the run and names its input: copy it to fuzz/regressions/<target>/, fix the bug, and
+# `cargo test -p server --test fuzz` replays it from then on.
+set -euo pipefail
+secs="${1:-60}"
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(server_stream control)
+cd "$(dirname "$0")/../fuzz"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    cargo install --locked cargo-fuzz
+fi
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cargo fuzz build --sanitizer none
+status=0
+for target in "${targets[@]}"; do
+    mkdir -p "$work/$target" "$work/artifacts/$target"
+    # The outer timeout: without a sanitizer, a crash that corrupted the heap can hang
+    # libFuzzer's own crash handler; that still fails the run.
+    set +e
+    timeout --kill-after=10 $((secs + 60)) \
+        cargo fuzz run --sanitizer none "$target" "$work/$target" "seeds/$target" -- \
+        -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 \
+        -artifact_prefix="$work/artifacts/$target/" -print_final_stats=1 \
+        >"$work/$target.log" 2>&1
+    rc=$?
+    set -e
+    grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|stat::peak_rss_mb)' \
+        "$work/$target.log" | sed "s/^/$target: /" || true
+    echo "$target: corpus $(find "$work/$target" "seeds/$target" -type f | wc -l) inputs, rc $rc"
+    if [ "$rc" -ne 0 ]; then
+        status=1
+        tail -n 40 "$work/$target.log"
+        for a in "$work/artifacts/$target"/*; do
+            [ -e "$a" ] || continue
+            echo "$target: crash input (base64; save it to fuzz/regressions/$target/):"
+            base64 -w0 "$a"
+            echo
+        done
+    fi
+done
+exit "$status"

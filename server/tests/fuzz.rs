@@ -1,0 +1,150 @@
+//! The fuzz targets' inputs as regression tests, in the normal `cargo test`: every committed
+//! seed (`fuzz/seeds/<target>/`) and every input a fuzzer ever crashed on
+//! (`fuzz/regressions/<target>/`) goes through the same harness as in `fuzz/`, each in a child
+//! process of its own, so that a crash names its input instead of killing the test binary.
+//!
+//! `AIRLOCK_WRITE_FUZZ_SEEDS=1 cargo test -p server --test fuzz control_seeds` rewrites the
+//! control seeds from the messages the ICD and the server really send.
+
+use server::replay::{self, Policy};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[allow(dead_code)]
+#[path = "../../fuzz/src/control.rs"]
+mod control;
+
+const INPUT: &str = "AIRLOCK_FUZZ_INPUT";
+
+fn fuzz_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
+}
+
+/// The files of `fuzz/<kind>/<target>/`, sorted.
+fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let dir = fuzz_dir().join(kind).join(target);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.is_file() && p.file_name().is_none_or(|n| n != ".gitkeep"));
+    v.sort();
+    v
+}
+
+/// Runs `test` of this binary on `input` in a child process; panics naming the input if the
+/// child fails (a panic, or a signal: what the fuzzer calls a crash).
+fn isolated(test: &str, input: &Path) {
+    let out = Command::new(std::env::current_exe().expect("test binary"))
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INPUT, input)
+        .output()
+        .expect("run the test binary");
+    assert!(
+        out.status.success(),
+        "{}: {} ({})\n{}",
+        test,
+        input.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The input a parent handed to this child, if this is one.
+fn child_input() -> Option<Vec<u8>> {
+    let path = std::env::var_os(INPUT)?;
+    Some(std::fs::read(&path).expect("fuzz input"))
+}
+
+/// One `server_stream` input, as the fuzz target runs it (`fuzz/src/lib.rs`).
+#[test]
+fn server_stream_one() {
+    if let Some(data) = child_input() {
+        let seeds: Vec<Vec<u8>> = inputs("seeds", "server_stream")
+            .iter()
+            .map(|p| std::fs::read(p).unwrap())
+            .collect();
+        let known = replay::shader_modules(seeds.iter().map(|s| s.as_slice()));
+        let tally = replay::play_with(&data, Policy::Fuzz, &known, |_, _| {}).expect("host driver");
+        eprintln!("{tally:?}");
+    }
+}
+
+/// One `control` input, as the fuzz target runs it.
+#[test]
+fn control_one() {
+    if let Some(data) = child_input() {
+        control::run(&data);
+    }
+}
+
+#[test]
+fn server_stream_seeds_and_regressions() {
+    if std::env::var_os(INPUT).is_some() {
+        return;
+    }
+    let seeds = inputs("seeds", "server_stream");
+    assert!(!seeds.is_empty(), "no server_stream seeds");
+    for p in seeds.iter().chain(&inputs("regressions", "server_stream")) {
+        isolated("server_stream_one", p);
+    }
+}
+
+/// The seeds are streams the current ICD and server agree on: every frame whole and accepted
+/// (or skipped by the fuzz policy).
+/// A change of the wire format fails here: record the seeds again (`fuzz/README.md`).
+#[test]
+fn server_stream_seeds_are_current() {
+    if std::env::var_os(INPUT).is_some() {
+        return;
+    }
+    let seeds = inputs("seeds", "server_stream");
+    let all: Vec<Vec<u8>> = seeds.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let known = replay::shader_modules(all.iter().map(|s| s.as_slice()));
+    for (p, data) in seeds.iter().zip(&all) {
+        // The fuzz policy: the real one would wait for what the recording client's other
+        // threads signalled (timeline.bin).
+        let t = replay::play_with(data, Policy::Fuzz, &known, |_, _| {}).expect("host driver");
+        assert!(
+            t.rejected == 0 && t.unsupported == 0 && t.trailing == 0 && t.executed > 0,
+            "{}: {t:?}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn control_seeds_and_regressions() {
+    if std::env::var_os(INPUT).is_some() {
+        return;
+    }
+    let seeds = inputs("seeds", "control");
+    assert!(!seeds.is_empty(), "no control seeds");
+    for p in seeds.iter().chain(&inputs("regressions", "control")) {
+        isolated("control_one", p);
+    }
+}
+
+/// The committed control seeds are the encodings `control::seeds` makes now.
+#[test]
+fn control_seeds() {
+    if std::env::var_os(INPUT).is_some() {
+        return;
+    }
+    let dir = fuzz_dir().join("seeds/control");
+    let write = std::env::var_os("AIRLOCK_WRITE_FUZZ_SEEDS").is_some();
+    for (name, bytes) in control::seeds() {
+        let path = dir.join(format!("{name}.bin"));
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        } else {
+            let committed = std::fs::read(&path).unwrap_or_default();
+            assert!(
+                committed == bytes,
+                "{} is stale: AIRLOCK_WRITE_FUZZ_SEEDS=1 cargo test -p server --test fuzz \
+                 control_seeds",
+                path.display()
+            );
+        }
+    }
+}
