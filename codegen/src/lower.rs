@@ -38,6 +38,8 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkCreateGraphicsPipelines",
     "vkCreateComputePipelines",
     "vkResetFences",
+    "vkCmdDrawMultiEXT",
+    "vkCmdDrawMultiIndexedEXT",
 ];
 
 /// Waits and compiles: run off the server's reader thread.

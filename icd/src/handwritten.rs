@@ -12,6 +12,7 @@ pub use crate::descriptor::{
     vkGetDescriptorSetLayoutSupport, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
 };
 pub use crate::device::{vkCreateDevice, vkDestroyDevice, vkGetPrivateData, vkSetPrivateData};
+pub use crate::draw::{vkCmdDrawMultiEXT, vkCmdDrawMultiIndexedEXT};
 pub use crate::instance::{
     vkCreateInstance, vkDestroyInstance, vkEnumerateDeviceLayerProperties,
     vkEnumerateInstanceExtensionProperties, vkEnumerateInstanceLayerProperties,

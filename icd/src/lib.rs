@@ -6,7 +6,7 @@
 //!
 //! - [`generated::entry`]: one entry point per carried command, all taking [`call::call`];
 //! - [`handwritten`]: the few written by hand, each in the module of its object family
-//!   ([`instance`], [`device`], [`memory`], [`command_buffer`], [`descriptor`], [`pipeline`], [`sync`]);
+//!   ([`instance`], [`device`], [`draw`], [`memory`], [`command_buffer`], [`descriptor`], [`pipeline`], [`sync`]);
 //! - [`conn`]: the server connection; [`objects`]: ids and dispatchable wrappers;
 //!   [`stats`]: what crossed to the server (`AIRLOCK_STATS`).
 
@@ -17,6 +17,7 @@ pub mod command_buffer;
 pub mod conn;
 pub mod descriptor;
 pub mod device;
+pub mod draw;
 pub mod generated;
 pub mod handwritten;
 pub mod instance;

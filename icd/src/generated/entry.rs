@@ -782,50 +782,6 @@ pub unsafe extern "system" fn vkCmdDrawIndirectCount(
     );
 }
 
-pub unsafe extern "system" fn vkCmdDrawMultiEXT(
-    command_buffer: vk::CommandBuffer,
-    draw_count: u32,
-    p_vertex_info: *const vk::MultiDrawInfoEXT,
-    instance_count: u32,
-    first_instance: u32,
-    stride: u32,
-) -> () {
-    call(
-        &c::C_vkCmdDrawMultiEXT,
-        &[
-            command_buffer.as_raw(),
-            draw_count as u64,
-            p_vertex_info as usize as u64,
-            instance_count as u64,
-            first_instance as u64,
-            stride as u64,
-        ],
-    );
-}
-
-pub unsafe extern "system" fn vkCmdDrawMultiIndexedEXT(
-    command_buffer: vk::CommandBuffer,
-    draw_count: u32,
-    p_index_info: *const vk::MultiDrawIndexedInfoEXT,
-    instance_count: u32,
-    first_instance: u32,
-    stride: u32,
-    p_vertex_offset: *const i32,
-) -> () {
-    call(
-        &c::C_vkCmdDrawMultiIndexedEXT,
-        &[
-            command_buffer.as_raw(),
-            draw_count as u64,
-            p_index_info as usize as u64,
-            instance_count as u64,
-            first_instance as u64,
-            stride as u64,
-            p_vertex_offset as usize as u64,
-        ],
-    );
-}
-
 pub unsafe extern "system" fn vkCmdEndConditionalRenderingEXT(
     command_buffer: vk::CommandBuffer,
 ) -> () {
@@ -4397,7 +4353,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     u32,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkCmdDrawMultiEXT)
+            >(crate::handwritten::vkCmdDrawMultiEXT)
         }),
         &["VK_EXT_multi_draw"],
     ),
@@ -4416,7 +4372,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const i32,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkCmdDrawMultiIndexedEXT)
+            >(crate::handwritten::vkCmdDrawMultiIndexedEXT)
         }),
         &["VK_EXT_multi_draw"],
     ),

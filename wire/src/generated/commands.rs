@@ -9582,6 +9582,8 @@ pub fn handwritten(id: u32) -> bool {
         id,
         id::vkAllocateCommandBuffers
             | id::vkBeginCommandBuffer
+            | id::vkCmdDrawMultiEXT
+            | id::vkCmdDrawMultiIndexedEXT
             | id::vkCmdPushDescriptorSetKHR
             | id::vkCmdPushDescriptorSetWithTemplateKHR
             | id::vkCreateComputePipelines
