@@ -36,3 +36,15 @@ pub fn call(cmd: &'static CommandDesc, args: &[u64]) -> u64 {
     }
     r
 }
+
+/// An application's array of `n` elements at `p` (empty when NULL or empty).
+///
+/// # Safety
+/// A non-NULL `p` points at `n` valid elements that outlive the borrow.
+pub unsafe fn app_slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
+    if p.is_null() || n == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p, n as usize)
+    }
+}

@@ -6,7 +6,7 @@
 //! only for sampler types. The writes and bindings are copied with the ignored members cleared
 //! before they are encoded.
 
-use crate::call::call;
+use crate::call::{app_slice as slice, call};
 use crate::objects::Dispatchable;
 use ash::vk::{self, Handle};
 use std::collections::HashMap;
@@ -108,14 +108,6 @@ unsafe fn clean_writes<'a>(writes: &[vk::WriteDescriptorSet<'a>]) -> CleanWrites
     CleanWrites {
         writes,
         _images: images,
-    }
-}
-
-unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p, n as usize)
     }
 }
 

@@ -3,17 +3,9 @@
 //! state without tessellation shaders; the base pipeline of a pipeline that derives from none).
 //! Applications may leave anything there, so those members are cleared before encoding.
 
-use crate::call::call;
+use crate::call::{app_slice as slice, call};
 use ash::vk::{self, Handle};
 use wire::generated::commands::{C_vkCreateComputePipelines, C_vkCreateGraphicsPipelines};
-
-unsafe fn slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p, n as usize)
-    }
-}
 
 fn derives(flags: vk::PipelineCreateFlags) -> bool {
     flags.contains(vk::PipelineCreateFlags::DERIVATIVE)
@@ -61,6 +53,32 @@ unsafe fn clean_graphics<'a>(
     c
 }
 
+/// Creates pipelines from `clean`, the application's create infos with ignored members cleared.
+unsafe fn create<T>(
+    cmd: &'static wire::desc::CommandDesc,
+    device: vk::Device,
+    cache: vk::PipelineCache,
+    count: u32,
+    clean: Option<&[T]>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    out: *mut vk::Pipeline,
+) -> vk::Result {
+    // A NULL array stays NULL, for the encoder to refuse as the application gave it.
+    let infos = clean.map_or(0, |c| c.as_ptr() as u64);
+    let count = count as u64;
+    vk::Result::from_raw(call(
+        cmd,
+        &[
+            device.as_raw(),
+            cache.as_raw(),
+            count,
+            infos,
+            allocator as u64,
+            out as u64,
+        ],
+    ) as i32)
+}
+
 pub unsafe extern "system" fn vkCreateGraphicsPipelines(
     device: vk::Device,
     cache: vk::PipelineCache,
@@ -73,21 +91,16 @@ pub unsafe extern "system" fn vkCreateGraphicsPipelines(
         .iter()
         .map(|i| clean_graphics(i))
         .collect();
-    vk::Result::from_raw(call(
+    let clean = (!infos.is_null()).then_some(clean.as_slice());
+    create(
         &C_vkCreateGraphicsPipelines,
-        &[
-            device.as_raw(),
-            cache.as_raw(),
-            count as u64,
-            if infos.is_null() {
-                0
-            } else {
-                clean.as_ptr() as u64
-            },
-            allocator as u64,
-            out as u64,
-        ],
-    ) as i32)
+        device,
+        cache,
+        count,
+        clean,
+        allocator,
+        out,
+    )
 }
 
 pub unsafe extern "system" fn vkCreateComputePipelines(
@@ -108,19 +121,14 @@ pub unsafe extern "system" fn vkCreateComputePipelines(
             c
         })
         .collect();
-    vk::Result::from_raw(call(
+    let clean = (!infos.is_null()).then_some(clean.as_slice());
+    create(
         &C_vkCreateComputePipelines,
-        &[
-            device.as_raw(),
-            cache.as_raw(),
-            count as u64,
-            if infos.is_null() {
-                0
-            } else {
-                clean.as_ptr() as u64
-            },
-            allocator as u64,
-            out as u64,
-        ],
-    ) as i32)
+        device,
+        cache,
+        count,
+        clean,
+        allocator,
+        out,
+    )
 }

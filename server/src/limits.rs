@@ -143,15 +143,19 @@ impl Limits {
 /// Three quarters of the machine's memory: what lavapipe would hand out is the machine's
 /// memory itself, which leaves nothing for anybody else once the client touches it.
 fn default_device_memory() -> Option<u64> {
+    physical_memory().ok().map(|total| total / 4 * 3)
+}
+
+/// The machine's memory in bytes.
+pub fn physical_memory() -> Result<u64, String> {
     // SAFETY: sysinfo fills the struct it is given.
     let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
     if unsafe { libc::sysinfo(&mut info) } != 0 {
-        return None;
+        return Err(format!("sysinfo: {}", std::io::Error::last_os_error()));
     }
     // c_ulong: u64 here, u32 on 32-bit targets.
     #[allow(clippy::useless_conversion)]
-    let total = u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit.max(1)));
-    Some(total / 4 * 3)
+    Ok(u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit.max(1))))
 }
 
 /// A count or size: digits with an optional K, M, G or T suffix (powers of 1024), or

@@ -62,39 +62,19 @@ pub fn apply() -> Result<String, String> {
 pub fn address_space_limit() -> Result<Option<u64>, String> {
     match std::env::var("AIRLOCK_MAX_MEMORY") {
         Ok(v) if !v.is_empty() => parse_size(&v).map_err(|e| format!("AIRLOCK_MAX_MEMORY: {e}")),
-        _ => {
-            // SAFETY: sysinfo fills the struct it is given.
-            let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
-            if unsafe { libc::sysinfo(&mut info) } != 0 {
-                return Err(format!("sysinfo: {}", std::io::Error::last_os_error()));
-            }
-            // c_ulong: u64 here, u32 on 32-bit targets.
-            #[allow(clippy::useless_conversion)]
-            let total = u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit.max(1)));
-            Ok(Some(total.saturating_mul(2).max(MIN_DEFAULT_AS)))
-        }
+        _ => Ok(Some(
+            crate::limits::physical_memory()?
+                .saturating_mul(2)
+                .max(MIN_DEFAULT_AS),
+        )),
     }
 }
 
+/// A size for the address-space limit: [`crate::limits::parse_size`], at least 1 GiB.
 fn parse_size(v: &str) -> Result<Option<u64>, String> {
-    let v = v.trim();
-    if v.eq_ignore_ascii_case("unlimited") {
+    let Some(bytes) = crate::limits::parse_size(v)? else {
         return Ok(None);
-    }
-    let (digits, shift) = match v.as_bytes().last().map(u8::to_ascii_uppercase) {
-        Some(b'K') => (&v[..v.len() - 1], 10),
-        Some(b'M') => (&v[..v.len() - 1], 20),
-        Some(b'G') => (&v[..v.len() - 1], 30),
-        Some(b'T') => (&v[..v.len() - 1], 40),
-        _ => (v, 0),
     };
-    let n: u64 = digits
-        .trim()
-        .parse()
-        .map_err(|_| format!("{v:?} is not a size (bytes, or a number with K, M, G or T)"))?;
-    let bytes = n
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("{v:?} is too large"))?;
     if bytes < 1 << 30 {
         return Err(format!(
             "{v:?} is below 1G, less than the host driver needs to start"
