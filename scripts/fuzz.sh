@@ -22,10 +22,12 @@ for target in "${targets[@]}"; do
     mkdir -p "$work/$target" "$work/artifacts/$target"
     # The outer timeout: without a sanitizer, a crash that corrupted the heap can hang
     # libFuzzer's own crash handler; that still fails the run.
+    # The input being run, kept in case a crash hangs libFuzzer before it saves one.
+    export AIRLOCK_FUZZ_LAST="$work/$target.last"
     set +e
     timeout --kill-after=10 $((secs + 60)) \
         cargo fuzz run --sanitizer none "$target" "$work/$target" "seeds/$target" -- \
-        -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 \
+        -max_total_time="$secs" -seed=1 -timeout=20 -rss_limit_mb=4096 \
         -artifact_prefix="$work/artifacts/$target/" -print_final_stats=1 \
         >"$work/$target.log" 2>&1
     rc=$?
@@ -36,6 +38,9 @@ for target in "${targets[@]}"; do
     if [ "$rc" -ne 0 ]; then
         status=1
         tail -n 40 "$work/$target.log"
+        if [ -z "$(ls -A "$work/artifacts/$target")" ] && [ -s "$AIRLOCK_FUZZ_LAST" ]; then
+            cp "$AIRLOCK_FUZZ_LAST" "$work/artifacts/$target/last-input"
+        fi
         for a in "$work/artifacts/$target"/*; do
             [ -e "$a" ] || continue
             echo "$target: crash input (base64; save it to fuzz/regressions/$target/):"

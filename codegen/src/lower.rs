@@ -271,6 +271,7 @@ impl<'m> Lowering<'m> {
             if s.returned_only && err.is_none() {
                 if let Some((f, k)) = fields.iter().find(|(_, k)| {
                     !(k.starts_with("Kind::Value")
+                        || k.starts_with("Kind::Object")
                         || k.starts_with("Kind::FixedArray")
                         || k == "Kind::SType"
                         || k == "Kind::PNext")
@@ -374,20 +375,28 @@ impl<'m> Lowering<'m> {
             (l, _) => l.map(|l| l.split(',').next().unwrap_or(l).to_string()),
         };
         match (d.ptr_depth, d.is_const) {
-            (0, _) => {
-                match &d.array {
-                    Some(a) => {
-                        let n = self.array_len(a)?;
-                        let t = self.ty(&d.ty)?;
-                        if param {
-                            Ok(format!("Kind::Array {{ elem: {t}, len: Len::Const({n}), optional: false }}"))
-                        } else {
-                            Ok(format!("Kind::FixedArray({t}, {n})"))
-                        }
+            (0, _) => match &d.array {
+                Some(a) => {
+                    let n = self.array_len(a)?;
+                    let t = self.ty(&d.ty)?;
+                    if param {
+                        Ok(format!(
+                            "Kind::Array {{ elem: {t}, len: Len::Const({n}), optional: false }}"
+                        ))
+                    } else {
+                        Ok(format!("Kind::FixedArray({t}, {n})"))
                     }
-                    None => Ok(format!("Kind::Value({})", self.ty(&d.ty)?)),
                 }
-            }
+                None => {
+                    let t = self.ty(&d.ty)?;
+                    let handle = t.starts_with("Ty::Handle") || t.starts_with("Ty::Dispatchable");
+                    if handle && !d.optional {
+                        Ok(format!("Kind::Object({t})"))
+                    } else {
+                        Ok(format!("Kind::Value({t})"))
+                    }
+                }
+            },
             (1, true) => {
                 let opt = d.optional;
                 match len_first.as_deref() {

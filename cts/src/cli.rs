@@ -27,6 +27,9 @@ pub enum Command {
     Run(RunArgs),
     /// Recompute the report from two existing results.csv files, running nothing.
     Compare(CompareArgs),
+    /// Merge the run directories of a sharded run (`run --fraction N --fraction-start K`, one
+    /// per K) into one report, running nothing.
+    Merge(MergeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -96,13 +99,34 @@ pub struct CompareArgs {
     #[arg(long, value_name = "PATH", requires = "native")]
     pub airlock: Option<PathBuf>,
 
-    /// Expectations directory [default: cts/expectations in the checkout].
-    #[arg(long, value_name = "DIR")]
-    pub expectations: Option<PathBuf>,
-
     /// Suite name for the report's title [default: the run directory's name].
     #[arg(long)]
     pub suite: Option<String>,
+
+    #[command(flatten)]
+    pub output: ReportArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' output directories (each with native/ and airlock/ inside).
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub run_dirs: Vec<PathBuf>,
+
+    /// Suite name for the report's title [default: the suite the shards were run from].
+    #[arg(long)]
+    pub suite: Option<String>,
+
+    #[command(flatten)]
+    pub output: ReportArgs,
+}
+
+/// What `compare` and `merge` share: the expectations to judge by, and where the report goes.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Expectations directory [default: cts/expectations in the checkout].
+    #[arg(long, value_name = "DIR")]
+    pub expectations: Option<PathBuf>,
 
     /// Write the report here instead of to standard output.
     #[arg(long, value_name = "FILE")]

@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     let outcome = match &cli.command {
         Command::Run(args) => cts::run::run(args),
         Command::Compare(args) => cts::run::compare(args),
+        Command::Merge(args) => cts::run::merge(args),
     };
     match outcome {
         Ok(code) => ExitCode::from(code),

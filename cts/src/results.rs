@@ -1,7 +1,7 @@
 //! deqp-runner's `results.csv`: one `case,status,duration` line per case.
 
 use anyhow::{bail, Context, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
@@ -240,6 +240,24 @@ impl Results {
         }
         Ok(Results { cases })
     }
+
+    /// Several runs' results as one, such as the shards of a sharded run. Each part comes with
+    /// the name of its source, for the error when a case has a result in two of them.
+    pub fn concat(parts: Vec<(String, Results)>) -> Result<Results> {
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        for (source, results) in &parts {
+            for case in results.cases.keys() {
+                if let Some(first) = seen.insert(case, source) {
+                    bail!("`{case}` has a result in both {first} and {source}");
+                }
+            }
+        }
+        let mut cases = BTreeMap::new();
+        for (_, results) in parts {
+            cases.extend(results.cases);
+        }
+        Ok(Results { cases })
+    }
 }
 
 #[cfg(test)]
@@ -318,6 +336,35 @@ mod tests {
             assert!(err.contains(place), "{err:?} should name {place}");
             assert!(err.contains(what), "{err:?} should say {what}");
         }
+    }
+
+    #[test]
+    fn concat_joins_parts_and_refuses_a_case_twice() {
+        let part = |text: &str| Results::parse(text, "results.csv").unwrap();
+        let joined = Results::concat(vec![
+            (
+                "shard1".into(),
+                part("dEQP-VK.a,Pass,1\ndEQP-VK.c,Fail,2\n"),
+            ),
+            ("shard2".into(), part("dEQP-VK.b,Crash\n")),
+            ("shard3".into(), Results::default()),
+        ])
+        .unwrap();
+        assert_eq!(
+            joined.cases.keys().collect::<Vec<_>>(),
+            ["dEQP-VK.a", "dEQP-VK.b", "dEQP-VK.c"]
+        );
+        assert_eq!(joined.status("dEQP-VK.b"), Some(Status::CRASH));
+        assert_eq!(joined.cases["dEQP-VK.c"].duration, Some(2.0));
+
+        let err = Results::concat(vec![
+            ("shard1".into(), part("dEQP-VK.a,Pass,1\n")),
+            ("shard2".into(), part("dEQP-VK.b,Pass,1\n")),
+            ("shard3".into(), part("dEQP-VK.a,Fail,1\n")),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "`dEQP-VK.a` has a result in both shard1 and shard3");
     }
 
     #[test]

@@ -1,7 +1,7 @@
-//! The `run` and `compare` subcommands.
+//! The `run`, `compare` and `merge` subcommands.
 
 use crate::caselist::{CaseUniverse, CaselistSpec};
-use crate::cli::{CompareArgs, RunArgs};
+use crate::cli::{CompareArgs, MergeArgs, ReportArgs, RunArgs};
 use crate::compare::Comparison;
 use crate::env;
 use crate::expectations::Expectations;
@@ -113,6 +113,13 @@ fn load_expectations(arg: Option<&Path>, root: Option<&Path>) -> Result<Expectat
             eprintln!("airlock-cts: no expectations (not in a checkout, and no --expectations)");
             Ok(Expectations::default())
         }
+    }
+}
+
+/// The expectations line of a report's header, when they came from a directory.
+fn push_expectations(details: &mut Vec<(String, String)>, expectations: &Expectations) {
+    if let Some(dir) = &expectations.dir {
+        details.push(("expectations".to_string(), dir.display().to_string()));
     }
 }
 
@@ -418,8 +425,8 @@ pub fn run(args: &RunArgs) -> Result<u8> {
     let airlock_seconds = call.run(Driver::Airlock, &out, &airlock_icd)?;
     drop(runtime_dir);
 
-    let native = Results::load(&out.join("native/results.csv"))?;
-    let airlock = Results::load(&out.join("airlock/results.csv"))?;
+    let native = Results::load(&results_path(&out, Driver::Native))?;
+    let airlock = Results::load(&results_path(&out, Driver::Airlock))?;
     let comparison = Comparison::new(&native, &airlock, &expectations);
 
     let shard = if args.fraction > 1 {
@@ -464,9 +471,7 @@ pub fn run(args: &RunArgs) -> Result<u8> {
             format!("--jobs {jobs} --timeout {}", args.timeout),
         ),
     ];
-    if let Some(dir) = &expectations.dir {
-        details.push(("expectations".to_string(), dir.display().to_string()));
-    }
+    push_expectations(&mut details, &expectations);
     if !args.deqp_args.is_empty() {
         details.push(("deqp-vk arguments".to_string(), args.deqp_args.join(" ")));
     }
@@ -534,6 +539,11 @@ fn print_summary(info: &ReportInfo, c: &Comparison) {
     }
 }
 
+/// A run directory's results.csv for one driver.
+fn results_path(run_dir: &Path, driver: Driver) -> PathBuf {
+    run_dir.join(driver.dir()).join("results.csv")
+}
+
 fn results_csv(path: &Path) -> PathBuf {
     if path.is_dir() {
         path.join("results.csv")
@@ -547,34 +557,176 @@ fn wall_seconds(results: &Path) -> Option<f64> {
     text.trim().parse().ok()
 }
 
+/// One driver's results, and the wall time of its run when known.
+struct DriverResults {
+    results: Results,
+    seconds: Option<f64>,
+}
+
+impl DriverResults {
+    /// A results.csv, and the wall time `run` wrote beside it.
+    fn load(path: &Path) -> Result<DriverResults> {
+        Ok(DriverResults {
+            results: Results::load(path)?,
+            seconds: wall_seconds(path),
+        })
+    }
+
+    /// Shards as one, each named by its source: their results concatenated, their wall times
+    /// summed (unknown when any shard's is).
+    fn concat(shards: Vec<(String, DriverResults)>) -> Result<DriverResults> {
+        let seconds = shards.iter().map(|(_, shard)| shard.seconds).sum();
+        let results = Results::concat(
+            shards
+                .into_iter()
+                .map(|(source, shard)| (source, shard.results))
+                .collect(),
+        )?;
+        Ok(DriverResults { results, seconds })
+    }
+}
+
+/// Both drivers' results and the report's header: a run read back, or several merged.
+struct RunResults {
+    native: DriverResults,
+    airlock: DriverResults,
+    /// Suite and date are empty when nothing said what they are.
+    info: ReportInfo,
+}
+
+impl RunResults {
+    fn from_files(native: &Path, airlock: &Path) -> Result<RunResults> {
+        Ok(RunResults {
+            native: DriverResults::load(native)?,
+            airlock: DriverResults::load(airlock)?,
+            info: ReportInfo::default(),
+        })
+    }
+
+    /// A run's output directory, with the header its run wrote there.
+    fn load(dir: &Path) -> Result<RunResults> {
+        let [native, airlock] = [Driver::Native, Driver::Airlock].map(|d| results_path(dir, d));
+        for path in [&native, &airlock] {
+            if !path.is_file() {
+                bail!(
+                    "{} has no {}: not a run directory, or its run did not finish",
+                    dir.display(),
+                    path.strip_prefix(dir).unwrap_or(path).display()
+                );
+            }
+        }
+        let mut run = RunResults::from_files(&native, &airlock)?;
+        read_info(&dir.join(INFO_FILE), &mut run.info);
+        Ok(run)
+    }
+
+    /// A header value of the run, as its info file gave it.
+    fn detail(&self, what: &str) -> &str {
+        self.info
+            .details
+            .iter()
+            .find(|(w, _)| w == what)
+            .map_or("unknown", |(_, v)| v.as_str())
+    }
+
+    /// The shards of a sharded run as one run: the header names each shard, with the Airlock
+    /// commit and CTS tag it ran; the suite is the first one the shards name, the date the latest.
+    fn merge(dirs: &[PathBuf]) -> Result<RunResults> {
+        let mut info = ReportInfo {
+            details: vec![("shards".to_string(), dirs.len().to_string())],
+            ..ReportInfo::default()
+        };
+        let mut native = Vec::new();
+        let mut airlock = Vec::new();
+        for dir in dirs {
+            let shard = RunResults::load(dir)?;
+            let name = dir.display().to_string();
+            info.details.push((
+                "shard".to_string(),
+                format!(
+                    "{name}: Airlock commit {}, CTS tag {}",
+                    shard.detail("Airlock commit"),
+                    shard.detail("CTS tag")
+                ),
+            ));
+            if info.suite.is_empty() {
+                info.suite = shard.info.suite;
+            }
+            if shard.info.date > info.date {
+                info.date = shard.info.date;
+            }
+            native.push((name.clone(), shard.native));
+            airlock.push((name, shard.airlock));
+        }
+        Ok(RunResults {
+            native: DriverResults::concat(native)?,
+            airlock: DriverResults::concat(airlock)?,
+            info,
+        })
+    }
+
+    /// Judges Airlock's results against native's and writes the report: to `--report`, with a
+    /// summary on standard output, or else to standard output. Returns the exit status.
+    fn report(
+        self,
+        expectations: &Expectations,
+        suite: Option<&str>,
+        output: &ReportArgs,
+    ) -> Result<u8> {
+        let comparison = Comparison::new(&self.native.results, &self.airlock.results, expectations);
+        let mut info = self.info;
+        if let Some(suite) = suite {
+            info.suite = suite.to_string();
+        }
+        if info.date.is_empty() {
+            info.date = env::utc_now().0;
+        }
+        info.native_seconds = self.native.seconds;
+        info.airlock_seconds = self.airlock.seconds;
+        let text = report::render(&info, &comparison);
+        match &output.report {
+            Some(path) => {
+                std::fs::write(path, &text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                print_summary(&info, &comparison);
+                println!("report: {}", path.display());
+            }
+            None => print!("{text}"),
+        }
+        Ok(comparison.exit_code())
+    }
+}
+
+fn report_expectations(output: &ReportArgs) -> Result<Expectations> {
+    load_expectations(output.expectations.as_deref(), env::repo_root().as_deref())
+}
+
 pub fn compare(args: &CompareArgs) -> Result<u8> {
     let (native_path, airlock_path) = match (&args.run_dir, &args.native, &args.airlock) {
         (Some(dir), _, _) => (
-            dir.join("native/results.csv"),
-            dir.join("airlock/results.csv"),
+            results_path(dir, Driver::Native),
+            results_path(dir, Driver::Airlock),
         ),
         (None, Some(n), Some(a)) => (results_csv(n), results_csv(a)),
         _ => bail!("give a run directory, or both --native and --airlock"),
     };
-    let native = Results::load(&native_path)?;
-    let airlock = Results::load(&airlock_path)?;
-    let root = env::repo_root();
-    let expectations = load_expectations(args.expectations.as_deref(), root.as_deref())?;
-    let comparison = Comparison::new(&native, &airlock, &expectations);
-
-    let mut info = ReportInfo {
-        suite: "compare".to_string(),
-        date: env::utc_now().0,
-        ..ReportInfo::default()
+    let mut run = match &args.run_dir {
+        Some(dir) => RunResults::load(dir)?,
+        None => RunResults::from_files(&native_path, &airlock_path)?,
     };
-    if let Some(dir) = &args.run_dir {
-        if let Some(name) = dir.canonicalize()?.file_name() {
-            info.suite = name.to_string_lossy().into_owned();
-        }
-        read_info(&dir.join(INFO_FILE), &mut info);
+    let expectations = report_expectations(&args.output)?;
+    if run.info.suite.is_empty() {
+        let dir_name = match &args.run_dir {
+            Some(dir) => dir
+                .canonicalize()?
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned()),
+            None => None,
+        };
+        run.info.suite = dir_name.unwrap_or_else(|| "compare".to_string());
     }
-    if info.details.is_empty() {
-        info.details = vec![
+    if run.info.details.is_empty() {
+        run.info.details = vec![
             (
                 "native results".to_string(),
                 native_path.display().to_string(),
@@ -584,31 +736,25 @@ pub fn compare(args: &CompareArgs) -> Result<u8> {
                 airlock_path.display().to_string(),
             ),
         ];
-        if let Some(dir) = &expectations.dir {
-            info.details
-                .push(("expectations".to_string(), dir.display().to_string()));
-        }
+        push_expectations(&mut run.info.details, &expectations);
     }
-    if let Some(suite) = &args.suite {
-        info.suite = suite.clone();
+    run.report(&expectations, args.suite.as_deref(), &args.output)
+}
+
+pub fn merge(args: &MergeArgs) -> Result<u8> {
+    let mut run = RunResults::merge(&args.run_dirs)?;
+    let expectations = report_expectations(&args.output)?;
+    if run.info.suite.is_empty() {
+        run.info.suite = "merge".to_string();
     }
-    info.native_seconds = wall_seconds(&native_path);
-    info.airlock_seconds = wall_seconds(&airlock_path);
-    let text = report::render(&info, &comparison);
-    match &args.report {
-        Some(path) => {
-            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-            print_summary(&info, &comparison);
-            println!("report: {}", path.display());
-        }
-        None => print!("{text}"),
-    }
-    Ok(comparison.exit_code())
+    push_expectations(&mut run.info.details, &expectations);
+    run.report(&expectations, args.suite.as_deref(), &args.output)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::Status;
 
     #[test]
     fn reads_the_deqp_version_line() {
@@ -620,6 +766,170 @@ mod tests {
             Some("git-6d5bc33d9fad6a0f1bfbf3b5bb16b79e0c3cc8c8 (0x6d5bc33d)")
         );
         assert_eq!(deqp_core_version("nothing"), None);
+    }
+
+    /// A run directory as `run` leaves it: results, wall times when given, an info file.
+    fn shard(
+        root: &Path,
+        name: &str,
+        native: &str,
+        airlock: &str,
+        seconds: [Option<&str>; 2],
+        info: &str,
+    ) -> PathBuf {
+        let dir = root.join(name);
+        for (driver, results, wall) in [
+            ("native", native, seconds[0]),
+            ("airlock", airlock, seconds[1]),
+        ] {
+            std::fs::create_dir_all(dir.join(driver)).unwrap();
+            std::fs::write(dir.join(driver).join("results.csv"), results).unwrap();
+            if let Some(wall) = wall {
+                std::fs::write(dir.join(driver).join(WALL_FILE), wall).unwrap();
+            }
+        }
+        std::fs::write(dir.join(INFO_FILE), info).unwrap();
+        dir
+    }
+
+    /// A shard where one case passes on both drivers.
+    fn passing(root: &Path, name: &str, case: &str, seconds: [Option<&str>; 2]) -> PathBuf {
+        let results = format!("{case},Pass\n");
+        shard(root, name, &results, &results, seconds, "")
+    }
+
+    #[test]
+    fn merge_concatenates_shards_and_sums_wall_times() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = [
+            shard(
+                tmp.path(),
+                "core-shard1-of2",
+                "dEQP-VK.api.a,Pass,1\ndEQP-VK.memory.c,Fail,1\n",
+                "dEQP-VK.api.a,Crash,1\ndEQP-VK.memory.c,Pass,1\n",
+                [Some("100.5\n"), Some("300\n")],
+                "suite\tcore\ndate\t2025-01-01\nAirlock commit\tabc123\nCTS tag\tvulkan-cts-1.3.5.2\n",
+            ),
+            shard(
+                tmp.path(),
+                "core-shard2-of2",
+                "dEQP-VK.api.b,Pass,1\n",
+                "dEQP-VK.api.b,Pass,1\n",
+                [Some("50\n"), Some("150.25\n")],
+                "suite\tcore\ndate\t2025-01-03\nAirlock commit\tdef456 (with uncommitted changes)\n",
+            ),
+        ];
+        let run = RunResults::merge(&dirs).unwrap();
+        let cases = |d: &DriverResults| d.results.cases.keys().cloned().collect::<Vec<_>>();
+        let all = ["dEQP-VK.api.a", "dEQP-VK.api.b", "dEQP-VK.memory.c"];
+        assert_eq!(cases(&run.native), all);
+        assert_eq!(cases(&run.airlock), all);
+        assert_eq!(
+            run.airlock.results.status("dEQP-VK.api.a"),
+            Some(Status::CRASH)
+        );
+        assert_eq!(run.native.seconds, Some(150.5));
+        assert_eq!(run.airlock.seconds, Some(450.25));
+        assert_eq!(run.info.suite, "core");
+        assert_eq!(run.info.date, "2025-01-03");
+        let detail = |what: &str, value: String| (what.to_string(), value);
+        assert_eq!(
+            run.info.details,
+            [
+                detail("shards", "2".into()),
+                detail(
+                    "shard",
+                    format!(
+                        "{}: Airlock commit abc123, CTS tag vulkan-cts-1.3.5.2",
+                        dirs[0].display()
+                    )
+                ),
+                detail(
+                    "shard",
+                    format!(
+                        "{}: Airlock commit def456 (with uncommitted changes), CTS tag unknown",
+                        dirs[1].display()
+                    )
+                ),
+            ]
+        );
+        let c = Comparison::new(
+            &run.native.results,
+            &run.airlock.results,
+            &Expectations::default(),
+        );
+        assert_eq!(c.regressions.len(), 1);
+        assert_eq!(c.improvements.len(), 1);
+    }
+
+    #[test]
+    fn merged_wall_time_is_unknown_when_a_shard_lacks_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = [
+            passing(tmp.path(), "s1", "dEQP-VK.a", [Some("10"), Some("20")]),
+            passing(tmp.path(), "s2", "dEQP-VK.b", [Some("5"), None]),
+        ];
+        let run = RunResults::merge(&dirs).unwrap();
+        assert_eq!(run.native.seconds, Some(15.0));
+        assert_eq!(run.airlock.seconds, None);
+        // No info files: neither suite nor date is known, and the shards' values are unknown.
+        assert_eq!((run.info.suite.as_str(), run.info.date.as_str()), ("", ""));
+        assert!(run.info.details[1]
+            .1
+            .ends_with("s1: Airlock commit unknown, CTS tag unknown"));
+    }
+
+    #[test]
+    fn merge_refuses_a_case_in_two_shards() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = [
+            passing(tmp.path(), "s1", "dEQP-VK.a", [None, None]),
+            passing(tmp.path(), "s2", "dEQP-VK.b", [None, None]),
+            shard(
+                tmp.path(),
+                "s3",
+                "dEQP-VK.a,Fail\n",
+                "dEQP-VK.c,Pass\n",
+                [None, None],
+                "",
+            ),
+        ];
+        let err = RunResults::merge(&dirs).err().unwrap().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "`dEQP-VK.a` has a result in both {} and {}",
+                dirs[0].display(),
+                dirs[2].display()
+            )
+        );
+    }
+
+    #[test]
+    fn merge_names_a_directory_without_results() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = shard(
+            tmp.path(),
+            "s1",
+            "dEQP-VK.a,Pass\n",
+            "dEQP-VK.a,Pass\n",
+            [None, None],
+            "",
+        );
+        let half = tmp.path().join("s2");
+        std::fs::create_dir_all(half.join("native")).unwrap();
+        std::fs::write(half.join("native/results.csv"), "dEQP-VK.b,Pass\n").unwrap();
+        let err = RunResults::merge(&[good, half.clone()])
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "{} has no airlock/results.csv: not a run directory, or its run did not finish",
+                half.display()
+            )
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The whole `run` path against a fake deqp-vk and a fake deqp-runner, and `compare` on its output.
+//! The whole `run` path against a fake deqp-vk and a fake deqp-runner, `compare` on its output,
+//! and `merge` on shard directories.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -426,4 +427,99 @@ fn expectation_without_reason_stops_the_run_before_it_starts() {
         "{stderr}"
     );
     assert_eq!(f.calls(), 0);
+}
+
+/// Writes a shard's run directory as `run` leaves it.
+fn write_shard(f: &Fixture, name: &str, native: &str, airlock: &str, commit: &str) {
+    for (driver, results, seconds) in [("native", native, "60"), ("airlock", airlock, "90")] {
+        fs::create_dir_all(f.path(&format!("{name}/{driver}"))).unwrap();
+        fs::write(f.path(&format!("{name}/{driver}/results.csv")), results).unwrap();
+        fs::write(
+            f.path(&format!("{name}/{driver}/wall-seconds.txt")),
+            seconds,
+        )
+        .unwrap();
+    }
+    fs::write(
+        f.path(&format!("{name}/info.tsv")),
+        format!(
+            "suite\tcore\ndate\t2025-01-02\nAirlock commit\t{commit}\nCTS tag\tvulkan-cts-1.3.5.2\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn merge_reports_the_shards_as_one_run() {
+    let f = Fixture::new();
+    write_shard(
+        &f,
+        "core-shard1-of2",
+        "dEQP-VK.api.smoke.triangle,Pass,1\ndEQP-VK.memory.mapping.a,Pass,1\n",
+        "dEQP-VK.api.smoke.triangle,Crash,1\ndEQP-VK.memory.mapping.a,Pass,1\n",
+        "abc123",
+    );
+    write_shard(
+        &f,
+        "core-shard2-of2",
+        "dEQP-VK.api.smoke.create_sampler,Pass,1\n",
+        "dEQP-VK.api.smoke.create_sampler,Pass,1\n",
+        "def456",
+    );
+    let merge = |expectations: &str, dirs: &[&str]| {
+        f.command()
+            .arg("merge")
+            .args(dirs.iter().map(|d| f.path(d)))
+            .arg("--expectations")
+            .arg(f.path(expectations))
+            .arg("--report")
+            .arg(f.path("merged.md"))
+            .output()
+            .unwrap()
+    };
+    let shards = ["core-shard1-of2", "core-shard2-of2"];
+
+    let out = merge("expect-none", &shards);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let report = f.read("merged.md");
+    has_line(&report, "# Airlock CTS: core, 2025-01-02");
+    has_line(&report, "| shards | 2 |");
+    has_line(
+        &report,
+        &format!(
+            "| shard | {}: Airlock commit def456, CTS tag vulkan-cts-1.3.5.2 |",
+            f.path("core-shard2-of2").display()
+        ),
+    );
+    has_line(&report, "| cases | 3 | 3 |");
+    has_line(&report, "| wall time | 2m 00s | 3m 00s |");
+    has_line(&report, "| dEQP-VK.api.smoke.triangle | Crash | **no** |");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("unexpected regression: dEQP-VK.api.smoke.triangle (Crash)"),
+        "{stdout}"
+    );
+
+    // With the regression listed, the merged run passes.
+    let out = merge("expect-listed", &shards);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // A shard given twice has every case twice.
+    let out = merge("expect-none", &["core-shard1-of2", "core-shard1-of2"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("`dEQP-VK.api.smoke.triangle` has a result in both"),
+        "{stderr}"
+    );
+
+    // A directory without results stops the merge.
+    fs::create_dir_all(f.path("empty")).unwrap();
+    let out = merge("expect-none", &["core-shard1-of2", "empty"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("empty has no native/results.csv"),
+        "{stderr}"
+    );
 }

@@ -25,6 +25,11 @@ pub fn known_shaders() -> &'static HashSet<Vec<u8>> {
 /// Runs one `server_stream` input: a command stream against a fresh server state on the host
 /// driver (`server::replay`, fuzz policy). Panics only on what the server must never do.
 pub fn run_stream(data: &[u8]) {
+    // A crash that corrupted the heap can hang libFuzzer's handler before it saves the input;
+    // `AIRLOCK_FUZZ_LAST=<file>` keeps every input there until the next one.
+    if let Some(path) = std::env::var_os("AIRLOCK_FUZZ_LAST") {
+        let _ = std::fs::write(path, data);
+    }
     let policy = server::replay::Policy::Fuzz;
     if let Err(e) = server::replay::play_with(data, policy, known_shaders(), |_, _| {}) {
         // No host driver is a broken setup, not a finding: stop instead of reporting a crash.

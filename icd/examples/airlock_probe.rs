@@ -32,6 +32,7 @@ fn main() {
         "kill-mid-frame" => kill_mid_frame(),
         "corrupt-stream" => corrupt_stream(),
         "limits" => limits(),
+        "invalid-usage" => invalid_usage(args.get(2).is_some_and(|a| a == "layer")),
         "direct-create" => direct_create(args.get(2).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown scenario {scenario:?}")),
     };
@@ -529,6 +530,158 @@ fn limits() -> Result<(), String> {
     );
     unsafe {
         device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
+    Ok(())
+}
+
+unsafe extern "system" fn refuse_errors(
+    severity: vk::DebugUtilsMessageSeverityFlagsEXT,
+    _types: vk::DebugUtilsMessageTypeFlagsEXT,
+    _data: *const vk::DebugUtilsMessengerCallbackDataEXT<'_>,
+    _user: *mut std::ffi::c_void,
+) -> vk::Bool32 {
+    severity.contains(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR) as vk::Bool32
+}
+
+/// Calls that break Vulkan's valid usage, which lavapipe would crash on. `layer`: the
+/// application enables the validation layer itself and refuses what it reports (the native
+/// run); otherwise no layer (the Airlock run, whose server has it under AIRLOCK_VALIDATE=1).
+fn invalid_usage(layer: bool) -> Result<(), String> {
+    let entry = unsafe { ash::Entry::load() }.map_err(|e| e.to_string())?;
+    let app = vk::ApplicationInfo::default().api_version(vk::API_VERSION_1_3);
+    let layers = [c"VK_LAYER_KHRONOS_validation".as_ptr()];
+    let exts = [ash::ext::debug_utils::NAME.as_ptr()];
+    let mut messenger = vk::DebugUtilsMessengerCreateInfoEXT::default()
+        .message_severity(vk::DebugUtilsMessageSeverityFlagsEXT::ERROR)
+        .message_type(vk::DebugUtilsMessageTypeFlagsEXT::VALIDATION)
+        .pfn_user_callback(Some(refuse_errors));
+    let mut info = vk::InstanceCreateInfo::default().application_info(&app);
+    if layer {
+        info = info
+            .enabled_layer_names(&layers)
+            .enabled_extension_names(&exts)
+            .push_next(&mut messenger);
+    }
+    let instance = unsafe { entry.create_instance(&info, None) }
+        .map_err(|e| format!("vkCreateInstance: {e:?}"))?;
+    let utils = ash::ext::debug_utils::Instance::new(&entry, &instance);
+    let gate = if layer {
+        let m = unsafe { utils.create_debug_utils_messenger(&messenger, None) }
+            .map_err(|e| format!("messenger: {e:?}"))?;
+        Some(m)
+    } else {
+        None
+    };
+    let pd = unsafe { instance.enumerate_physical_devices() }.map_err(|e| format!("{e:?}"))?[0];
+    let (device, queue) = make_device(&instance, pd)?;
+    let image = unsafe {
+        device.create_image(
+            &vk::ImageCreateInfo::default()
+                .image_type(vk::ImageType::TYPE_2D)
+                .format(vk::Format::R8G8B8A8_UNORM)
+                .extent(vk::Extent3D {
+                    width: 16,
+                    height: 16,
+                    depth: 1,
+                })
+                .mip_levels(1)
+                .array_layers(1)
+                .samples(vk::SampleCountFlags::TYPE_1)
+                .usage(vk::ImageUsageFlags::SAMPLED),
+            None,
+        )
+    }
+    .map_err(|e| format!("vkCreateImage: {e:?}"))?;
+    let req = unsafe { device.get_image_memory_requirements(image) };
+    let memory = unsafe {
+        device.allocate_memory(
+            &vk::MemoryAllocateInfo::default()
+                .allocation_size(req.size)
+                .memory_type_index(req.memory_type_bits.trailing_zeros()),
+            None,
+        )
+    }
+    .map_err(|e| format!("vkAllocateMemory: {e:?}"))?;
+    unsafe { device.bind_image_memory(image, memory, 0) }.map_err(|e| format!("bind: {e:?}"))?;
+    let view = |base_mip: u32| unsafe {
+        device.create_image_view(
+            &vk::ImageViewCreateInfo::default()
+                .image(image)
+                .view_type(vk::ImageViewType::TYPE_2D)
+                .format(vk::Format::R8G8B8A8_UNORM)
+                .subresource_range(vk::ImageSubresourceRange {
+                    aspect_mask: vk::ImageAspectFlags::COLOR,
+                    base_mip_level: base_mip,
+                    level_count: 1,
+                    base_array_layer: 0,
+                    layer_count: 1,
+                }),
+            None,
+        )
+    };
+    // Mip 5 of a one-level image: lavapipe writes past its view object.
+    println!("view_outside_image={}", result(view(5)));
+    let good = view(0);
+    println!("view_inside_image={}", result(good));
+    // A dispatch with no pipeline bound, recorded and submitted.
+    let pool = unsafe { device.create_command_pool(&vk::CommandPoolCreateInfo::default(), None) }
+        .map_err(|e| format!("pool: {e:?}"))?;
+    let cmd = unsafe {
+        device.allocate_command_buffers(
+            &vk::CommandBufferAllocateInfo::default()
+                .command_pool(pool)
+                .command_buffer_count(1),
+        )
+    }
+    .map_err(|e| format!("command buffer: {e:?}"))?[0];
+    unsafe {
+        device
+            .begin_command_buffer(cmd, &vk::CommandBufferBeginInfo::default())
+            .map_err(|e| format!("begin: {e:?}"))?;
+        device.cmd_dispatch(cmd, 1, 1, 1);
+        device
+            .end_command_buffer(cmd)
+            .map_err(|e| format!("end: {e:?}"))?;
+    }
+    let submit = unsafe {
+        device.queue_submit(
+            queue,
+            &[vk::SubmitInfo::default().command_buffers(std::slice::from_ref(&cmd))],
+            vk::Fence::null(),
+        )
+    };
+    println!("submit_dispatch_without_pipeline={}", result(submit));
+    println!(
+        "wait_idle={}",
+        result(unsafe { device.queue_wait_idle(queue) })
+    );
+    // Valid, but far more descriptors than any pipeline layout may use.
+    let binding = vk::DescriptorSetLayoutBinding::default()
+        .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+        .descriptor_count(150_000_000)
+        .stage_flags(vk::ShaderStageFlags::COMPUTE);
+    let huge = unsafe {
+        device.create_descriptor_set_layout(
+            &vk::DescriptorSetLayoutCreateInfo::default().bindings(std::slice::from_ref(&binding)),
+            None,
+        )
+    };
+    println!("huge_layout={}", result(huge));
+    unsafe {
+        if let Ok(l) = huge {
+            device.destroy_descriptor_set_layout(l, None);
+        }
+        device.destroy_command_pool(pool, None);
+        if let Ok(v) = good {
+            device.destroy_image_view(v, None);
+        }
+        device.destroy_image(image, None);
+        device.free_memory(memory, None);
+        device.destroy_device(None);
+        if let Some(m) = gate {
+            utils.destroy_debug_utils_messenger(m, None);
+        }
         instance.destroy_instance(None);
     }
     Ok(())

@@ -128,7 +128,9 @@ fn flat_width(kind: Kind) -> Option<usize> {
     match kind {
         Kind::Value(Ty::U8 | Ty::U16 | Ty::U32 | Ty::I32 | Ty::F32) => Some(4),
         Kind::Value(Ty::U64 | Ty::I64 | Ty::F64 | Ty::Usize | Ty::Handle(_)) => Some(8),
-        Kind::Value(Ty::Dispatchable(_)) => Some(8),
+        Kind::Value(Ty::Dispatchable(_)) | Kind::Object(Ty::Handle(_) | Ty::Dispatchable(_)) => {
+            Some(8)
+        }
         _ => None,
     }
 }
@@ -139,7 +141,7 @@ unsafe fn put_flat(buf: &mut Vec<u8>, cmd: &CommandDesc, args: &[u64]) {
     buf.reserve(cmd.params.len() * 8);
     for (p, &a) in cmd.params.iter().zip(args) {
         match p.kind {
-            Kind::Value(Ty::Dispatchable(_)) => {
+            Kind::Value(Ty::Dispatchable(_)) | Kind::Object(Ty::Dispatchable(_)) => {
                 buf.extend_from_slice(&Dispatchable::id_of(a).to_le_bytes())
             }
             Kind::Value(Ty::U8) => buf.extend_from_slice(&(a as u8 as u32).to_le_bytes()),
@@ -359,7 +361,8 @@ mod tests {
                         seed ^= seed >> 7;
                         seed ^= seed << 17;
                         match p.kind {
-                            Kind::Value(Ty::Dispatchable(_)) => 0,
+                            Kind::Value(Ty::Dispatchable(_))
+                            | Kind::Object(Ty::Dispatchable(_)) => 0,
                             k if flat_width(k) == Some(4) => seed & 0xFFFF_FFFF,
                             _ => seed,
                         }

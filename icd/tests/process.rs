@@ -357,3 +357,37 @@ fn limits_refuse_the_call_not_the_client() {
     assert_eq!(v["alloc_1tib"], "ERROR_OUT_OF_DEVICE_MEMORY");
     assert_eq!(v["alloc_40m_more"], "SUCCESS");
 }
+
+#[test]
+fn validated_server_refuses_invalid_usage_like_the_layer_does_natively() {
+    // Natively the application puts the validation layer in front of lavapipe and refuses
+    // what it reports; through Airlock the server does (AIRLOCK_VALIDATE=1), sandboxed.
+    let native = run(probe(&native_manifest(), &["invalid-usage", "layer"]));
+    let mut c = probe(&airlock_manifest(), &["invalid-usage"]);
+    c.env("AIRLOCK_VALIDATE", "1");
+    let airlock = run(c);
+    let (n, a) = (values(&native), values(&airlock));
+    for (who, o, v) in [("native", &native, &n), ("Airlock", &airlock, &a)] {
+        assert!(o.status.success(), "{who}: {}", stdout(o) + &stderr(o));
+        assert_eq!(
+            v["view_outside_image"], "ERROR_VALIDATION_FAILED_EXT",
+            "{who}"
+        );
+        assert_eq!(v["view_inside_image"], "SUCCESS", "{who}");
+        assert_eq!(v["wait_idle"], "SUCCESS", "{who}");
+    }
+    // The layer drops the bad vkCmdDispatch natively; the server cannot hand a void command's
+    // refusal back, so it fails the submission of the command buffer instead.
+    assert_eq!(n["submit_dispatch_without_pipeline"], "SUCCESS");
+    assert_eq!(a["submit_dispatch_without_pipeline"], "ERROR_UNKNOWN");
+    let log = stderr(&airlock);
+    assert!(
+        log.contains("VUID-VkImageViewCreateInfo-subresourceRange-01478")
+            && log.contains("vkCmdDispatch: refused by the validation layer"),
+        "log: {log}"
+    );
+    // Valid usage, but more descriptors than any pipeline layout may use: lavapipe makes it,
+    // Airlock refuses it with or without validation (the validation layer would spend 6 GiB).
+    assert_eq!(n["huge_layout"], "SUCCESS");
+    assert_eq!(a["huge_layout"], "ERROR_OUT_OF_HOST_MEMORY");
+}

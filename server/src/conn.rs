@@ -261,7 +261,7 @@ fn handle(
         }
         Some(cmd) => match shared.server.execute(cmd, payload, arena, out) {
             Ok(()) => Status::Ok,
-            Err(e @ ExecError::Decode { .. }) => {
+            Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
                 warn!("rejected request: {e}");
                 out.clear();
                 out.bytes(e.to_string().as_bytes());

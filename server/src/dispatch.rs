@@ -8,9 +8,10 @@
 use crate::deferred::Deferred;
 use crate::generated::calls;
 use crate::host::HostDriver;
-use crate::limits::Limits;
+use crate::limits::{Limits, MAX_LAYOUT_DESCRIPTORS};
 use crate::memory::{self, Backing, Memory};
 use crate::objects::{CallObjects, Objects};
+use crate::validation;
 use ash::vk;
 use bumpalo::Bump;
 use parking_lot::{Mutex, RwLock};
@@ -29,6 +30,9 @@ pub enum ExecError {
     Decode { cmd: &'static str, err: DecodeError },
     #[error("{0}: the host driver does not provide it")]
     Unsupported(&'static str),
+    /// A recorded command the validation layer refused (`AIRLOCK_VALIDATE=1`).
+    #[error("{0}: refused by the validation layer")]
+    Refused(&'static str),
 }
 
 type Pfn = unsafe extern "system" fn();
@@ -58,6 +62,8 @@ pub struct Server {
     /// pass only those to the timeline calls (lavapipe calls through a null function pointer on
     /// a binary one: found by the server_stream fuzzer); the server checks.
     pub timeline: Mutex<HashSet<u64>>,
+    /// Under `AIRLOCK_VALIDATE=1`: each host instance's gating messenger (`validation.rs`).
+    messengers: Mutex<HashMap<u64, u64>>,
 }
 
 /// `vkDestroy*(device, object, allocator)` and `vkFreeMemory`.
@@ -197,6 +203,7 @@ impl Server {
             deferred: Deferred::default(),
             limits: Limits::from_env(),
             timeline: Mutex::new(HashSet::new()),
+            messengers: Mutex::new(HashMap::new()),
         }
     }
 
@@ -336,10 +343,15 @@ impl Server {
             let fp = self
                 .resolve(cmd, table.as_deref())
                 .ok_or(ExecError::Unsupported(cmd.name))?;
+            validation::arm();
             // SAFETY: `fp` is the host's function for `cmd`; the arguments were decoded for it,
             // with every handle translated and every pointer into `arena`.
-            unsafe { calls::call(cmd.id, fp, &call.args) }
-                .ok_or(ExecError::Unsupported(cmd.name))?
+            let r = unsafe { calls::call(cmd.id, fp, &call.args) }
+                .ok_or(ExecError::Unsupported(cmd.name))?;
+            if cmd.recorded && self.host.validated.is_some() && validation::refused() {
+                return Err(ExecError::Refused(cmd.name));
+            }
+            r
         };
         let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
         let deferred = matches!(pending, Pending::Deferred);
@@ -442,6 +454,11 @@ impl Server {
                 // SAFETY: args[2] points at the new instance handle in the arena.
                 let instance = vk::Instance::from_raw(unsafe { *(args[2] as *const u64) });
                 self.add_table(instance.as_raw(), instance, None);
+                if self.host.validated.is_some() {
+                    if let Some(m) = validation::create_messenger(&self.host, instance) {
+                        self.messengers.lock().insert(instance.as_raw(), m);
+                    }
+                }
             }
             id::vkCreateDevice => {
                 let device = unsafe { *(args[3] as *const u64) };
@@ -525,6 +542,15 @@ impl Server {
         table: Option<&Table>,
     ) -> (Option<u64>, Pending) {
         match cmd.id {
+            id::vkCreateInstance if self.host.validated.is_some() => {
+                let info = &mut *(args[0] as *mut vk::InstanceCreateInfo);
+                if validation::prepare_instance(info, arena) {
+                    (None, Pending::None)
+                } else {
+                    let r = vk::Result::ERROR_VALIDATION_FAILED_EXT;
+                    (Some(r.as_raw() as i64 as u64), Pending::None)
+                }
+            }
             id::vkCreateDevice => {
                 let info = &mut *(args[1] as *mut vk::DeviceCreateInfo);
                 let pd = vk::PhysicalDevice::from_raw(args[0]);
@@ -572,6 +598,54 @@ impl Server {
                 info.p_next = import as *const _ as *const std::ffi::c_void;
                 info.allocation_size = b.size();
                 (None, Pending::Backing(b))
+            }
+            id::vkCreateBuffer | id::vkCreateImage if self.memory.imports(args[0]) => {
+                // Vulkan lets memory imported from a host pointer back only resources created
+                // for that handle type; the client cannot know its memory is imported.
+                let host = vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT;
+                let (head, s_type) = if cmd.id == id::vkCreateBuffer {
+                    let info = &mut *(args[1] as *mut vk::BufferCreateInfo);
+                    let t = vk::StructureType::EXTERNAL_MEMORY_BUFFER_CREATE_INFO;
+                    (&mut info.p_next, t)
+                } else {
+                    let info = &mut *(args[1] as *mut vk::ImageCreateInfo);
+                    let t = vk::StructureType::EXTERNAL_MEMORY_IMAGE_CREATE_INFO;
+                    (&mut info.p_next, t)
+                };
+                // Both structs are {sType, pNext, handleTypes}.
+                let mut node = *head as *mut vk::ExternalMemoryBufferCreateInfo;
+                while !node.is_null() && (*node).s_type != s_type {
+                    node = (*node).p_next as *mut vk::ExternalMemoryBufferCreateInfo;
+                }
+                if let Some(n) = node.as_mut() {
+                    n.handle_types |= host;
+                } else {
+                    let n = arena.alloc(vk::ExternalMemoryBufferCreateInfo {
+                        s_type,
+                        p_next: *head,
+                        handle_types: host,
+                        ..Default::default()
+                    });
+                    *head = n as *const _ as *const std::ffi::c_void;
+                }
+                (None, Pending::None)
+            }
+            id::vkCreateDescriptorSetLayout => {
+                let info = &*(args[1] as *const vk::DescriptorSetLayoutCreateInfo);
+                let total: u64 = slice(info.p_bindings, info.binding_count as u64)
+                    .iter()
+                    .map(|b| u64::from(b.descriptor_count))
+                    .sum();
+                if total > MAX_LAYOUT_DESCRIPTORS {
+                    tracing::warn!(
+                        "{}: {total} descriptors, more than any pipeline layout may use \
+                         ({MAX_LAYOUT_DESCRIPTORS} at most); VK_ERROR_OUT_OF_HOST_MEMORY",
+                        cmd.name
+                    );
+                    let r = vk::Result::ERROR_OUT_OF_HOST_MEMORY;
+                    return (Some(r.as_raw() as i64 as u64), Pending::None);
+                }
+                (None, Pending::None)
             }
             id::vkSetPrivateData | id::vkGetPrivateData => {
                 // The object travels as an id whose table its type names.
@@ -697,6 +771,7 @@ impl Server {
                         self.objects.unbind(id);
                     }
                 }
+                self.drop_messenger(args[0]);
                 (None, Pending::None)
             }
             _ => (None, Pending::None),
@@ -810,14 +885,16 @@ impl Server {
     fn destroyed(&self, cmd: &CommandDesc, param: usize, args: &[u64]) {
         let host = args[param];
         match cmd.params[param].kind {
-            Kind::Value(Ty::Dispatchable(vk::ObjectType::INSTANCE | vk::ObjectType::DEVICE)) => {
+            Kind::Value(Ty::Dispatchable(vk::ObjectType::INSTANCE | vk::ObjectType::DEVICE))
+            | Kind::Object(Ty::Dispatchable(vk::ObjectType::INSTANCE | vk::ObjectType::DEVICE)) => {
                 // The children of an instance or device go with it.
                 self.objects.unbind_owned_by(host);
                 self.tables.write().remove(&host);
                 self.memory.forget_device(host);
                 self.limits.device_gone(host);
             }
-            Kind::Value(Ty::Handle(ty) | Ty::Dispatchable(ty)) => self.unbind_host(ty, host),
+            Kind::Value(Ty::Handle(ty) | Ty::Dispatchable(ty))
+            | Kind::Object(Ty::Handle(ty) | Ty::Dispatchable(ty)) => self.unbind_host(ty, host),
             // vkFreeCommandBuffers, vkFreeDescriptorSets: the count precedes the array.
             Kind::Array {
                 elem: Ty::Handle(ty) | Ty::Dispatchable(ty),
@@ -881,6 +958,7 @@ impl Server {
 
     /// Destroys an instance the client left behind.
     pub fn destroy_instance(&self, host: u64) {
+        self.drop_messenger(host);
         let instance = vk::Instance::from_raw(host);
         if let Some(f) = self.host.instance_proc(instance, c"vkDestroyInstance") {
             // SAFETY: an instance the host created whose devices are gone.
@@ -891,6 +969,12 @@ impl Server {
         }
         self.objects.unbind_owned_by(host);
         self.tables.write().remove(&host);
+    }
+
+    fn drop_messenger(&self, instance: u64) {
+        if let Some(m) = self.messengers.lock().remove(&instance) {
+            validation::destroy_messenger(&self.host, vk::Instance::from_raw(instance), m);
+        }
     }
 
     /// The driver identity: Airlock, naming the host driver it runs on.

@@ -3,6 +3,11 @@
 //! The host ICD is loaded directly (not through the Vulkan loader): the server is the only user
 //! of it, and talking to it through `vk_icdGetInstanceProcAddr` keeps layers and other drivers
 //! out of the sandboxed process.
+//!
+//! `AIRLOCK_VALIDATE=1` is the exception: the host driver is then reached through the Vulkan
+//! loader with the Khronos validation layer in between, so that a call breaking Vulkan's valid
+//! usage is refused before it reaches a driver that trusts it (lavapipe crashes on many; see
+//! `SECURITY.md`).
 
 use ash::vk;
 use std::ffi::{c_char, CStr};
@@ -25,16 +30,39 @@ pub struct HostDriver {
     _lib: libloading::Library,
     pub library: PathBuf,
     pub get_instance_proc_addr: vk::PFN_vkGetInstanceProcAddr,
+    /// Behind the loader and the validation layer (`AIRLOCK_VALIDATE=1`): what the sandbox
+    /// must leave readable for the loader to find them again at every `vkCreateInstance`.
+    pub validated: Option<Validated>,
+}
+
+/// What [`HostDriver::load_validated`] set up.
+#[derive(Debug)]
+pub struct Validated {
+    /// The host driver's manifest, the only one the loader reads.
+    pub manifest: PathBuf,
+    /// The directory of the validation layer's manifest, the only one the loader scans.
+    pub layer_dir: PathBuf,
+    /// Loaded for good (`RTLD_NODELETE`): the loader opens them again by name at every
+    /// instance, which then needs no file access.
+    _pinned: Vec<libloading::os::unix::Library>,
+}
+
+/// The layer `AIRLOCK_VALIDATE=1` puts in front of the host driver.
+pub const VALIDATION_LAYER: &CStr = c"VK_LAYER_KHRONOS_validation";
+
+/// Whether `AIRLOCK_VALIDATE` asks for the validation layer.
+pub fn validate_requested() -> bool {
+    std::env::var("AIRLOCK_VALIDATE").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 impl HostDriver {
     /// `AIRLOCK_HOST_ICD` (a manifest or a library), else lavapipe found like the loader finds
     /// drivers.
     pub fn load_default() -> Result<HostDriver, HostError> {
-        let path = match std::env::var_os("AIRLOCK_HOST_ICD") {
-            Some(p) => PathBuf::from(p),
-            None => find_lavapipe()?,
-        };
+        let path = default_path()?;
+        if validate_requested() {
+            return Self::load_validated(&path);
+        }
         let library = if path.extension().is_some_and(|e| e == "json") {
             library_from_manifest(&path)?
         } else {
@@ -69,8 +97,83 @@ impl HostDriver {
                 _lib: lib,
                 library: library.to_path_buf(),
                 get_instance_proc_addr,
+                validated: None,
             })
         }
+    }
+
+    /// The driver of `manifest` behind the system's Vulkan loader, which is told to see that
+    /// driver alone and no implicit layer; the server enables the validation layer on every
+    /// instance (`dispatch.rs`).
+    ///
+    /// Sets the loader's environment variables: call it before the process starts threads
+    /// that read the environment (the server does, per connection, before serving).
+    pub fn load_validated(manifest: &Path) -> Result<HostDriver, HostError> {
+        let err = |why: String| HostError::Load {
+            path: manifest.to_path_buf(),
+            why,
+        };
+        if manifest.extension().is_none_or(|e| e != "json") {
+            return Err(err(
+                "AIRLOCK_VALIDATE needs the host driver as a manifest (.json), for the loader"
+                    .into(),
+            ));
+        }
+        let library = library_from_manifest(manifest)?;
+        let layer_manifest = find_layer_manifest().ok_or_else(|| {
+            err("AIRLOCK_VALIDATE: no VkLayer_khronos_validation.json found (install the Khronos validation layer, Debian: vulkan-validationlayers)".into())
+        })?;
+        let layer_library = manifest_library(&layer_manifest, "layer")?;
+        let layer_dir = layer_manifest
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        for (k, v) in [
+            ("VK_DRIVER_FILES", manifest.as_os_str()),
+            ("VK_ICD_FILENAMES", manifest.as_os_str()),
+            ("VK_LAYER_PATH", layer_dir.as_os_str()),
+            // Not even the implicit layers of the machine run in the server.
+            ("VK_LOADER_LAYERS_DISABLE", "~implicit~".as_ref()),
+            // Every report must reach the server's callback: a capped message would let
+            // its call through.
+            ("VK_LAYER_DUPLICATE_MESSAGE_LIMIT", "2147483647".as_ref()),
+            // Its on-disk cache of validated shaders would be a file written from the server.
+            (
+                "VK_LAYER_DISABLES",
+                "VK_VALIDATION_FEATURE_DISABLE_SHADER_VALIDATION_CACHE_EXT".as_ref(),
+            ),
+        ] {
+            std::env::set_var(k, v);
+        }
+        for k in [
+            "VK_ADD_DRIVER_FILES",
+            "VK_ADD_LAYER_PATH",
+            "VK_INSTANCE_LAYERS",
+            "VK_LOADER_LAYERS_ENABLE",
+            "VK_LOADER_DRIVERS_SELECT",
+            "VK_LOADER_DRIVERS_DISABLE",
+        ] {
+            std::env::remove_var(k);
+        }
+        let pin = |name: &Path| {
+            // SAFETY: loading the Vulkan libraries the loader would load itself.
+            unsafe {
+                libloading::os::unix::Library::open(
+                    Some(name),
+                    libc::RTLD_NOW | libc::RTLD_NODELETE,
+                )
+            }
+            .map_err(|e| err(format!("{}: {e}", name.display())))
+        };
+        let pinned = vec![pin(&library)?, pin(&layer_library)?];
+        let mut host = Self::load(Path::new("libvulkan.so.1"))?;
+        host.library = library;
+        host.validated = Some(Validated {
+            manifest: manifest.to_path_buf(),
+            layer_dir,
+            _pinned: pinned,
+        });
+        Ok(host)
     }
 
     /// The host's function `name` for `instance` (NULL instance: global commands).
@@ -78,6 +181,25 @@ impl HostDriver {
         // SAFETY: a valid name; `instance` is null or one the host created.
         unsafe { (self.get_instance_proc_addr)(instance, name.as_ptr() as *const c_char) }
     }
+}
+
+/// `AIRLOCK_HOST_ICD` (a manifest or a library), else lavapipe's manifest.
+pub fn default_path() -> Result<PathBuf, HostError> {
+    match std::env::var_os("AIRLOCK_HOST_ICD") {
+        Some(p) => Ok(PathBuf::from(p)),
+        None => find_lavapipe(),
+    }
+}
+
+/// The validation layer's manifest, where the loader looks for explicit layers.
+fn find_layer_manifest() -> Option<PathBuf> {
+    manifest_dirs()
+        .iter()
+        .map(|d| {
+            d.with_file_name("explicit_layer.d")
+                .join("VkLayer_khronos_validation.json")
+        })
+        .find(|p| p.is_file())
 }
 
 fn manifest_dirs() -> Vec<PathBuf> {
@@ -133,15 +255,20 @@ fn find_lavapipe() -> Result<PathBuf, HostError> {
 
 /// The `ICD.library_path` of a loader manifest, resolved like the loader does.
 pub fn library_from_manifest(path: &Path) -> Result<PathBuf, HostError> {
+    manifest_library(path, "ICD")
+}
+
+/// `<section>.library_path` of a driver (`ICD`) or layer (`layer`) manifest.
+fn manifest_library(path: &Path, section: &str) -> Result<PathBuf, HostError> {
     let bad = |why: String| HostError::BadManifest {
         path: path.to_path_buf(),
         why,
     };
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    let lib = json["ICD"]["library_path"]
+    let lib = json[section]["library_path"]
         .as_str()
-        .ok_or_else(|| bad("no ICD.library_path".into()))?;
+        .ok_or_else(|| bad(format!("no {section}.library_path")))?;
     let lib = Path::new(lib);
     Ok(
         if lib.is_absolute() || !lib.to_string_lossy().contains('/') {

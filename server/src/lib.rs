@@ -14,3 +14,4 @@ pub mod objects;
 pub mod recorded;
 pub mod replay;
 pub mod sandbox;
+pub mod validation;

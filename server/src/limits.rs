@@ -23,6 +23,14 @@ use tracing::warn;
 
 pub const DEFAULT_MAX_OBJECTS: u64 = 1_000_000;
 
+/// Most descriptors one descriptor set layout may declare (inline uniform block bytes count as
+/// descriptors). Drivers and the validation layer keep state per descriptor of every set
+/// allocated with a layout; Vulkan has no limit on a layout by itself, only on the pipeline
+/// layouts using it, where lavapipe's largest per-type limit is 65,536. A layout beyond this
+/// could never be used and gets `VK_ERROR_OUT_OF_HOST_MEMORY` (the fuzzer's 151 million
+/// descriptors took 6 GiB in the validation layer).
+pub const MAX_LAYOUT_DESCRIPTORS: u64 = 1 << 20;
+
 pub struct Limits {
     /// Most bytes of device memory the client may hold; `None`: unlimited.
     pub max_device_memory: Option<u64>,

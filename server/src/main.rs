@@ -15,6 +15,7 @@ mod memory;
 mod objects;
 mod recorded;
 mod sandbox;
+mod validation;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;

@@ -118,6 +118,11 @@ impl Memory {
     }
 
     /// Drops everything of a destroyed device.
+    /// Whether allocations of `device` may import shared memory.
+    pub fn imports(&self, device: u64) -> bool {
+        self.devices.read().contains_key(&device)
+    }
+
     pub fn forget_device(&self, device: u64) {
         self.devices.write().remove(&device);
         self.backings.lock().retain(|_, b| b.device != device);
@@ -191,7 +196,10 @@ pub unsafe fn device_memory(
         ..Default::default()
     };
     get_properties2(pd, &mut p2);
-    let page = rustix::param::page_size() as u64;
+    // libc's rather than rustix's: rustix reads the auxiliary vector itself, which faults under
+    // valgrind (used to triage fuzzer findings in the host driver).
+    // SAFETY: sysconf only reads a system value.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u64;
     DeviceMemory {
         host_visible,
         alignment: ext.min_imported_host_pointer_alignment.max(page),

@@ -70,7 +70,10 @@ impl<'a> Iterator for Frames<'a> {
 pub enum Policy {
     /// Everything the real server would execute.
     Replay,
-    /// Everything but [`fuzz_skips`].
+    /// Everything but [`fuzz_skips`], with the host driver behind the Khronos validation layer
+    /// as `AIRLOCK_VALIDATE=1` puts it (`crate::validation`): lavapipe trusts Vulkan's valid
+    /// usage and crashes on what breaks it (an image view outside its image, found by the
+    /// fuzzer); the layer refuses those calls, so what the fuzzer finds is Airlock's.
     Fuzz,
 }
 
@@ -129,7 +132,10 @@ impl Session {
     /// starts an empty server state for a client carrying every extension Airlock encodes, as
     /// the ICD's handshake says.
     pub fn new(policy: Policy) -> Result<Session, HostError> {
-        let host = HostDriver::load_default()?;
+        let host = match policy {
+            Policy::Replay => HostDriver::load_default()?,
+            Policy::Fuzz => HostDriver::load_validated(&crate::host::default_path()?)?,
+        };
         let extensions: Vec<ExtensionInfo> = EXTENSIONS
             .iter()
             .map(|e| ExtensionInfo {
@@ -169,7 +175,9 @@ impl Session {
                 .execute(cmd, payload, &self.arena, &mut self.out)
             {
                 Ok(()) => Outcome::Executed,
-                Err(e @ ExecError::Decode { .. }) => Outcome::Rejected(e.to_string()),
+                Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
+                    Outcome::Rejected(e.to_string())
+                }
                 Err(ExecError::Unsupported(_)) => Outcome::Unsupported,
             },
         };

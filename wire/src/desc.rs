@@ -48,6 +48,10 @@ pub enum Len {
 #[derive(Debug, Clone, Copy)]
 pub enum Kind {
     Value(Ty),
+    /// A handle that must name an object: vk.xml marks it neither optional nor free of
+    /// automatic validation, and the host driver dereferences it unchecked, so
+    /// `VK_NULL_HANDLE` is refused.
+    Object(Ty),
     FixedArray(Ty, u32),
     SType,
     PNext,
@@ -231,7 +235,7 @@ impl Kind {
 
     pub fn min_wire_size(&self) -> usize {
         match self {
-            Kind::Value(t) => t.min_wire_size(),
+            Kind::Value(t) | Kind::Object(t) => t.min_wire_size(),
             Kind::FixedArray(t, n) => (t.min_wire_size() * *n as usize).max(1),
             // sType travels implicitly; never-sent pointers not at all.
             Kind::SType | Kind::Null => 0,

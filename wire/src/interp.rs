@@ -214,7 +214,7 @@ unsafe fn put_field(
     let fp = p.add(f.offset);
     match f.kind {
         Kind::SType | Kind::PNext | Kind::Null => {}
-        Kind::Value(t) => put_value(e, t, fp, h)?,
+        Kind::Value(t) | Kind::Object(t) => put_value(e, t, fp, h)?,
         Kind::FixedArray(t, n) => put_elems(e, t, fp, n as usize, h)?,
         Kind::Ptr { elem, .. } => {
             let q = read_ptr(fp);
@@ -438,6 +438,14 @@ unsafe fn get_field(
     match f.kind {
         Kind::SType | Kind::PNext | Kind::Null => {}
         Kind::Value(ty) => get_value(dc, ty, fp, t, h)?,
+        Kind::Object(ty) => {
+            get_value(dc, ty, fp, t, h)?;
+            if read_scalar(ty, fp) == 0 {
+                return Err(DecodeError::Invalid(
+                    "VK_NULL_HANDLE where an object is required",
+                ));
+            }
+        }
         Kind::FixedArray(ty, n) => get_elems(dc, ty, fp, n as usize, t, h)?,
         Kind::Ptr { elem, optional } => {
             if present(dc)? {

@@ -110,7 +110,7 @@ impl Gen<'_> {
                         n = rd_ptr(n.add(pnext_offset(sd).unwrap()));
                     }
                 }
-                Kind::Value(t) => self.result(t, fp),
+                Kind::Value(t) | Kind::Object(t) => self.result(t, fp),
                 Kind::FixedArray(t, n) => {
                     for i in 0..n as usize {
                         self.result(t, fp.add(i * t.c_size()));
@@ -181,7 +181,7 @@ unsafe fn cmp_member(
 ) -> Result<(), String> {
     let (fa, fb) = (a.add(f.offset), b.add(f.offset));
     match k {
-        Kind::Value(t) => cmp_value(t, fa, fb, stype, path),
+        Kind::Value(t) | Kind::Object(t) => cmp_value(t, fa, fb, stype, path),
         Kind::FixedArray(t, n) => {
             for i in 0..n as usize {
                 cmp_value(

@@ -828,20 +828,7 @@ fn handles_the_server_does_not_know_are_refused() {
     );
 
     // A handle inside a struct: VkBufferViewCreateInfo.buffer.
-    let cmd = command("vkCreateBufferView");
-    let info = vk::BufferViewCreateInfo::default()
-        .buffer(vk::Buffer::from_raw(0x88))
-        .range(vk::WHOLE_SIZE);
-    let mut view = 0u64;
-    let args = [
-        DEVICE,
-        &info as *const _ as u64,
-        0,
-        &mut view as *mut _ as u64,
-    ];
-    let mut e = Encoder::new();
-    // SAFETY: valid arguments.
-    unsafe { encode_request(&mut e, cmd, &args, &Client::default(), &mut Vec::new()) }.unwrap();
+    let (cmd, e) = buffer_view_request(0x88);
     assert_eq!(
         decode(cmd, &e.buf, &Server::strict(&[DEVICE, 0x88])),
         Ok(())
@@ -853,6 +840,64 @@ fn handles_the_server_does_not_know_are_refused() {
             id: 0x88
         })
     );
+}
+
+/// vkCreateBufferView on the buffer with id `buffer`, encoded by the client.
+fn buffer_view_request(buffer: u64) -> (&'static CommandDesc, Encoder) {
+    let cmd = command("vkCreateBufferView");
+    let info = vk::BufferViewCreateInfo::default()
+        .buffer(vk::Buffer::from_raw(buffer))
+        .range(vk::WHOLE_SIZE);
+    let mut view = 0u64;
+    let args = [
+        DEVICE,
+        &info as *const _ as u64,
+        0,
+        &mut view as *mut _ as u64,
+    ];
+    let mut e = Encoder::new();
+    // SAFETY: valid arguments.
+    unsafe { encode_request(&mut e, cmd, &args, &Client::default(), &mut Vec::new()) }.unwrap();
+    (cmd, e)
+}
+
+#[test]
+fn required_handles_may_not_be_null() {
+    // VkBufferViewCreateInfo.buffer names the buffer the host driver reads; vkDestroyBuffer's
+    // buffer is optional (destroying VK_NULL_HANDLE does nothing).
+    let (cmd, e) = buffer_view_request(0);
+    assert_eq!(
+        decode(cmd, &e.buf, &Server::default()),
+        Err(DecodeError::Invalid(
+            "VK_NULL_HANDLE where an object is required"
+        ))
+    );
+    // A parameter: vkCmdBindPipeline's pipeline (the found crash: a null command pool).
+    let cmd = command("vkCmdBindPipeline");
+    let mut e = Encoder::new();
+    let args = [7, vk::PipelineBindPoint::COMPUTE.as_raw() as u64, 0];
+    // SAFETY: plain values.
+    unsafe { encode_request(&mut e, cmd, &args, &Client::default(), &mut Vec::new()) }.unwrap();
+    assert_eq!(
+        decode(cmd, &e.buf, &Server::default()),
+        Err(DecodeError::Invalid(
+            "VK_NULL_HANDLE where an object is required"
+        ))
+    );
+    let cmd = command("vkDestroyBuffer");
+    let mut e = Encoder::new();
+    // SAFETY: plain values.
+    unsafe {
+        encode_request(
+            &mut e,
+            cmd,
+            &[DEVICE, 0, 0],
+            &Client::default(),
+            &mut Vec::new(),
+        )
+    }
+    .unwrap();
+    assert_eq!(decode(cmd, &e.buf, &Server::default()), Ok(()));
 }
 
 #[test]
@@ -921,6 +966,7 @@ fn struct_descriptions_are_acyclic() {
         for f in d.fields {
             let ty = match f.kind {
                 Kind::Value(t)
+                | Kind::Object(t)
                 | Kind::FixedArray(t, _)
                 | Kind::Ptr { elem: t, .. }
                 | Kind::Array { elem: t, .. } => t,

@@ -219,7 +219,7 @@ unsafe fn drive_value(ty: Ty, p: *mut u8, r: &mut Seeded) {
             for f in d.fields {
                 let fp = p.add(f.offset);
                 match f.kind {
-                    Kind::Value(t) => drive_value(t, fp, r),
+                    Kind::Value(t) | Kind::Object(t) => drive_value(t, fp, r),
                     Kind::FixedArray(t, n) => {
                         for k in 0..n as usize {
                             drive_value(t, fp.add(k * t.c_size()), r);
@@ -231,7 +231,7 @@ unsafe fn drive_value(ty: Ty, p: *mut u8, r: &mut Seeded) {
                             if let Some(sd) = by_stype(vk::StructureType::from_raw(rd_stype(node)))
                             {
                                 for f in sd.fields {
-                                    if let Kind::Value(t) = f.kind {
+                                    if let Kind::Value(t) | Kind::Object(t) = f.kind {
                                         drive_value(t, node.add(f.offset), r);
                                     }
                                 }

@@ -3,16 +3,21 @@
 //! them (ABI 4 and 6), no TCP bind or connect, no abstract unix socket and no signal outside
 //! the sandbox. Descriptors already open (the control socket, the memfds) keep working:
 //! landlock checks paths when they are opened, not descriptors.
+//!
+//! Under `AIRLOCK_VALIDATE=1` the Vulkan loader reads the host driver's manifest and scans the
+//! validation layer's manifest directory again at every `vkCreateInstance`: those stay
+//! readable, nothing else (the libraries are already loaded for good, see `host.rs`).
 
 use ::landlock::{
-    Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus, RestrictSelfAttr,
-    Ruleset, RulesetAttr, RulesetStatus, Scope, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus,
+    RestrictSelfAttr, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
+use std::path::Path;
 
 /// Every right of the newest ABI this crate knows; the kernel's subset is what gets enforced.
 const NEWEST: ABI = ABI::V9;
 
-pub fn restrict() -> Result<String, String> {
+pub fn restrict(readable: &[&Path]) -> Result<String, String> {
     let threads = threads();
     let status = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -20,6 +25,7 @@ pub fn restrict() -> Result<String, String> {
         .and_then(|r| r.handle_access(AccessNet::from_all(NEWEST)))
         .and_then(|r| r.scope(Scope::from_all(NEWEST)))
         .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(readable, AccessFs::from_read(NEWEST))))
         // ABI 8: every thread at once. Older kernels confine the calling thread and the
         // threads it starts later; the server has no other thread at this point (checked
         // below).
@@ -40,6 +46,12 @@ pub fn restrict() -> Result<String, String> {
         _ if abi >= ABI::V6 => "no file system, no TCP, no signals or abstract sockets outside",
         _ if abi >= ABI::V4 => "no file system, no TCP",
         _ => "no file system",
+    };
+    let what = if readable.is_empty() {
+        what.to_string()
+    } else {
+        let paths: Vec<String> = readable.iter().map(|p| p.display().to_string()).collect();
+        format!("{what} (but for reading {})", paths.join(", "))
     };
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(format!("ABI {}: {what}", abi as i32)),

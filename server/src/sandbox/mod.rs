@@ -243,8 +243,15 @@ fn lock_down(
     };
     apply("limits", &limits::apply);
     apply("no-new-privs", &privileges);
-    apply("landlock", &filesystem::restrict);
-    apply("seccomp", &|| seccomp_layer(control));
+    let readable: Vec<&std::path::Path> = host
+        .validated
+        .iter()
+        .flat_map(|v| [v.manifest.as_path(), v.layer_dir.as_path()])
+        .collect();
+    apply("landlock", &|| filesystem::restrict(&readable));
+    apply("seccomp", &|| {
+        seccomp_layer(control, host.validated.is_some())
+    });
     let report = Report { layers, notes };
     let failures = report.failures();
     if failures.is_empty() {
@@ -289,8 +296,8 @@ fn privileges() -> Result<String, String> {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn seccomp_layer(control: BorrowedFd<'_>) -> Result<String, String> {
-    seccomp::install(policy::POLICY, control)
+fn seccomp_layer(control: BorrowedFd<'_>, validated: bool) -> Result<String, String> {
+    seccomp::install(&policy::policy(validated), control)
 }
 
 #[cfg(not(target_arch = "x86_64"))]

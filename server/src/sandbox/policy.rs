@@ -225,3 +225,63 @@ pub const POLICY: &[Group] = &[
         calls: &[call!(SYS_ioctl)],
     },
 ];
+
+/// Opened for reading only: no write access, no creation, no truncation.
+const READ_ONLY_OPENAT: &[&[Cond]] = &[&[Cond::bits_clear(
+    2,
+    (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u64,
+)]];
+
+/// Under `AIRLOCK_VALIDATE=1` only, replacing the quiet refusals of the same calls: the Vulkan
+/// loader reads the host driver's manifest and lists the validation layer's manifest directory
+/// at every `vkCreateInstance`. Landlock leaves exactly those two paths readable
+/// (`filesystem.rs`), so these calls reach nothing else.
+pub const LOADER_READS: &[Group] = &[Group {
+    why: "The Vulkan loader in front of the validation layer (AIRLOCK_VALIDATE=1): opening \
+          its manifests for reading, listing the layer directory, and stat-ing them; landlock \
+          confines the paths it may open (stat and access still see whether a path exists).",
+    action: Action::Allow,
+    calls: &[
+        call!(SYS_openat, READ_ONLY_OPENAT),
+        call!(SYS_getdents64),
+        call!(SYS_newfstatat, WITH_PATH),
+        call!(SYS_statx),
+        call!(SYS_access, EXISTS_OR_READABLE),
+        // The layer looks for vk_layer_settings.txt in the working directory.
+        call!(SYS_getcwd),
+    ],
+}];
+
+/// `access(path, F_OK | R_OK)`: the loader checks that each manifest it listed exists.
+const EXISTS_OR_READABLE: &[&[Cond]] = &[&[Cond::bits_clear(1, (libc::W_OK | libc::X_OK) as u64)]];
+
+/// The policy in force: [`POLICY`], with [`LOADER_READS`] taking the place of the refusals of
+/// the same calls when the host driver is validated.
+pub fn policy(validated: bool) -> Vec<Group> {
+    if !validated {
+        return POLICY.iter().map(Group::clone).collect();
+    }
+    let allowed: Vec<i64> = LOADER_READS
+        .iter()
+        .flat_map(|g| g.calls)
+        .map(|c| c.nr)
+        .collect();
+    let mut groups: Vec<Group> = POLICY
+        .iter()
+        .map(|g| match g.action {
+            Action::Refuse(_) => Group {
+                calls: Vec::leak(
+                    g.calls
+                        .iter()
+                        .filter(|c| !allowed.contains(&c.nr))
+                        .copied()
+                        .collect(),
+                ),
+                ..g.clone()
+            },
+            Action::Allow => g.clone(),
+        })
+        .collect();
+    groups.extend(LOADER_READS.iter().map(Group::clone));
+    groups
+}

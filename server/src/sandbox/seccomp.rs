@@ -31,12 +31,14 @@ pub enum Action {
 }
 
 /// System calls with one reason to be allowed or refused.
+#[derive(Clone)]
 pub struct Group {
     pub why: &'static str,
     pub action: Action,
     pub calls: &'static [Call],
 }
 
+#[derive(Clone, Copy)]
 pub struct Call {
     /// `SYS_name`, as libc spells it.
     pub ident: &'static str,

@@ -288,7 +288,7 @@ pub static C_vkAllocateCommandBuffers: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pAllocateInfo",
@@ -329,7 +329,7 @@ pub static C_vkAllocateDescriptorSets: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pAllocateInfo",
@@ -370,7 +370,7 @@ pub static C_vkAllocateMemory: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pAllocateInfo",
@@ -408,7 +408,7 @@ pub static C_vkBeginCommandBuffer: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pBeginInfo",
@@ -436,17 +436,17 @@ pub static C_vkBindBufferMemory: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "memory",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
         },
         Field {
             name: "memoryOffset",
@@ -471,7 +471,7 @@ pub static C_vkBindBufferMemory2: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "bindInfoCount",
@@ -505,17 +505,17 @@ pub static C_vkBindImageMemory: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "image",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "memory",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
         },
         Field {
             name: "memoryOffset",
@@ -540,7 +540,7 @@ pub static C_vkBindImageMemory2: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "bindInfoCount",
@@ -574,7 +574,7 @@ pub static C_vkCmdBeginConditionalRenderingEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pConditionalRenderingBegin",
@@ -602,12 +602,12 @@ pub static C_vkCmdBeginQuery: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "query",
@@ -637,12 +637,12 @@ pub static C_vkCmdBeginQueryIndexedEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "query",
@@ -677,7 +677,7 @@ pub static C_vkCmdBeginRenderPass: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pRenderPassBegin",
@@ -710,7 +710,7 @@ pub static C_vkCmdBeginRenderPass2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pRenderPassBegin",
@@ -746,7 +746,7 @@ pub static C_vkCmdBeginRendering: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pRenderingInfo",
@@ -774,7 +774,7 @@ pub static C_vkCmdBeginTransformFeedbackEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstCounterBuffer",
@@ -822,7 +822,7 @@ pub static C_vkCmdBindDescriptorSets: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pipelineBindPoint",
@@ -832,7 +832,7 @@ pub static C_vkCmdBindDescriptorSets: CommandDesc = CommandDesc {
         Field {
             name: "layout",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
         },
         Field {
             name: "firstSet",
@@ -885,12 +885,12 @@ pub static C_vkCmdBindIndexBuffer: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -920,7 +920,7 @@ pub static C_vkCmdBindPipeline: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pipelineBindPoint",
@@ -930,7 +930,7 @@ pub static C_vkCmdBindPipeline: CommandDesc = CommandDesc {
         Field {
             name: "pipeline",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PIPELINE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PIPELINE)),
         },
     ],
     creates: false,
@@ -950,7 +950,7 @@ pub static C_vkCmdBindTransformFeedbackBuffersEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstBinding",
@@ -1007,7 +1007,7 @@ pub static C_vkCmdBindVertexBuffers: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstBinding",
@@ -1055,7 +1055,7 @@ pub static C_vkCmdBindVertexBuffers2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstBinding",
@@ -1121,12 +1121,12 @@ pub static C_vkCmdBlitImage: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "srcImage",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -1136,7 +1136,7 @@ pub static C_vkCmdBlitImage: CommandDesc = CommandDesc {
         Field {
             name: "dstImage",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -1180,7 +1180,7 @@ pub static C_vkCmdBlitImage2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pBlitImageInfo",
@@ -1208,7 +1208,7 @@ pub static C_vkCmdClearAttachments: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "attachmentCount",
@@ -1256,12 +1256,12 @@ pub static C_vkCmdClearColorImage: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "image",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "imageLayout",
@@ -1311,12 +1311,12 @@ pub static C_vkCmdClearDepthStencilImage: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "image",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "imageLayout",
@@ -1363,17 +1363,17 @@ pub static C_vkCmdCopyBuffer: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "srcBuffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "dstBuffer",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "regionCount",
@@ -1407,7 +1407,7 @@ pub static C_vkCmdCopyBuffer2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pCopyBufferInfo",
@@ -1435,17 +1435,17 @@ pub static C_vkCmdCopyBufferToImage: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "srcBuffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "dstImage",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -1484,7 +1484,7 @@ pub static C_vkCmdCopyBufferToImage2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pCopyBufferToImageInfo",
@@ -1512,12 +1512,12 @@ pub static C_vkCmdCopyImage: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "srcImage",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -1527,7 +1527,7 @@ pub static C_vkCmdCopyImage: CommandDesc = CommandDesc {
         Field {
             name: "dstImage",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -1566,7 +1566,7 @@ pub static C_vkCmdCopyImage2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pCopyImageInfo",
@@ -1594,12 +1594,12 @@ pub static C_vkCmdCopyImageToBuffer: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "srcImage",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -1609,7 +1609,7 @@ pub static C_vkCmdCopyImageToBuffer: CommandDesc = CommandDesc {
         Field {
             name: "dstBuffer",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "regionCount",
@@ -1643,7 +1643,7 @@ pub static C_vkCmdCopyImageToBuffer2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pCopyImageToBufferInfo",
@@ -1671,12 +1671,12 @@ pub static C_vkCmdCopyQueryPoolResults: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "firstQuery",
@@ -1691,7 +1691,7 @@ pub static C_vkCmdCopyQueryPoolResults: CommandDesc = CommandDesc {
         Field {
             name: "dstBuffer",
             offset: 32,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "dstOffset",
@@ -1726,7 +1726,7 @@ pub static C_vkCmdDispatch: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "groupCountX",
@@ -1761,7 +1761,7 @@ pub static C_vkCmdDispatchBase: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "baseGroupX",
@@ -1811,12 +1811,12 @@ pub static C_vkCmdDispatchIndirect: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -1841,7 +1841,7 @@ pub static C_vkCmdDraw: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "vertexCount",
@@ -1881,7 +1881,7 @@ pub static C_vkCmdDrawIndexed: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "indexCount",
@@ -1926,12 +1926,12 @@ pub static C_vkCmdDrawIndexedIndirect: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -1969,12 +1969,12 @@ pub static C_vkCmdDrawIndexedIndirectCount: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -1984,7 +1984,7 @@ pub static C_vkCmdDrawIndexedIndirectCount: CommandDesc = CommandDesc {
         Field {
             name: "countBuffer",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "countBufferOffset",
@@ -2019,12 +2019,12 @@ pub static C_vkCmdDrawIndirect: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -2059,7 +2059,7 @@ pub static C_vkCmdDrawIndirectByteCountEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "instanceCount",
@@ -2074,7 +2074,7 @@ pub static C_vkCmdDrawIndirectByteCountEXT: CommandDesc = CommandDesc {
         Field {
             name: "counterBuffer",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "counterBufferOffset",
@@ -2109,12 +2109,12 @@ pub static C_vkCmdDrawIndirectCount: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -2124,7 +2124,7 @@ pub static C_vkCmdDrawIndirectCount: CommandDesc = CommandDesc {
         Field {
             name: "countBuffer",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "countBufferOffset",
@@ -2159,7 +2159,7 @@ pub static C_vkCmdDrawMultiEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "drawCount",
@@ -2208,7 +2208,7 @@ pub static C_vkCmdDrawMultiIndexedEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "drawCount",
@@ -2264,7 +2264,7 @@ pub static C_vkCmdEndConditionalRenderingEXT: CommandDesc = CommandDesc {
     params: &[Field {
         name: "commandBuffer",
         offset: 0,
-        kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+        kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
     }],
     creates: false,
     destroys: None,
@@ -2283,12 +2283,12 @@ pub static C_vkCmdEndQuery: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "query",
@@ -2313,12 +2313,12 @@ pub static C_vkCmdEndQueryIndexedEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "query",
@@ -2347,7 +2347,7 @@ pub static C_vkCmdEndRenderPass: CommandDesc = CommandDesc {
     params: &[Field {
         name: "commandBuffer",
         offset: 0,
-        kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+        kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
     }],
     creates: false,
     destroys: None,
@@ -2366,7 +2366,7 @@ pub static C_vkCmdEndRenderPass2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pSubpassEndInfo",
@@ -2393,7 +2393,7 @@ pub static C_vkCmdEndRendering: CommandDesc = CommandDesc {
     params: &[Field {
         name: "commandBuffer",
         offset: 0,
-        kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+        kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
     }],
     creates: false,
     destroys: None,
@@ -2412,7 +2412,7 @@ pub static C_vkCmdEndTransformFeedbackEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstCounterBuffer",
@@ -2460,7 +2460,7 @@ pub static C_vkCmdExecuteCommands: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "commandBufferCount",
@@ -2494,12 +2494,12 @@ pub static C_vkCmdFillBuffer: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "dstBuffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "dstOffset",
@@ -2534,7 +2534,7 @@ pub static C_vkCmdNextSubpass: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "contents",
@@ -2559,7 +2559,7 @@ pub static C_vkCmdNextSubpass2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pSubpassBeginInfo",
@@ -2595,7 +2595,7 @@ pub static C_vkCmdPipelineBarrier: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "srcStageMask",
@@ -2672,7 +2672,7 @@ pub static C_vkCmdPipelineBarrier2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pDependencyInfo",
@@ -2700,12 +2700,12 @@ pub static C_vkCmdPushConstants: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "layout",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
         },
         Field {
             name: "stageFlags",
@@ -2747,7 +2747,7 @@ pub static C_vkCmdPushDescriptorSetKHR: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pipelineBindPoint",
@@ -2757,7 +2757,7 @@ pub static C_vkCmdPushDescriptorSetKHR: CommandDesc = CommandDesc {
         Field {
             name: "layout",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
         },
         Field {
             name: "set",
@@ -2810,12 +2810,12 @@ pub static C_vkCmdResetEvent: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "event",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::EVENT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::EVENT)),
         },
         Field {
             name: "stageMask",
@@ -2840,12 +2840,12 @@ pub static C_vkCmdResetEvent2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "event",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::EVENT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::EVENT)),
         },
         Field {
             name: "stageMask",
@@ -2870,12 +2870,12 @@ pub static C_vkCmdResetQueryPool: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "firstQuery",
@@ -2905,12 +2905,12 @@ pub static C_vkCmdResolveImage: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "srcImage",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -2920,7 +2920,7 @@ pub static C_vkCmdResolveImage: CommandDesc = CommandDesc {
         Field {
             name: "dstImage",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -2959,7 +2959,7 @@ pub static C_vkCmdResolveImage2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pResolveImageInfo",
@@ -2987,7 +2987,7 @@ pub static C_vkCmdSetAlphaToCoverageEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "alphaToCoverageEnable",
@@ -3012,7 +3012,7 @@ pub static C_vkCmdSetAlphaToOneEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "alphaToOneEnable",
@@ -3037,7 +3037,7 @@ pub static C_vkCmdSetBlendConstants: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "blendConstants",
@@ -3066,7 +3066,7 @@ pub static C_vkCmdSetColorBlendAdvancedEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstAttachment",
@@ -3105,7 +3105,7 @@ pub static C_vkCmdSetColorBlendEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstAttachment",
@@ -3144,7 +3144,7 @@ pub static C_vkCmdSetColorBlendEquationEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstAttachment",
@@ -3183,7 +3183,7 @@ pub static C_vkCmdSetColorWriteEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "attachmentCount",
@@ -3217,7 +3217,7 @@ pub static C_vkCmdSetColorWriteMaskEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstAttachment",
@@ -3256,7 +3256,7 @@ pub static C_vkCmdSetConservativeRasterizationModeEXT: CommandDesc = CommandDesc
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "conservativeRasterizationMode",
@@ -3281,7 +3281,7 @@ pub static C_vkCmdSetCoverageModulationModeNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "coverageModulationMode",
@@ -3306,7 +3306,7 @@ pub static C_vkCmdSetCoverageModulationTableEnableNV: CommandDesc = CommandDesc 
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "coverageModulationTableEnable",
@@ -3331,7 +3331,7 @@ pub static C_vkCmdSetCoverageModulationTableNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "coverageModulationTableCount",
@@ -3365,7 +3365,7 @@ pub static C_vkCmdSetCoverageReductionModeNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "coverageReductionMode",
@@ -3390,7 +3390,7 @@ pub static C_vkCmdSetCoverageToColorEnableNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "coverageToColorEnable",
@@ -3415,7 +3415,7 @@ pub static C_vkCmdSetCoverageToColorLocationNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "coverageToColorLocation",
@@ -3440,7 +3440,7 @@ pub static C_vkCmdSetCullMode: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "cullMode",
@@ -3465,7 +3465,7 @@ pub static C_vkCmdSetDepthBias: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthBiasConstantFactor",
@@ -3500,7 +3500,7 @@ pub static C_vkCmdSetDepthBiasEnable: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthBiasEnable",
@@ -3525,7 +3525,7 @@ pub static C_vkCmdSetDepthBounds: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "minDepthBounds",
@@ -3555,7 +3555,7 @@ pub static C_vkCmdSetDepthBoundsTestEnable: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthBoundsTestEnable",
@@ -3580,7 +3580,7 @@ pub static C_vkCmdSetDepthClampEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthClampEnable",
@@ -3605,7 +3605,7 @@ pub static C_vkCmdSetDepthClipEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthClipEnable",
@@ -3630,7 +3630,7 @@ pub static C_vkCmdSetDepthClipNegativeOneToOneEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "negativeOneToOne",
@@ -3655,7 +3655,7 @@ pub static C_vkCmdSetDepthCompareOp: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthCompareOp",
@@ -3680,7 +3680,7 @@ pub static C_vkCmdSetDepthTestEnable: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthTestEnable",
@@ -3705,7 +3705,7 @@ pub static C_vkCmdSetDepthWriteEnable: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "depthWriteEnable",
@@ -3730,7 +3730,7 @@ pub static C_vkCmdSetDeviceMask: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "deviceMask",
@@ -3755,12 +3755,12 @@ pub static C_vkCmdSetEvent: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "event",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::EVENT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::EVENT)),
         },
         Field {
             name: "stageMask",
@@ -3785,12 +3785,12 @@ pub static C_vkCmdSetEvent2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "event",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::EVENT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::EVENT)),
         },
         Field {
             name: "pDependencyInfo",
@@ -3818,7 +3818,7 @@ pub static C_vkCmdSetExtraPrimitiveOverestimationSizeEXT: CommandDesc = CommandD
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "extraPrimitiveOverestimationSize",
@@ -3843,7 +3843,7 @@ pub static C_vkCmdSetFrontFace: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "frontFace",
@@ -3868,7 +3868,7 @@ pub static C_vkCmdSetLineRasterizationModeEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "lineRasterizationMode",
@@ -3893,7 +3893,7 @@ pub static C_vkCmdSetLineStippleEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "lineStippleFactor",
@@ -3923,7 +3923,7 @@ pub static C_vkCmdSetLineStippleEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "stippledLineEnable",
@@ -3948,7 +3948,7 @@ pub static C_vkCmdSetLineWidth: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "lineWidth",
@@ -3973,7 +3973,7 @@ pub static C_vkCmdSetLogicOpEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "logicOp",
@@ -3998,7 +3998,7 @@ pub static C_vkCmdSetLogicOpEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "logicOpEnable",
@@ -4023,7 +4023,7 @@ pub static C_vkCmdSetPatchControlPointsEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "patchControlPoints",
@@ -4048,7 +4048,7 @@ pub static C_vkCmdSetPolygonModeEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "polygonMode",
@@ -4073,7 +4073,7 @@ pub static C_vkCmdSetPrimitiveRestartEnable: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "primitiveRestartEnable",
@@ -4098,7 +4098,7 @@ pub static C_vkCmdSetPrimitiveTopology: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "primitiveTopology",
@@ -4123,7 +4123,7 @@ pub static C_vkCmdSetProvokingVertexModeEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "provokingVertexMode",
@@ -4148,7 +4148,7 @@ pub static C_vkCmdSetRasterizationSamplesEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "rasterizationSamples",
@@ -4173,7 +4173,7 @@ pub static C_vkCmdSetRasterizationStreamEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "rasterizationStream",
@@ -4198,7 +4198,7 @@ pub static C_vkCmdSetRasterizerDiscardEnable: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "rasterizerDiscardEnable",
@@ -4223,7 +4223,7 @@ pub static C_vkCmdSetRepresentativeFragmentTestEnableNV: CommandDesc = CommandDe
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "representativeFragmentTestEnable",
@@ -4248,7 +4248,7 @@ pub static C_vkCmdSetSampleLocationsEnableEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "sampleLocationsEnable",
@@ -4273,7 +4273,7 @@ pub static C_vkCmdSetSampleMaskEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "samples",
@@ -4307,7 +4307,7 @@ pub static C_vkCmdSetScissor: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstScissor",
@@ -4346,7 +4346,7 @@ pub static C_vkCmdSetScissorWithCount: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "scissorCount",
@@ -4380,7 +4380,7 @@ pub static C_vkCmdSetShadingRateImageEnableNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "shadingRateImageEnable",
@@ -4405,7 +4405,7 @@ pub static C_vkCmdSetStencilCompareMask: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "faceMask",
@@ -4435,7 +4435,7 @@ pub static C_vkCmdSetStencilOp: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "faceMask",
@@ -4480,7 +4480,7 @@ pub static C_vkCmdSetStencilReference: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "faceMask",
@@ -4510,7 +4510,7 @@ pub static C_vkCmdSetStencilTestEnable: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "stencilTestEnable",
@@ -4535,7 +4535,7 @@ pub static C_vkCmdSetStencilWriteMask: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "faceMask",
@@ -4565,7 +4565,7 @@ pub static C_vkCmdSetTessellationDomainOriginEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "domainOrigin",
@@ -4590,7 +4590,7 @@ pub static C_vkCmdSetVertexInputEXT: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "vertexBindingDescriptionCount",
@@ -4638,7 +4638,7 @@ pub static C_vkCmdSetViewport: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstViewport",
@@ -4677,7 +4677,7 @@ pub static C_vkCmdSetViewportSwizzleNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "firstViewport",
@@ -4716,7 +4716,7 @@ pub static C_vkCmdSetViewportWScalingEnableNV: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "viewportWScalingEnable",
@@ -4741,7 +4741,7 @@ pub static C_vkCmdSetViewportWithCount: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "viewportCount",
@@ -4775,12 +4775,12 @@ pub static C_vkCmdUpdateBuffer: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "dstBuffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "dstOffset",
@@ -4817,7 +4817,7 @@ pub static C_vkCmdWaitEvents: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "eventCount",
@@ -4903,7 +4903,7 @@ pub static C_vkCmdWaitEvents2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "eventCount",
@@ -4946,7 +4946,7 @@ pub static C_vkCmdWriteTimestamp: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "pipelineStage",
@@ -4956,7 +4956,7 @@ pub static C_vkCmdWriteTimestamp: CommandDesc = CommandDesc {
         Field {
             name: "queryPool",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "query",
@@ -4981,7 +4981,7 @@ pub static C_vkCmdWriteTimestamp2: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "stage",
@@ -4991,7 +4991,7 @@ pub static C_vkCmdWriteTimestamp2: CommandDesc = CommandDesc {
         Field {
             name: "queryPool",
             offset: 16,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "query",
@@ -5016,7 +5016,7 @@ pub static C_vkCreateBuffer: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5054,7 +5054,7 @@ pub static C_vkCreateBufferView: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5092,7 +5092,7 @@ pub static C_vkCreateCommandPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5130,7 +5130,7 @@ pub static C_vkCreateComputePipelines: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pipelineCache",
@@ -5182,7 +5182,7 @@ pub static C_vkCreateDescriptorPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5220,7 +5220,7 @@ pub static C_vkCreateDescriptorSetLayout: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5258,7 +5258,7 @@ pub static C_vkCreateDescriptorUpdateTemplate: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5296,7 +5296,7 @@ pub static C_vkCreateDevice: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5334,7 +5334,7 @@ pub static C_vkCreateEvent: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5372,7 +5372,7 @@ pub static C_vkCreateFence: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5410,7 +5410,7 @@ pub static C_vkCreateFramebuffer: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5448,7 +5448,7 @@ pub static C_vkCreateGraphicsPipelines: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pipelineCache",
@@ -5500,7 +5500,7 @@ pub static C_vkCreateImage: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5538,7 +5538,7 @@ pub static C_vkCreateImageView: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5609,7 +5609,7 @@ pub static C_vkCreatePipelineCache: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5647,7 +5647,7 @@ pub static C_vkCreatePipelineLayout: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5685,7 +5685,7 @@ pub static C_vkCreatePrivateDataSlot: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5723,7 +5723,7 @@ pub static C_vkCreateQueryPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5761,7 +5761,7 @@ pub static C_vkCreateRenderPass: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5799,7 +5799,7 @@ pub static C_vkCreateRenderPass2: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5837,7 +5837,7 @@ pub static C_vkCreateSampler: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5875,7 +5875,7 @@ pub static C_vkCreateSamplerYcbcrConversion: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5913,7 +5913,7 @@ pub static C_vkCreateSemaphore: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5951,7 +5951,7 @@ pub static C_vkCreateShaderModule: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -5989,7 +5989,7 @@ pub static C_vkDestroyBuffer: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "buffer",
@@ -6019,7 +6019,7 @@ pub static C_vkDestroyBufferView: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "bufferView",
@@ -6049,7 +6049,7 @@ pub static C_vkDestroyCommandPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "commandPool",
@@ -6079,7 +6079,7 @@ pub static C_vkDestroyDescriptorPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "descriptorPool",
@@ -6109,7 +6109,7 @@ pub static C_vkDestroyDescriptorSetLayout: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "descriptorSetLayout",
@@ -6139,7 +6139,7 @@ pub static C_vkDestroyDescriptorUpdateTemplate: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "descriptorUpdateTemplate",
@@ -6194,7 +6194,7 @@ pub static C_vkDestroyEvent: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "event",
@@ -6224,7 +6224,7 @@ pub static C_vkDestroyFence: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "fence",
@@ -6254,7 +6254,7 @@ pub static C_vkDestroyFramebuffer: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "framebuffer",
@@ -6284,7 +6284,7 @@ pub static C_vkDestroyImage: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "image",
@@ -6314,7 +6314,7 @@ pub static C_vkDestroyImageView: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "imageView",
@@ -6369,7 +6369,7 @@ pub static C_vkDestroyPipeline: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pipeline",
@@ -6399,7 +6399,7 @@ pub static C_vkDestroyPipelineCache: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pipelineCache",
@@ -6429,7 +6429,7 @@ pub static C_vkDestroyPipelineLayout: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pipelineLayout",
@@ -6459,7 +6459,7 @@ pub static C_vkDestroyPrivateDataSlot: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "privateDataSlot",
@@ -6489,7 +6489,7 @@ pub static C_vkDestroyQueryPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "queryPool",
@@ -6519,7 +6519,7 @@ pub static C_vkDestroyRenderPass: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "renderPass",
@@ -6549,7 +6549,7 @@ pub static C_vkDestroySampler: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "sampler",
@@ -6579,7 +6579,7 @@ pub static C_vkDestroySamplerYcbcrConversion: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "ycbcrConversion",
@@ -6609,7 +6609,7 @@ pub static C_vkDestroySemaphore: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "semaphore",
@@ -6639,7 +6639,7 @@ pub static C_vkDestroyShaderModule: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "shaderModule",
@@ -6668,7 +6668,7 @@ pub static C_vkDeviceWaitIdle: CommandDesc = CommandDesc {
     params: &[Field {
         name: "device",
         offset: 0,
-        kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+        kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
     }],
     creates: false,
     destroys: None,
@@ -6686,7 +6686,7 @@ pub static C_vkEndCommandBuffer: CommandDesc = CommandDesc {
     params: &[Field {
         name: "commandBuffer",
         offset: 0,
-        kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+        kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
     }],
     creates: false,
     destroys: None,
@@ -6705,7 +6705,7 @@ pub static C_vkEnumerateDeviceExtensionProperties: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pLayerName",
@@ -6743,7 +6743,7 @@ pub static C_vkEnumerateDeviceLayerProperties: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pPropertyCount",
@@ -6855,7 +6855,7 @@ pub static C_vkEnumeratePhysicalDeviceGroups: CommandDesc = CommandDesc {
         Field {
             name: "instance",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::INSTANCE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::INSTANCE)),
         },
         Field {
             name: "pPhysicalDeviceGroupCount",
@@ -6888,7 +6888,7 @@ pub static C_vkEnumeratePhysicalDevices: CommandDesc = CommandDesc {
         Field {
             name: "instance",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::INSTANCE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::INSTANCE)),
         },
         Field {
             name: "pPhysicalDeviceCount",
@@ -6921,7 +6921,7 @@ pub static C_vkFlushMappedMemoryRanges: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "memoryRangeCount",
@@ -6955,12 +6955,12 @@ pub static C_vkFreeCommandBuffers: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "commandPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
         },
         Field {
             name: "commandBufferCount",
@@ -6994,12 +6994,12 @@ pub static C_vkFreeDescriptorSets: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "descriptorPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DESCRIPTOR_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DESCRIPTOR_POOL)),
         },
         Field {
             name: "descriptorSetCount",
@@ -7033,7 +7033,7 @@ pub static C_vkFreeMemory: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "memory",
@@ -7063,7 +7063,7 @@ pub static C_vkGetBufferDeviceAddress: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7091,12 +7091,12 @@ pub static C_vkGetBufferMemoryRequirements: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "buffer",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "pMemoryRequirements",
@@ -7121,7 +7121,7 @@ pub static C_vkGetBufferMemoryRequirements2: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7154,7 +7154,7 @@ pub static C_vkGetBufferOpaqueCaptureAddress: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7182,7 +7182,7 @@ pub static C_vkGetCalibratedTimestampsEXT: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "timestampCount",
@@ -7229,7 +7229,7 @@ pub static C_vkGetDescriptorSetLayoutSupport: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pCreateInfo",
@@ -7262,7 +7262,7 @@ pub static C_vkGetDeviceBufferMemoryRequirements: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7295,7 +7295,7 @@ pub static C_vkGetDeviceGroupPeerMemoryFeatures: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "heapIndex",
@@ -7335,7 +7335,7 @@ pub static C_vkGetDeviceImageMemoryRequirements: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7368,7 +7368,7 @@ pub static C_vkGetDeviceImageSparseMemoryRequirements: CommandDesc = CommandDesc
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7409,12 +7409,12 @@ pub static C_vkGetDeviceMemoryCommitment: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "memory",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
         },
         Field {
             name: "pCommittedMemoryInBytes",
@@ -7439,7 +7439,7 @@ pub static C_vkGetDeviceMemoryOpaqueCaptureAddress: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7467,7 +7467,7 @@ pub static C_vkGetDeviceProcAddr: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pName",
@@ -7492,7 +7492,7 @@ pub static C_vkGetDeviceQueue: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "queueFamilyIndex",
@@ -7527,7 +7527,7 @@ pub static C_vkGetDeviceQueue2: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pQueueInfo",
@@ -7560,12 +7560,12 @@ pub static C_vkGetEventStatus: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "event",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::EVENT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::EVENT)),
         },
     ],
     creates: false,
@@ -7585,12 +7585,12 @@ pub static C_vkGetFenceStatus: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "fence",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::FENCE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::FENCE)),
         },
     ],
     creates: false,
@@ -7610,12 +7610,12 @@ pub static C_vkGetImageMemoryRequirements: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "image",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "pMemoryRequirements",
@@ -7640,7 +7640,7 @@ pub static C_vkGetImageMemoryRequirements2: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7673,12 +7673,12 @@ pub static C_vkGetImageSparseMemoryRequirements: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "image",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "pSparseMemoryRequirementCount",
@@ -7711,7 +7711,7 @@ pub static C_vkGetImageSparseMemoryRequirements2: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pInfo",
@@ -7752,12 +7752,12 @@ pub static C_vkGetImageSubresourceLayout: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "image",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "pSubresource",
@@ -7815,7 +7815,7 @@ pub static C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: CommandDesc = Comma
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pTimeDomainCount",
@@ -7848,7 +7848,7 @@ pub static C_vkGetPhysicalDeviceExternalBufferProperties: CommandDesc = CommandD
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pExternalBufferInfo",
@@ -7881,7 +7881,7 @@ pub static C_vkGetPhysicalDeviceExternalFenceProperties: CommandDesc = CommandDe
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pExternalFenceInfo",
@@ -7914,7 +7914,7 @@ pub static C_vkGetPhysicalDeviceExternalSemaphoreProperties: CommandDesc = Comma
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pExternalSemaphoreInfo",
@@ -7947,7 +7947,7 @@ pub static C_vkGetPhysicalDeviceFeatures: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pFeatures",
@@ -7972,7 +7972,7 @@ pub static C_vkGetPhysicalDeviceFeatures2: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pFeatures",
@@ -7997,7 +7997,7 @@ pub static C_vkGetPhysicalDeviceFormatProperties: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "format",
@@ -8027,7 +8027,7 @@ pub static C_vkGetPhysicalDeviceFormatProperties2: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "format",
@@ -8057,7 +8057,7 @@ pub static C_vkGetPhysicalDeviceImageFormatProperties: CommandDesc = CommandDesc
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "format",
@@ -8107,7 +8107,7 @@ pub static C_vkGetPhysicalDeviceImageFormatProperties2: CommandDesc = CommandDes
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pImageFormatInfo",
@@ -8140,7 +8140,7 @@ pub static C_vkGetPhysicalDeviceMemoryProperties: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pMemoryProperties",
@@ -8165,7 +8165,7 @@ pub static C_vkGetPhysicalDeviceMemoryProperties2: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pMemoryProperties",
@@ -8190,7 +8190,7 @@ pub static C_vkGetPhysicalDeviceProperties: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pProperties",
@@ -8215,7 +8215,7 @@ pub static C_vkGetPhysicalDeviceProperties2: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pProperties",
@@ -8240,7 +8240,7 @@ pub static C_vkGetPhysicalDeviceQueueFamilyProperties: CommandDesc = CommandDesc
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pQueueFamilyPropertyCount",
@@ -8273,7 +8273,7 @@ pub static C_vkGetPhysicalDeviceQueueFamilyProperties2: CommandDesc = CommandDes
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pQueueFamilyPropertyCount",
@@ -8306,7 +8306,7 @@ pub static C_vkGetPhysicalDeviceSparseImageFormatProperties: CommandDesc = Comma
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "format",
@@ -8364,7 +8364,7 @@ pub static C_vkGetPhysicalDeviceSparseImageFormatProperties2: CommandDesc = Comm
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pFormatInfo",
@@ -8405,7 +8405,7 @@ pub static C_vkGetPhysicalDeviceToolProperties: CommandDesc = CommandDesc {
         Field {
             name: "physicalDevice",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::PHYSICAL_DEVICE)),
         },
         Field {
             name: "pToolCount",
@@ -8438,12 +8438,12 @@ pub static C_vkGetPipelineCacheData: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pipelineCache",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PIPELINE_CACHE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PIPELINE_CACHE)),
         },
         Field {
             name: "pDataSize",
@@ -8473,7 +8473,7 @@ pub static C_vkGetPrivateData: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "objectType",
@@ -8488,7 +8488,7 @@ pub static C_vkGetPrivateData: CommandDesc = CommandDesc {
         Field {
             name: "privateDataSlot",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PRIVATE_DATA_SLOT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PRIVATE_DATA_SLOT)),
         },
         Field {
             name: "pData",
@@ -8513,12 +8513,12 @@ pub static C_vkGetQueryPoolResults: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "firstQuery",
@@ -8570,12 +8570,12 @@ pub static C_vkGetRenderAreaGranularity: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "renderPass",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::RENDER_PASS)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::RENDER_PASS)),
         },
         Field {
             name: "pGranularity",
@@ -8600,12 +8600,12 @@ pub static C_vkGetSemaphoreCounterValue: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "semaphore",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::SEMAPHORE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::SEMAPHORE)),
         },
         Field {
             name: "pValue",
@@ -8630,7 +8630,7 @@ pub static C_vkInvalidateMappedMemoryRanges: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "memoryRangeCount",
@@ -8678,12 +8678,12 @@ pub static C_vkMergePipelineCaches: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "dstCache",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PIPELINE_CACHE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PIPELINE_CACHE)),
         },
         Field {
             name: "srcCacheCount",
@@ -8717,7 +8717,7 @@ pub static C_vkQueueBindSparse: CommandDesc = CommandDesc {
         Field {
             name: "queue",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::QUEUE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::QUEUE)),
         },
         Field {
             name: "bindInfoCount",
@@ -8756,7 +8756,7 @@ pub static C_vkQueueSubmit: CommandDesc = CommandDesc {
         Field {
             name: "queue",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::QUEUE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::QUEUE)),
         },
         Field {
             name: "submitCount",
@@ -8795,7 +8795,7 @@ pub static C_vkQueueSubmit2: CommandDesc = CommandDesc {
         Field {
             name: "queue",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::QUEUE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::QUEUE)),
         },
         Field {
             name: "submitCount",
@@ -8833,7 +8833,7 @@ pub static C_vkQueueWaitIdle: CommandDesc = CommandDesc {
     params: &[Field {
         name: "queue",
         offset: 0,
-        kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::QUEUE)),
+        kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::QUEUE)),
     }],
     creates: false,
     destroys: None,
@@ -8852,7 +8852,7 @@ pub static C_vkResetCommandBuffer: CommandDesc = CommandDesc {
         Field {
             name: "commandBuffer",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "flags",
@@ -8877,12 +8877,12 @@ pub static C_vkResetCommandPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "commandPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
         },
         Field {
             name: "flags",
@@ -8907,12 +8907,12 @@ pub static C_vkResetDescriptorPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "descriptorPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DESCRIPTOR_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DESCRIPTOR_POOL)),
         },
         Field {
             name: "flags",
@@ -8937,12 +8937,12 @@ pub static C_vkResetEvent: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "event",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::EVENT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::EVENT)),
         },
     ],
     creates: false,
@@ -8962,7 +8962,7 @@ pub static C_vkResetFences: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "fenceCount",
@@ -8996,12 +8996,12 @@ pub static C_vkResetQueryPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "queryPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::QUERY_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::QUERY_POOL)),
         },
         Field {
             name: "firstQuery",
@@ -9031,12 +9031,12 @@ pub static C_vkSetEvent: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "event",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::EVENT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::EVENT)),
         },
     ],
     creates: false,
@@ -9056,7 +9056,7 @@ pub static C_vkSetPrivateData: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "objectType",
@@ -9071,7 +9071,7 @@ pub static C_vkSetPrivateData: CommandDesc = CommandDesc {
         Field {
             name: "privateDataSlot",
             offset: 24,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PRIVATE_DATA_SLOT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PRIVATE_DATA_SLOT)),
         },
         Field {
             name: "data",
@@ -9096,7 +9096,7 @@ pub static C_vkSignalSemaphore: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pSignalInfo",
@@ -9124,12 +9124,12 @@ pub static C_vkTrimCommandPool: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "commandPool",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
         },
         Field {
             name: "flags",
@@ -9154,12 +9154,12 @@ pub static C_vkUnmapMemory: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "memory",
             offset: 8,
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
         },
     ],
     creates: false,
@@ -9193,7 +9193,7 @@ pub static C_vkUpdateDescriptorSets: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "descriptorWriteCount",
@@ -9241,7 +9241,7 @@ pub static C_vkWaitForFences: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "fenceCount",
@@ -9285,7 +9285,7 @@ pub static C_vkWaitSemaphores: CommandDesc = CommandDesc {
         Field {
             name: "device",
             offset: 0,
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
         },
         Field {
             name: "pWaitInfo",

@@ -360,12 +360,12 @@ pub static S_BindBufferMemoryInfo: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::BindBufferMemoryInfo<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "memory",
             offset: offset_of!(vk::BindBufferMemoryInfo<'static>, memory),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
         },
         Field {
             name: "memoryOffset",
@@ -457,7 +457,7 @@ pub static S_BindImageMemoryInfo: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::BindImageMemoryInfo<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "memory",
@@ -616,7 +616,7 @@ pub static S_BlitImageInfo2: StructDesc = StructDesc {
         Field {
             name: "srcImage",
             offset: offset_of!(vk::BlitImageInfo2<'static>, src_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -626,7 +626,7 @@ pub static S_BlitImageInfo2: StructDesc = StructDesc {
         Field {
             name: "dstImage",
             offset: offset_of!(vk::BlitImageInfo2<'static>, dst_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -796,7 +796,7 @@ pub static S_BufferDeviceAddressInfo: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::BufferDeviceAddressInfo<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
     ],
     extended_by: &[],
@@ -934,7 +934,7 @@ pub static S_BufferMemoryBarrier: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::BufferMemoryBarrier<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -1000,7 +1000,7 @@ pub static S_BufferMemoryBarrier2: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::BufferMemoryBarrier2<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -1036,7 +1036,7 @@ pub static S_BufferMemoryRequirementsInfo2: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::BufferMemoryRequirementsInfo2<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
     ],
     extended_by: &[],
@@ -1096,7 +1096,7 @@ pub static S_BufferViewCreateInfo: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::BufferViewCreateInfo<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "format",
@@ -1316,7 +1316,7 @@ pub static S_CommandBufferAllocateInfo: StructDesc = StructDesc {
         Field {
             name: "commandPool",
             offset: offset_of!(vk::CommandBufferAllocateInfo<'static>, command_pool),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::COMMAND_POOL)),
         },
         Field {
             name: "level",
@@ -1559,7 +1559,7 @@ pub static S_CommandBufferSubmitInfo: StructDesc = StructDesc {
         Field {
             name: "commandBuffer",
             offset: offset_of!(vk::CommandBufferSubmitInfo<'static>, command_buffer),
-            kind: Kind::Value(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER)),
         },
         Field {
             name: "deviceMask",
@@ -1662,7 +1662,7 @@ pub static S_ComputePipelineCreateInfo: StructDesc = StructDesc {
         Field {
             name: "layout",
             offset: offset_of!(vk::ComputePipelineCreateInfo<'static>, layout),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::PIPELINE_LAYOUT)),
         },
         Field {
             name: "basePipelineHandle",
@@ -1698,7 +1698,7 @@ pub static S_ConditionalRenderingBeginInfoEXT: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::ConditionalRenderingBeginInfoEXT<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "offset",
@@ -1765,12 +1765,12 @@ pub static S_CopyBufferInfo2: StructDesc = StructDesc {
         Field {
             name: "srcBuffer",
             offset: offset_of!(vk::CopyBufferInfo2<'static>, src_buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "dstBuffer",
             offset: offset_of!(vk::CopyBufferInfo2<'static>, dst_buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "regionCount",
@@ -1810,12 +1810,12 @@ pub static S_CopyBufferToImageInfo2: StructDesc = StructDesc {
         Field {
             name: "srcBuffer",
             offset: offset_of!(vk::CopyBufferToImageInfo2<'static>, src_buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "dstImage",
             offset: offset_of!(vk::CopyBufferToImageInfo2<'static>, dst_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -1860,7 +1860,7 @@ pub static S_CopyDescriptorSet: StructDesc = StructDesc {
         Field {
             name: "srcSet",
             offset: offset_of!(vk::CopyDescriptorSet<'static>, src_set),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DESCRIPTOR_SET)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DESCRIPTOR_SET)),
         },
         Field {
             name: "srcBinding",
@@ -1875,7 +1875,7 @@ pub static S_CopyDescriptorSet: StructDesc = StructDesc {
         Field {
             name: "dstSet",
             offset: offset_of!(vk::CopyDescriptorSet<'static>, dst_set),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DESCRIPTOR_SET)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DESCRIPTOR_SET)),
         },
         Field {
             name: "dstBinding",
@@ -1916,7 +1916,7 @@ pub static S_CopyImageInfo2: StructDesc = StructDesc {
         Field {
             name: "srcImage",
             offset: offset_of!(vk::CopyImageInfo2<'static>, src_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -1926,7 +1926,7 @@ pub static S_CopyImageInfo2: StructDesc = StructDesc {
         Field {
             name: "dstImage",
             offset: offset_of!(vk::CopyImageInfo2<'static>, dst_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -1971,7 +1971,7 @@ pub static S_CopyImageToBufferInfo2: StructDesc = StructDesc {
         Field {
             name: "srcImage",
             offset: offset_of!(vk::CopyImageToBufferInfo2<'static>, src_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -1981,7 +1981,7 @@ pub static S_CopyImageToBufferInfo2: StructDesc = StructDesc {
         Field {
             name: "dstBuffer",
             offset: offset_of!(vk::CopyImageToBufferInfo2<'static>, dst_buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "regionCount",
@@ -2242,7 +2242,7 @@ pub static S_DescriptorSetAllocateInfo: StructDesc = StructDesc {
         Field {
             name: "descriptorPool",
             offset: offset_of!(vk::DescriptorSetAllocateInfo<'static>, descriptor_pool),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DESCRIPTOR_POOL)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DESCRIPTOR_POOL)),
         },
         Field {
             name: "descriptorSetCount",
@@ -3064,7 +3064,7 @@ pub static S_DeviceMemoryOpaqueCaptureAddressInfo: StructDesc = StructDesc {
         Field {
             name: "memory",
             offset: offset_of!(vk::DeviceMemoryOpaqueCaptureAddressInfo<'static>, memory),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
         },
     ],
     extended_by: &[],
@@ -3827,7 +3827,7 @@ pub static S_FramebufferCreateInfo: StructDesc = StructDesc {
         Field {
             name: "renderPass",
             offset: offset_of!(vk::FramebufferCreateInfo<'static>, render_pass),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::RENDER_PASS)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::RENDER_PASS)),
         },
         Field {
             name: "attachmentCount",
@@ -4445,7 +4445,7 @@ pub static S_ImageMemoryBarrier: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::ImageMemoryBarrier<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "subresourceRange",
@@ -4516,7 +4516,7 @@ pub static S_ImageMemoryBarrier2: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::ImageMemoryBarrier2<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "subresourceRange",
@@ -4547,7 +4547,7 @@ pub static S_ImageMemoryRequirementsInfo2: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::ImageMemoryRequirementsInfo2<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
     ],
     extended_by: &[vk::StructureType::IMAGE_PLANE_MEMORY_REQUIREMENTS_INFO],
@@ -4681,7 +4681,7 @@ pub static S_ImageSparseMemoryRequirementsInfo2: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::ImageSparseMemoryRequirementsInfo2<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
     ],
     extended_by: &[],
@@ -4831,7 +4831,7 @@ pub static S_ImageViewCreateInfo: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::ImageViewCreateInfo<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "viewType",
@@ -5021,7 +5021,7 @@ pub static S_MappedMemoryRange: StructDesc = StructDesc {
         Field {
             name: "memory",
             offset: offset_of!(vk::MappedMemoryRange<'static>, memory),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
         },
         Field {
             name: "offset",
@@ -14217,12 +14217,12 @@ pub static S_RenderPassBeginInfo: StructDesc = StructDesc {
         Field {
             name: "renderPass",
             offset: offset_of!(vk::RenderPassBeginInfo<'static>, render_pass),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::RENDER_PASS)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::RENDER_PASS)),
         },
         Field {
             name: "framebuffer",
             offset: offset_of!(vk::RenderPassBeginInfo<'static>, framebuffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::FRAMEBUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::FRAMEBUFFER)),
         },
         Field {
             name: "renderArea",
@@ -14680,7 +14680,7 @@ pub static S_ResolveImageInfo2: StructDesc = StructDesc {
         Field {
             name: "srcImage",
             offset: offset_of!(vk::ResolveImageInfo2<'static>, src_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "srcImageLayout",
@@ -14690,7 +14690,7 @@ pub static S_ResolveImageInfo2: StructDesc = StructDesc {
         Field {
             name: "dstImage",
             offset: offset_of!(vk::ResolveImageInfo2<'static>, dst_image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "dstImageLayout",
@@ -15052,7 +15052,7 @@ pub static S_SamplerYcbcrConversionInfo: StructDesc = StructDesc {
         Field {
             name: "conversion",
             offset: offset_of!(vk::SamplerYcbcrConversionInfo<'static>, conversion),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::SAMPLER_YCBCR_CONVERSION)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::SAMPLER_YCBCR_CONVERSION)),
         },
     ],
     extended_by: &[],
@@ -15107,7 +15107,7 @@ pub static S_SemaphoreSignalInfo: StructDesc = StructDesc {
         Field {
             name: "semaphore",
             offset: offset_of!(vk::SemaphoreSignalInfo<'static>, semaphore),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::SEMAPHORE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::SEMAPHORE)),
         },
         Field {
             name: "value",
@@ -15138,7 +15138,7 @@ pub static S_SemaphoreSubmitInfo: StructDesc = StructDesc {
         Field {
             name: "semaphore",
             offset: offset_of!(vk::SemaphoreSubmitInfo<'static>, semaphore),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::SEMAPHORE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::SEMAPHORE)),
         },
         Field {
             name: "value",
@@ -15287,7 +15287,7 @@ pub static S_SparseBufferMemoryBindInfo: StructDesc = StructDesc {
         Field {
             name: "buffer",
             offset: offset_of!(vk::SparseBufferMemoryBindInfo<'static>, buffer),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::BUFFER)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::BUFFER)),
         },
         Field {
             name: "bindCount",
@@ -15410,7 +15410,7 @@ pub static S_SparseImageMemoryBindInfo: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::SparseImageMemoryBindInfo<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "bindCount",
@@ -15505,7 +15505,7 @@ pub static S_SparseImageOpaqueMemoryBindInfo: StructDesc = StructDesc {
         Field {
             name: "image",
             offset: offset_of!(vk::SparseImageOpaqueMemoryBindInfo<'static>, image),
-            kind: Kind::Value(Ty::Handle(vk::ObjectType::IMAGE)),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::IMAGE)),
         },
         Field {
             name: "bindCount",

@@ -66,7 +66,7 @@ pub unsafe fn count_of(len: Len, base: *const u8, fields: &[Field]) -> u64 {
         Len::Sibling(i) => {
             let f = &fields[i as usize];
             match f.kind {
-                Kind::Value(t) => rd(t, base.add(f.offset)),
+                Kind::Value(t) | Kind::Object(t) => rd(t, base.add(f.offset)),
                 Kind::InOutCount(t) => {
                     let q = rd_ptr(base.add(f.offset));
                     if q.is_null() {
@@ -212,7 +212,7 @@ impl<'a> Gen<'a> {
             };
             let lf = &fields[i];
             match lf.kind {
-                Kind::Value(t) => wr(t, base.add(lf.offset), v),
+                Kind::Value(t) | Kind::Object(t) => wr(t, base.add(lf.offset), v),
                 ref k => panic!("{}: length member {} is {k:?}", f.name, lf.name),
             }
             is_len[i] = true;
@@ -255,6 +255,12 @@ impl<'a> Gen<'a> {
     ) {
         match k {
             Kind::Value(t) => self.value(t, fp, depth),
+            Kind::Object(t) => {
+                self.value(t, fp, depth);
+                if rd(t, fp) == 0 {
+                    wr(Ty::U64, fp, 1);
+                }
+            }
             Kind::FixedArray(t, n) => {
                 for i in 0..n as usize {
                     self.value(t, fp.add(i * t.c_size()), depth);
@@ -394,7 +400,7 @@ impl<'a> Gen<'a> {
                         self.garble(sd, fp.add(i * sd.size));
                     }
                 }
-                Kind::Value(t) => ptr::write_bytes(fp, 0xCC, t.c_size()),
+                Kind::Value(t) | Kind::Object(t) => ptr::write_bytes(fp, 0xCC, t.c_size()),
                 Kind::FixedArray(t, n) => ptr::write_bytes(fp, 0xCC, t.c_size() * n as usize),
                 _ => {}
             }
