@@ -27,7 +27,7 @@ for target in "${targets[@]}"; do
     set +e
     timeout --kill-after=10 $((secs + 60)) \
         cargo fuzz run --sanitizer none "$target" "$work/$target" "seeds/$target" -- \
-        -max_total_time="$secs" -seed=1 -timeout=20 -rss_limit_mb=4096 \
+        -max_total_time="$secs" -seed=1 -timeout=60 -rss_limit_mb=4096 \
         -artifact_prefix="$work/artifacts/$target/" -print_final_stats=1 \
         >"$work/$target.log" 2>&1
     rc=$?

@@ -65,6 +65,10 @@ fn mutate_bytes(
 ) {
     let size = payload.len();
     let max = size + room.min(256);
+    if max == 0 {
+        // libFuzzer's mutator asserts a non-empty buffer (found by the fuzzer itself).
+        return;
+    }
     payload.resize(max, 0);
     let n = m(payload, size, max);
     payload.truncate(n.min(max));
@@ -192,6 +196,33 @@ mod tests {
         for seed in 0..200 {
             let n = super::mutate(&mut buf, s.len(), 4096, seed, &mut flip);
             assert!(n <= 4096);
+        }
+    }
+
+    #[test]
+    fn never_asks_for_an_empty_mutation() {
+        // Frames with empty payloads and no room to grow: libFuzzer's mutator asserts
+        // `MaxSize > 0`, so it must not be called with 0 (found by the fuzzer).
+        let mut s = Vec::new();
+        for c in [1u32, 2] {
+            s.extend(
+                wire::frame::RequestHeader {
+                    size: 0,
+                    command: c,
+                    slot: 0,
+                    flags: 0,
+                }
+                .to_bytes(),
+            );
+        }
+        let mut strict = |_: &mut [u8], size: usize, max: usize| {
+            assert!(max > 0, "mutator called with MaxSize 0");
+            size
+        };
+        for seed in 0..500 {
+            let mut buf = s.clone();
+            let n = super::mutate(&mut buf, s.len(), s.len(), seed, &mut strict);
+            assert!(n <= s.len());
         }
     }
 }
