@@ -8,6 +8,7 @@
 use crate::deferred::Deferred;
 use crate::generated::calls;
 use crate::host::HostDriver;
+use crate::indices;
 use crate::limits::{Limits, MAX_LAYOUT_DESCRIPTORS};
 use crate::memory::{self, Backing, Memory};
 use crate::objects::{CallObjects, Objects};
@@ -629,6 +630,21 @@ impl Server {
                     *head = n as *const _ as *const std::ffi::c_void;
                 }
                 (None, Pending::None)
+            }
+            id::vkCreateRenderPass | id::vkCreateRenderPass2 => {
+                let checked = if cmd.id == id::vkCreateRenderPass {
+                    indices::render_pass(&*(args[1] as *const vk::RenderPassCreateInfo))
+                } else {
+                    indices::render_pass2(&*(args[1] as *const vk::RenderPassCreateInfo2))
+                };
+                match checked {
+                    Ok(()) => (None, Pending::None),
+                    Err(why) => {
+                        tracing::warn!("{}: {why}; VK_ERROR_VALIDATION_FAILED_EXT", cmd.name);
+                        let r = vk::Result::ERROR_VALIDATION_FAILED_EXT;
+                        (Some(r.as_raw() as i64 as u64), Pending::None)
+                    }
+                }
             }
             id::vkCreateDescriptorSetLayout => {
                 let info = &*(args[1] as *const vk::DescriptorSetLayoutCreateInfo);

@@ -7,6 +7,7 @@ pub mod deferred;
 pub mod dispatch;
 mod generated;
 pub mod host;
+pub mod indices;
 pub mod limits;
 pub mod listen;
 pub mod memory;

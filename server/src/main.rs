@@ -9,6 +9,7 @@ mod deferred;
 mod dispatch;
 mod generated;
 mod host;
+mod indices;
 mod limits;
 mod listen;
 mod memory;
