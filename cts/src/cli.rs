@@ -75,6 +75,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "TAG")]
     pub cts_tag: Option<String>,
 
+    /// The commit the Airlock driver under test was built from, for the report [default: the
+    /// checkout's HEAD, which is right only when --airlock-icd is this checkout's build].
+    #[arg(long, value_name = "COMMIT")]
+    pub airlock_commit: Option<String>,
+
     /// A full case list to expand the caselist against (deqp-vk's dEQP-VK-cases.txt from an
     /// earlier run), instead of asking deqp-vk for one.
     #[arg(long, value_name = "FILE")]

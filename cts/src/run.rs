@@ -438,7 +438,12 @@ pub fn run(args: &RunArgs) -> Result<u8> {
         String::new()
     };
     let mut details = vec![
-        ("Airlock commit".to_string(), env::git_commit(root)),
+        (
+            "Airlock commit".to_string(),
+            args.airlock_commit
+                .clone()
+                .unwrap_or_else(|| env::git_commit(root)),
+        ),
         (
             "CTS tag".to_string(),
             args.cts_tag
