@@ -143,7 +143,11 @@ impl HostDriver {
                 "VK_VALIDATION_FEATURE_DISABLE_SHADER_VALIDATION_CACHE_EXT".as_ref(),
             ),
         ] {
-            std::env::set_var(k, v);
+            // Written only when different: a process that loads the driver again (the fuzz
+            // target, once per input) changes nothing while the host's threads may read it.
+            if std::env::var_os(k).as_deref() != Some(v) {
+                std::env::set_var(k, v);
+            }
         }
         for k in [
             "VK_ADD_DRIVER_FILES",
@@ -153,7 +157,9 @@ impl HostDriver {
             "VK_LOADER_DRIVERS_SELECT",
             "VK_LOADER_DRIVERS_DISABLE",
         ] {
-            std::env::remove_var(k);
+            if std::env::var_os(k).is_some() {
+                std::env::remove_var(k);
+            }
         }
         let pin = |name: &Path| {
             // SAFETY: loading the Vulkan libraries the loader would load itself.
