@@ -430,25 +430,12 @@ fn kill_mid_frame() -> Result<(), String> {
 /// belongs. Its server must drop it (and only it).
 fn corrupt_stream() -> Result<(), String> {
     use wire::channel::{Channel, ChannelLayout};
-    use wire::control::{self, ExtensionInfo, Hello, WIRE_VERSION};
-    use wire::generated::commands::EXTENSIONS;
+    use wire::control::{self, Hello};
     let path = std::env::var_os("AIRLOCK_SOCKET").ok_or("AIRLOCK_SOCKET is not set")?;
     let sock = control::connect(std::path::Path::new(&path)).map_err(|e| e.to_string())?;
     let layout = ChannelLayout::default();
     let channel = Channel::create(layout).map_err(|e| e.to_string())?;
-    let hello = Hello {
-        wire_version: WIRE_VERSION,
-        vk_xml_version: wire::generated::VK_XML_VERSION,
-        layout,
-        extensions: EXTENSIONS
-            .iter()
-            .map(|e| ExtensionInfo {
-                name: e.name.into(),
-                spec_version: e.spec_version,
-            })
-            .collect(),
-        client_pid: std::process::id(),
-    };
+    let hello = Hello::new(layout);
     use std::os::fd::AsFd;
     let welcome = control::client_handshake(
         sock.as_fd(),

@@ -19,11 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use wire::channel::{Channel, ChannelLayout};
 use wire::codec::{Decoder, Encoder};
-use wire::control::{self, ExtensionInfo, Hello, SocketLiveness, Welcome, WIRE_VERSION};
+use wire::control::{self, Hello, SocketLiveness, Welcome};
 use wire::desc::{CommandDesc, Ret};
 use wire::frame::{self, RequestHeader, Status, FLAG_REPLY, REPLY_HEADER};
-use wire::generated::commands::EXTENSIONS;
-use wire::generated::VK_XML_VERSION;
 use wire::interp;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -143,19 +141,7 @@ impl Connection {
         };
         let layout = ChannelLayout::default();
         let channel = Channel::create(layout).map_err(|e| format!("shared memory: {e}"))?;
-        let hello = Hello {
-            wire_version: WIRE_VERSION,
-            vk_xml_version: VK_XML_VERSION,
-            layout,
-            extensions: EXTENSIONS
-                .iter()
-                .map(|e| ExtensionInfo {
-                    name: e.name.into(),
-                    spec_version: e.spec_version,
-                })
-                .collect(),
-            client_pid: std::process::id(),
-        };
+        let hello = Hello::new(layout);
         let welcome =
             control::client_handshake(ours.as_fd(), hello, channel.fd(), Some(HANDSHAKE_TIMEOUT))
                 .map_err(|e| format!("handshake with {}: {e}", path.display()))?;

@@ -15,6 +15,15 @@ unsafe fn packed<T: Copy>(p: *const T, count: u32, stride: u32) -> Vec<T> {
         .collect()
 }
 
+/// The array's address as a call argument; NULL when empty, as the application may pass.
+fn address<T>(v: &[T]) -> u64 {
+    if v.is_empty() {
+        0
+    } else {
+        v.as_ptr() as u64
+    }
+}
+
 pub unsafe extern "system" fn vkCmdDrawMultiEXT(
     cb: vk::CommandBuffer,
     count: u32,
@@ -29,11 +38,7 @@ pub unsafe extern "system" fn vkCmdDrawMultiEXT(
         &[
             cb.as_raw(),
             count as u64,
-            if draws.is_empty() {
-                0
-            } else {
-                draws.as_ptr() as u64
-            },
+            address(&draws),
             instances as u64,
             first_instance as u64,
             std::mem::size_of::<vk::MultiDrawInfoEXT>() as u64,
@@ -56,11 +61,7 @@ pub unsafe extern "system" fn vkCmdDrawMultiIndexedEXT(
         &[
             cb.as_raw(),
             count as u64,
-            if draws.is_empty() {
-                0
-            } else {
-                draws.as_ptr() as u64
-            },
+            address(&draws),
             instances as u64,
             first_instance as u64,
             std::mem::size_of::<vk::MultiDrawIndexedInfoEXT>() as u64,

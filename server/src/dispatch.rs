@@ -115,6 +115,11 @@ pub struct Route {
     table: Option<Arc<Table>>,
 }
 
+/// A `before` hook's own answer to a call: `r` instead of the host's result, nothing pending.
+fn answer(r: vk::Result) -> (Option<u64>, Pending) {
+    (Some(r.as_raw() as i64 as u64), Pending::None)
+}
+
 /// What a call's `before` hook left for its `after` hook.
 enum Pending {
     None,
@@ -330,8 +335,7 @@ impl Server {
                 .limits
                 .objects_fit(cmd.name, self.objects.count(), call.new_handles.len());
         let (early, pending) = if over_objects {
-            let r = vk::Result::ERROR_OUT_OF_HOST_MEMORY;
-            (Some(r.as_raw() as i64 as u64), Pending::None)
+            answer(vk::Result::ERROR_OUT_OF_HOST_MEMORY)
         } else {
             // SAFETY: the arguments were decoded for `cmd`, pointers into `arena`.
             unsafe { self.before(cmd, &mut call.args, arena, table.as_deref()) }
@@ -548,8 +552,7 @@ impl Server {
                 if validation::prepare_instance(info, arena) {
                     (None, Pending::None)
                 } else {
-                    let r = vk::Result::ERROR_VALIDATION_FAILED_EXT;
-                    (Some(r.as_raw() as i64 as u64), Pending::None)
+                    answer(vk::Result::ERROR_VALIDATION_FAILED_EXT)
                 }
             }
             id::vkCreateDevice => {
@@ -582,8 +585,7 @@ impl Server {
                 let info = &mut *(args[1] as *mut vk::MemoryAllocateInfo);
                 // Refused before anything is reserved: no memfd, no host allocation.
                 if !self.limits.memory_fits(info.allocation_size) {
-                    let r = vk::Result::ERROR_OUT_OF_DEVICE_MEMORY;
-                    return (Some(r.as_raw() as i64 as u64), Pending::None);
+                    return answer(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
                 }
                 if chain_has_external(info.p_next) {
                     return (None, Pending::None);
@@ -641,8 +643,7 @@ impl Server {
                     Ok(()) => (None, Pending::None),
                     Err(why) => {
                         tracing::warn!("{}: {why}; VK_ERROR_VALIDATION_FAILED_EXT", cmd.name);
-                        let r = vk::Result::ERROR_VALIDATION_FAILED_EXT;
-                        (Some(r.as_raw() as i64 as u64), Pending::None)
+                        answer(vk::Result::ERROR_VALIDATION_FAILED_EXT)
                     }
                 }
             }
@@ -658,8 +659,7 @@ impl Server {
                          ({MAX_LAYOUT_DESCRIPTORS} at most); VK_ERROR_OUT_OF_HOST_MEMORY",
                         cmd.name
                     );
-                    let r = vk::Result::ERROR_OUT_OF_HOST_MEMORY;
-                    return (Some(r.as_raw() as i64 as u64), Pending::None);
+                    return answer(vk::Result::ERROR_OUT_OF_HOST_MEMORY);
                 }
                 (None, Pending::None)
             }
@@ -673,8 +673,7 @@ impl Server {
                     }
                     Err(e) => {
                         tracing::warn!("{}: {e}", cmd.name);
-                        let r = vk::Result::ERROR_OUT_OF_HOST_MEMORY;
-                        (Some(r.as_raw() as i64 as u64), Pending::None)
+                        answer(vk::Result::ERROR_OUT_OF_HOST_MEMORY)
                     }
                 }
             }
@@ -682,8 +681,7 @@ impl Server {
                 // No external memory handle type crosses between the processes.
                 let info = &*(args[1] as *const vk::PhysicalDeviceImageFormatInfo2);
                 if asks_external_image(info.p_next) {
-                    let r = vk::Result::ERROR_FORMAT_NOT_SUPPORTED;
-                    return (Some(r.as_raw() as i64 as u64), Pending::None);
+                    return answer(vk::Result::ERROR_FORMAT_NOT_SUPPORTED);
                 }
                 (None, Pending::None)
             }
@@ -732,10 +730,7 @@ impl Server {
                         "{}: a command buffer whose recording the server rejected; VK_ERROR_UNKNOWN",
                         cmd.name
                     );
-                    return (
-                        Some(vk::Result::ERROR_UNKNOWN.as_raw() as i64 as u64),
-                        Pending::None,
-                    );
+                    return answer(vk::Result::ERROR_UNKNOWN);
                 }
                 (None, Pending::None)
             }
@@ -762,10 +757,7 @@ impl Server {
                         "{}: not a timeline semaphore; VK_ERROR_UNKNOWN",
                         cmd.name
                     );
-                    return (
-                        Some(vk::Result::ERROR_UNKNOWN.as_raw() as i64 as u64),
-                        Pending::None,
-                    );
+                    return answer(vk::Result::ERROR_UNKNOWN);
                 }
                 (None, Pending::None)
             }

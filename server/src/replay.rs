@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use wire::codec::Encoder;
 use wire::control::ExtensionInfo;
 use wire::frame::{RequestHeader, REQUEST_HEADER};
-use wire::generated::commands::{id, COMMANDS, EXTENSIONS};
+use wire::generated::commands::{id, COMMANDS};
 use wire::private;
 
 /// Most memory one request may make the server allocate, as in `conn.rs`.
@@ -136,13 +136,7 @@ impl Session {
             Policy::Replay => HostDriver::load_default()?,
             Policy::Fuzz => HostDriver::load_validated(&crate::host::default_path()?)?,
         };
-        let extensions: Vec<ExtensionInfo> = EXTENSIONS
-            .iter()
-            .map(|e| ExtensionInfo {
-                name: e.name.into(),
-                spec_version: e.spec_version,
-            })
-            .collect();
+        let extensions = ExtensionInfo::all();
         let arena = Bump::new();
         arena.set_allocation_limit(Some(ARENA_LIMIT));
         Ok(Session {

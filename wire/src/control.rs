@@ -44,6 +44,33 @@ pub struct Hello {
     pub client_pid: u32,
 }
 
+impl ExtensionInfo {
+    /// Every extension this build of Airlock encodes, at the pinned vk.xml's spec versions.
+    pub fn all() -> Vec<ExtensionInfo> {
+        crate::generated::commands::EXTENSIONS
+            .iter()
+            .map(|e| ExtensionInfo {
+                name: e.name.into(),
+                spec_version: e.spec_version,
+            })
+            .collect()
+    }
+}
+
+impl Hello {
+    /// This process's hello: this build's wire and vk.xml versions and every extension it
+    /// encodes.
+    pub fn new(layout: ChannelLayout) -> Hello {
+        Hello {
+            wire_version: WIRE_VERSION,
+            vk_xml_version: crate::generated::VK_XML_VERSION,
+            layout,
+            extensions: ExtensionInfo::all(),
+            client_pid: std::process::id(),
+        }
+    }
+}
+
 /// Server → client acceptance of a [`Hello`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Welcome {
