@@ -4,7 +4,6 @@ use crate::conn::{self, failure};
 use crate::objects::Dispatchable;
 use ash::vk;
 use wire::desc::{CommandDesc, Level};
-use wire::generated::commands::id;
 
 /// Carries `cmd` with the application's arguments (each widened to 64 bits) to the server
 /// of the object it is called on, and returns the C result widened likewise.
@@ -24,11 +23,6 @@ pub fn call(cmd: &'static CommandDesc, args: &[u64]) -> u64 {
         unsafe { Dispatchable::conn(args[0]) }
     };
     let r = conn.call(cmd, args);
-    if cmd.id == id::vkAllocateMemory && r == 0 {
-        // vkMapMemory holds the server's mapping to the size the application asked for.
-        // SAFETY: the arguments of a vkAllocateMemory that succeeded.
-        unsafe { crate::memory::allocated(args) };
-    }
     if cmd.ret == wire::desc::Ret::Result
         && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw()
     {

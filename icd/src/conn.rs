@@ -42,6 +42,9 @@ pub struct Connection {
     pub(crate) named: Mutex<crate::objects::Named>,
     /// Device memory mapped into this process, by memory id.
     pub(crate) mappings: Mutex<crate::memory::Mappings>,
+    /// Held across an opaque-fd import's memfd, request and allocation, which the server pairs
+    /// by their order (`external.rs`).
+    pub(crate) imports: Mutex<()>,
     /// Command buffers of each command pool, by pool id.
     pub(crate) pools: Mutex<crate::command_buffer::Pools>,
     /// What each instance and device enabled, for `vkGetDeviceProcAddr`.
@@ -157,6 +160,7 @@ impl Connection {
             welcome,
             named: Mutex::new(Default::default()),
             mappings: Mutex::new(Default::default()),
+            imports: Mutex::new(()),
             pools: Mutex::new(Default::default()),
             templates: Mutex::new(Default::default()),
             enabled: Mutex::new(Default::default()),
@@ -360,6 +364,15 @@ impl Connection {
     pub fn fail(&self, why: &str) -> vk::Result {
         self.lose(why);
         vk::Result::ERROR_DEVICE_LOST
+    }
+
+    /// Sends a control message with descriptors to the server.
+    pub fn send_control(
+        &self,
+        msg: &control::ControlMsg,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(), control::ControlError> {
+        control::send(self.sock.as_fd(), msg, fds)
     }
 
     /// Waits for the next control message (a descriptor the server hands over).

@@ -13,11 +13,12 @@ pub use crate::descriptor::{
 };
 pub use crate::device::{vkCreateDevice, vkDestroyDevice, vkGetPrivateData, vkSetPrivateData};
 pub use crate::draw::{vkCmdDrawMultiEXT, vkCmdDrawMultiIndexedEXT};
+pub use crate::external::{vkGetMemoryFdKHR, vkGetMemoryFdPropertiesKHR};
 pub use crate::instance::{
     vkCreateInstance, vkDestroyInstance, vkEnumerateDeviceLayerProperties,
     vkEnumerateInstanceExtensionProperties, vkEnumerateInstanceLayerProperties,
     vkGetDeviceProcAddr, vkGetInstanceProcAddr,
 };
-pub use crate::memory::{vkFreeMemory, vkMapMemory, vkUnmapMemory};
+pub use crate::memory::{vkAllocateMemory, vkFreeMemory, vkMapMemory, vkUnmapMemory};
 pub use crate::pipeline::{vkCreateComputePipelines, vkCreateGraphicsPipelines};
 pub use crate::sync::vkResetFences;

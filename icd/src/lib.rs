@@ -6,7 +6,8 @@
 //!
 //! - [`generated::entry`]: one entry point per carried command, all taking [`call::call`];
 //! - [`handwritten`]: the few written by hand, each in the module of its object family
-//!   ([`instance`], [`device`], [`draw`], [`memory`], [`command_buffer`], [`descriptor`], [`pipeline`], [`sync`]);
+//!   ([`instance`], [`device`], [`draw`], [`memory`], [`external`], [`command_buffer`],
+//!   [`descriptor`], [`pipeline`], [`sync`]);
 //! - [`conn`]: the server connection; [`objects`]: ids and dispatchable wrappers;
 //!   [`stats`]: what crossed to the server (`AIRLOCK_STATS`).
 
@@ -18,6 +19,7 @@ pub mod conn;
 pub mod descriptor;
 pub mod device;
 pub mod draw;
+pub mod external;
 pub mod generated;
 pub mod handwritten;
 pub mod instance;

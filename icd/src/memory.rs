@@ -6,6 +6,9 @@
 //! then writes the very pages the driver reads. The mapping stays until `vkFreeMemory`, so later
 //! maps are local and unmapping loses nothing.
 //!
+//! The memfd is also the allocation's opaque fd (`external.rs`), which `vkAllocateMemory` may
+//! import.
+//!
 //! The server is not trusted with the mapping: the size it names must cover the application's
 //! `allocationSize` (which the ICD remembers from `vkAllocateMemory`), and the memfd must be at
 //! least that long and sealed against shrinking, so no access the application may make within
@@ -23,7 +26,7 @@ use std::os::fd::AsFd;
 use wire::codec::Decoder;
 use wire::control::ControlMsg;
 use wire::frame::Status;
-use wire::generated::commands::C_vkFreeMemory;
+use wire::generated::commands::{C_vkAllocateMemory, C_vkFreeMemory};
 use wire::private::MAP_MEMORY;
 
 pub struct Mapping {
@@ -54,11 +57,56 @@ struct Allocation {
 /// Most the server may round an allocation up by (its import alignment).
 const MAX_ROUNDING: u64 = 64 << 20;
 
+impl Mappings {
+    /// The size the application asked for when it allocated `memory`.
+    pub(crate) fn allocation_size(&self, memory: u64) -> Option<u64> {
+        self.1.get(&memory).map(|a| a.size)
+    }
+}
+
+pub unsafe extern "system" fn vkAllocateMemory(
+    device: vk::Device,
+    info: *const vk::MemoryAllocateInfo<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    memory: *mut vk::DeviceMemory,
+) -> vk::Result {
+    let args = [
+        device.as_raw(),
+        info as u64,
+        allocator as u64,
+        memory as u64,
+    ];
+    let imported = match crate::external::imported_fd(info) {
+        Ok(fd) => fd,
+        Err(r) => return r,
+    };
+    let r = match imported {
+        None => call(&C_vkAllocateMemory, &args),
+        Some(fd) => {
+            let conn = Dispatchable::conn(device.as_raw());
+            let _order = conn.imports.lock();
+            if let Err(r) = crate::external::send_import(&conn, fd, (*info).allocation_size) {
+                return r;
+            }
+            let r = call(&C_vkAllocateMemory, &args);
+            if r == 0 {
+                // A successful import owns the descriptor; the server holds its own copy.
+                drop(<std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd));
+            }
+            r
+        }
+    };
+    if r == 0 {
+        allocated(&args);
+    }
+    vk::Result::from_raw(r as i64 as i32)
+}
+
 /// Remembers the size of a successful `vkAllocateMemory`.
 ///
 /// # Safety
 /// `args` are the application's arguments of a `vkAllocateMemory` that succeeded.
-pub unsafe fn allocated(args: &[u64]) {
+unsafe fn allocated(args: &[u64]) {
     let (device, info, out) = (args[0], args[1] as *const vk::MemoryAllocateInfo, args[3]);
     if info.is_null() || out == 0 {
         return;
@@ -130,42 +178,7 @@ pub unsafe extern "system" fn vkMapMemory(
 
 /// Asks the server for the memfd of `memory`, of at least `want` bytes, and maps it.
 fn fetch(conn: &Connection, memory: u64, want: u64) -> Result<(usize, u64), vk::Result> {
-    let mut body = Vec::new();
-    let status = conn
-        .exchange_parts(MAP_MEMORY, &[&memory.to_le_bytes()], true, &mut body)
-        .map_err(|why| conn.fail(&format!("vkMapMemory: {why}")))?;
-    if status != Some(Status::Ok) {
-        log!(
-            error,
-            "airlock: vkMapMemory: the server rejected the request"
-        );
-        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
-    }
-    let mut dc = Decoder::new(&body);
-    let (r, size) = match (dc.u32(), dc.u64()) {
-        (Ok(r), Ok(s)) => (vk::Result::from_raw(r as i32), s),
-        _ => return Err(conn.fail("vkMapMemory: malformed reply")),
-    };
-    if r != vk::Result::SUCCESS {
-        // A map can fail only so (anything else would be a result the application does not
-        // expect from vkMapMemory).
-        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
-    }
-    if dc.finish().is_err() || size < want.max(1) || size - want > MAX_ROUNDING {
-        return Err(conn.fail(&format!(
-            "vkMapMemory: the server offers {size} bytes for an allocation of {want}"
-        )));
-    }
-    let (msg, fds) = conn
-        .recv_control()
-        .map_err(|e| conn.fail(&format!("vkMapMemory: waiting for the memory: {e}")))?;
-    let fd = match (msg, fds.as_slice()) {
-        (ControlMsg::MemoryFd { memory: m, size: s }, [fd]) if m == memory && s == size => fd,
-        _ => return Err(conn.fail("vkMapMemory: the server sent something else than the memory")),
-    };
-    if let Err(why) = check_memfd(fd.as_fd(), size) {
-        return Err(conn.fail(&format!("vkMapMemory: {why}")));
-    }
+    let (fd, size) = receive(conn, memory, want, "vkMapMemory")?;
     // SAFETY: a fresh shared mapping of a memfd of at least `size` bytes that cannot shrink.
     let ptr = unsafe {
         mmap(
@@ -186,21 +199,69 @@ fn fetch(conn: &Connection, memory: u64, want: u64) -> Result<(usize, u64), vk::
     }
 }
 
-/// Whether the server's memfd can back a mapping of `size` bytes for good: pages past the end
-/// of a file raise SIGBUS when touched, so it must be that long and unable to shrink.
-fn check_memfd(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<(), String> {
+/// Asks the server for the memfd of `memory`, of at least `want` bytes: the descriptor and the
+/// size the server maps. The caller holds the `mappings` lock, so that concurrent requests cannot
+/// take each other's descriptors off the socket. `ERROR_MEMORY_MAP_FAILED`: the server has no
+/// memfd behind that memory.
+pub(crate) fn receive(
+    conn: &Connection,
+    memory: u64,
+    want: u64,
+    what: &str,
+) -> Result<(std::os::fd::OwnedFd, u64), vk::Result> {
+    let mut body = Vec::new();
+    let status = conn
+        .exchange_parts(MAP_MEMORY, &[&memory.to_le_bytes()], true, &mut body)
+        .map_err(|why| conn.fail(&format!("{what}: {why}")))?;
+    if status != Some(Status::Ok) {
+        log!(error, "airlock: {what}: the server rejected the request");
+        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
+    }
+    let mut dc = Decoder::new(&body);
+    let (r, size) = match (dc.u32(), dc.u64()) {
+        (Ok(r), Ok(s)) => (vk::Result::from_raw(r as i32), s),
+        _ => return Err(conn.fail(&format!("{what}: malformed reply"))),
+    };
+    if r != vk::Result::SUCCESS {
+        // A map can fail only so (anything else would be a result the application does not
+        // expect from vkMapMemory).
+        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
+    }
+    if dc.finish().is_err() || size < want.max(1) || size - want > MAX_ROUNDING {
+        return Err(conn.fail(&format!(
+            "{what}: the server offers {size} bytes for an allocation of {want}"
+        )));
+    }
+    let (msg, fds) = conn
+        .recv_control()
+        .map_err(|e| conn.fail(&format!("{what}: waiting for the memory: {e}")))?;
+    let fd = match (msg, <[_; 1]>::try_from(fds)) {
+        (ControlMsg::MemoryFd { memory: m, size: s }, Ok([fd])) if m == memory && s == size => fd,
+        _ => {
+            return Err(conn.fail(&format!(
+                "{what}: the server sent something else than the memory"
+            )))
+        }
+    };
+    if let Err(why) = check_memfd(fd.as_fd(), size) {
+        return Err(conn.fail(&format!("{what}: {why}")));
+    }
+    Ok((fd, size))
+}
+
+/// Whether a memfd can back a mapping of `size` bytes for good: pages past the end of a file
+/// raise SIGBUS when touched, so it must be that long and unable to shrink.
+pub(crate) fn check_memfd(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<(), String> {
     use rustix::fs::{fcntl_get_seals, fstat, SealFlags};
     let len = fstat(fd)
         .map_err(|e| format!("fstat of the memory: {e}"))?
         .st_size;
     if (len as u64) < size {
-        return Err(format!(
-            "the server's memory is {len} bytes, not the {size} it announced"
-        ));
+        return Err(format!("the memfd has {len} bytes, fewer than {size}"));
     }
-    let seals = fcntl_get_seals(fd).map_err(|e| format!("the memory's seals: {e}"))?;
+    let seals = fcntl_get_seals(fd).map_err(|e| format!("not a memfd ({e})"))?;
     if !seals.contains(SealFlags::SHRINK) {
-        return Err("the server's memory can shrink under the mapping".into());
+        return Err("the memfd can shrink under the mapping".into());
     }
     Ok(())
 }

@@ -28,6 +28,8 @@ use wire::ring::RingError;
 const MAX_WORKERS: usize = 64;
 /// Most memory one request may make the server allocate while decoding and calling.
 const ARENA_LIMIT: usize = 256 << 20;
+/// How long an import waits for the memfd the client sends ahead of its request.
+const IMPORT_WAIT: Duration = Duration::from_secs(1);
 
 fn arena() -> Bump {
     let a = Bump::new();
@@ -254,6 +256,7 @@ fn handle(
             Status::Ok
         }
         None if header.command == private::MAP_MEMORY => map_memory(shared, payload, out),
+        None if header.command == private::IMPORT_MEMORY => import_memory(shared, payload, out),
         None => {
             warn!(command = header.command, "unknown command id");
             out.bytes(format!("unknown command id {}", header.command).as_bytes());
@@ -328,6 +331,33 @@ fn map_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
     };
     out.u32(r.as_raw() as u32);
     out.u64(size);
+    Status::Ok
+}
+
+/// Takes the memfd the client sent for its next opaque-fd import (`private::IMPORT_MEMORY`).
+fn import_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
+    if !payload.is_empty() {
+        out.bytes(b"IMPORT_MEMORY: expected no parameters");
+        return Status::BadRequest;
+    }
+    // The client sent the descriptor before the request: it is waiting in the socket already.
+    let received = control::recv(shared.sock.as_fd(), Some(IMPORT_WAIT))
+        .map_err(|e| e.to_string())
+        .and_then(|(msg, mut fds)| match (msg, fds.len()) {
+            (ControlMsg::ImportMemory, 1) => Ok(fds.remove(0)),
+            (msg, n) => Err(format!(
+                "expected a memfd to import, got {msg:?} with {n} fds"
+            )),
+        })
+        .and_then(|fd| shared.server.memory.receive_import(fd));
+    let r = match received {
+        Ok(()) => vk::Result::SUCCESS,
+        Err(why) => {
+            warn!("opaque fd import: {why}; VK_ERROR_INVALID_EXTERNAL_HANDLE");
+            vk::Result::ERROR_INVALID_EXTERNAL_HANDLE
+        }
+    };
+    out.u32(r.as_raw() as u32);
     Status::Ok
 }
 

@@ -25,6 +25,8 @@ use wire::desc::{CommandDesc, Kind, Level, Ret, Ty};
 use wire::generated::commands::{id, COMMANDS, EXTENSIONS};
 use wire::interp;
 
+mod external;
+
 #[derive(Debug, Error)]
 pub enum ExecError {
     #[error("{cmd}: {err}")]
@@ -129,9 +131,10 @@ enum Pending {
     ImportEnabled,
     /// The destruction waits until no command buffer records (`deferred`).
     Deferred,
+    /// The query asked the host about host memory in place of opaque fds (`external.rs`).
+    Opaque,
 }
 
-/// Whether an allocation already imports or exports memory of its own.
 /// Whether a `VkSemaphoreCreateInfo` chain makes a timeline semaphore.
 ///
 /// # Safety
@@ -142,37 +145,6 @@ unsafe fn semaphore_is_timeline(mut p: *const std::ffi::c_void) -> bool {
         if b.s_type == vk::StructureType::SEMAPHORE_TYPE_CREATE_INFO {
             let t = &*(p as *const vk::SemaphoreTypeCreateInfo);
             return t.semaphore_type == vk::SemaphoreType::TIMELINE;
-        }
-        p = b.p_next as *const std::ffi::c_void;
-    }
-    false
-}
-
-unsafe fn chain_has_external(mut p: *const std::ffi::c_void) -> bool {
-    while !p.is_null() {
-        let b = &*(p as *const vk::BaseInStructure);
-        if matches!(
-            b.s_type,
-            vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR
-                | vk::StructureType::IMPORT_MEMORY_HOST_POINTER_INFO_EXT
-                | vk::StructureType::EXPORT_MEMORY_ALLOCATE_INFO
-        ) {
-            return true;
-        }
-        p = b.p_next as *const std::ffi::c_void;
-    }
-    false
-}
-
-/// Whether an image format query asks about an external memory handle type.
-unsafe fn asks_external_image(mut p: *const std::ffi::c_void) -> bool {
-    while !p.is_null() {
-        let b = &*(p as *const vk::BaseInStructure);
-        if b.s_type == vk::StructureType::PHYSICAL_DEVICE_EXTERNAL_IMAGE_FORMAT_INFO {
-            let e = &*(p as *const vk::PhysicalDeviceExternalImageFormatInfo);
-            if !e.handle_type.is_empty() {
-                return true;
-            }
         }
         p = b.p_next as *const std::ffi::c_void;
     }
@@ -399,6 +371,13 @@ impl Server {
                     self.memory.adopt(n.id, b);
                 }
             }
+            // SAFETY: the arguments of the query, which returned.
+            (id::vkGetPhysicalDeviceExternalBufferProperties, p) => unsafe {
+                Self::external_buffer_answer(args, &p)
+            },
+            (id::vkGetPhysicalDeviceImageFormatProperties2, Pending::Opaque) => unsafe {
+                Self::external_image_answer(args)
+            },
             (id::vkCreateDevice, Pending::ImportEnabled) => {
                 // SAFETY: args[0] is the physical device, args[3] the new device's slot.
                 unsafe { self.add_device_memory(args[0], *(args[3] as *const u64), table) };
@@ -437,12 +416,8 @@ impl Server {
             _ => {}
         }
         match cmd.id {
-            // Airlock carries no external handle of any type (a descriptor or pointer of one
-            // process means nothing to the other): none is reported importable or exportable.
-            id::vkGetPhysicalDeviceExternalBufferProperties => unsafe {
-                (*(args[2] as *mut vk::ExternalBufferProperties)).external_memory_properties =
-                    vk::ExternalMemoryProperties::default();
-            },
+            // Airlock carries no external semaphore or fence (a descriptor of one process
+            // means nothing to the other): none is reported importable or exportable.
             id::vkGetPhysicalDeviceExternalSemaphoreProperties => unsafe {
                 let p = &mut *(args[2] as *mut vk::ExternalSemaphoreProperties);
                 p.export_from_imported_handle_types = Default::default();
@@ -581,26 +556,14 @@ impl Server {
                 }
                 (None, Pending::ImportEnabled)
             }
-            id::vkAllocateMemory => {
-                let info = &mut *(args[1] as *mut vk::MemoryAllocateInfo);
-                // Refused before anything is reserved: no memfd, no host allocation.
-                if !self.limits.memory_fits(info.allocation_size) {
-                    return answer(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
-                }
-                if chain_has_external(info.p_next) {
-                    return (None, Pending::None);
-                }
-                let Some(b) =
-                    self.memory
-                        .back(args[0], info.memory_type_index, info.allocation_size)
-                else {
-                    return (None, Pending::None);
-                };
-                let import = arena.alloc(b.import_info());
-                import.p_next = info.p_next;
-                info.p_next = import as *const _ as *const std::ffi::c_void;
-                info.allocation_size = b.size();
-                (None, Pending::Backing(b))
+            id::vkAllocateMemory => self.allocate_memory(args, arena),
+            id::vkGetPhysicalDeviceExternalBufferProperties => {
+                (None, self.external_buffer_query(args, table))
+            }
+            // The client answers these itself: the fds are its memfds (`external.rs`).
+            id::vkGetMemoryFdKHR | id::vkGetMemoryFdPropertiesKHR => {
+                tracing::warn!("{}: the client answers it, not the server", cmd.name);
+                answer(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE)
             }
             id::vkCreateBuffer | id::vkCreateImage if self.memory.imports(args[0]) => {
                 // Vulkan lets memory imported from a host pointer back only resources created
@@ -621,7 +584,9 @@ impl Server {
                     node = (*node).p_next as *mut vk::ExternalMemoryBufferCreateInfo;
                 }
                 if let Some(n) = node.as_mut() {
-                    n.handle_types |= host;
+                    // An opaque fd is the client's name for the same shared memory.
+                    n.handle_types =
+                        (n.handle_types & !vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD) | host;
                 } else {
                     let n = arena.alloc(vk::ExternalMemoryBufferCreateInfo {
                         s_type,
@@ -677,14 +642,7 @@ impl Server {
                     }
                 }
             }
-            id::vkGetPhysicalDeviceImageFormatProperties2 => {
-                // No external memory handle type crosses between the processes.
-                let info = &*(args[1] as *const vk::PhysicalDeviceImageFormatInfo2);
-                if asks_external_image(info.p_next) {
-                    return answer(vk::Result::ERROR_FORMAT_NOT_SUPPORTED);
-                }
-                (None, Pending::None)
-            }
+            id::vkGetPhysicalDeviceImageFormatProperties2 => self.external_image_query(args, table),
             id::vkBeginCommandBuffer | id::vkResetCommandBuffer => {
                 self.broken.lock().remove(&args[0]);
                 if cmd.id == id::vkBeginCommandBuffer {
@@ -1018,10 +976,13 @@ impl Server {
         };
         let f: vk::PFN_vkEnumerateDeviceExtensionProperties = unsafe { std::mem::transmute(f) };
         let pd = vk::PhysicalDevice::from_raw(args[0]);
-        let list = self.filter_extensions(
+        let mut list = self.filter_extensions(
             unsafe { enumerate(|n, p| f(pd, std::ptr::null(), n, p)) },
             false,
         );
+        if !self.opaque_fds(pd, table) {
+            list.retain(|p| p.extension_name_as_c_str() != Ok(external::EXTENSION));
+        }
         // SAFETY: args[2] is the count and args[3] the (possibly NULL) array, both in the arena,
         // the array holding as many elements as the count said on entry.
         unsafe {

@@ -5,10 +5,15 @@
 //! imports into the host driver with `VK_EXT_external_memory_host`. The client asks for the
 //! memfd on its first `vkMapMemory` and maps the same pages. The server keeps its mapping and
 //! descriptor until the memory is freed or its device destroyed.
+//!
+//! The same memfds are the opaque fds of `VK_KHR_external_memory_fd` (`external.rs`): an
+//! import brings one back, which the server checks like any descriptor from the client.
 
 use ash::vk::{self, Handle};
 use parking_lot::{Mutex, RwLock};
-use rustix::fs::{fcntl_add_seals, ftruncate, memfd_create, MemfdFlags, SealFlags};
+use rustix::fs::{
+    fcntl_add_seals, fcntl_get_seals, fstat, ftruncate, memfd_create, MemfdFlags, SealFlags,
+};
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 use std::collections::HashMap;
 use std::ffi::c_void;
@@ -26,6 +31,7 @@ pub struct DeviceMemory {
 }
 
 /// One allocation's shared pages.
+#[derive(Debug)]
 pub struct Backing {
     ptr: usize,
     len: u64,
@@ -48,6 +54,8 @@ pub struct Memory {
     devices: RwLock<HashMap<u64, DeviceMemory>>,
     /// By client memory id.
     backings: Mutex<HashMap<u64, Backing>>,
+    /// The memfd of the next opaque-fd import (`private::IMPORT_MEMORY`).
+    import: Mutex<Option<OwnedFd>>,
 }
 
 impl Memory {
@@ -77,24 +85,53 @@ impl Memory {
                 return None;
             }
         };
-        let mut props = vk::MemoryHostPointerPropertiesEXT::default();
-        // SAFETY: a live device and a pointer to memory we mapped.
-        let r = unsafe {
-            (d.host_pointer_properties)(
-                vk::Device::from_raw(device),
-                vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT,
-                backing.ptr as *const c_void,
-                &mut props,
-            )
-        };
-        if r != vk::Result::SUCCESS || props.memory_type_bits & (1 << type_index) == 0 {
-            debug!(
-                type_index,
-                "the host driver cannot import memory of this type"
-            );
-            return None;
+        d.importable(backing, type_index)
+    }
+
+    /// Keeps a memfd from the client for the next opaque-fd import, once it is known to be
+    /// one the server can map without faulting: sealed against shrinking.
+    pub fn receive_import(&self, fd: OwnedFd) -> Result<(), String> {
+        let seals = fcntl_get_seals(&fd).map_err(|e| format!("not a memfd ({e})"))?;
+        if !seals.contains(SealFlags::SHRINK) {
+            return Err("a memfd that can shrink under the driver".into());
         }
-        Some(backing)
+        *self.import.lock() = Some(fd);
+        Ok(())
+    }
+
+    /// The backing of an allocation of `size` bytes of `type_index` on `device` that imports
+    /// the memfd [`Memory::receive_import`] kept.
+    pub fn take_import(&self, device: u64, type_index: u32, size: u64) -> Result<Backing, String> {
+        let fd = self
+            .import
+            .lock()
+            .take()
+            .ok_or("no memfd was sent for this import")?;
+        let devices = self.devices.read();
+        let d = devices
+            .get(&device)
+            .ok_or("the device does not import host memory")?;
+        if !d
+            .host_visible
+            .get(type_index as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            return Err(format!("memory type {type_index} is not host-visible"));
+        }
+        let len = size
+            .max(1)
+            .checked_next_multiple_of(d.alignment)
+            .ok_or("allocation size out of range")?;
+        let have = fstat(&fd).map_err(|e| format!("fstat: {e}"))?.st_size as u64;
+        if have < len {
+            return Err(format!(
+                "the memfd has {have} bytes, the allocation needs {len}"
+            ));
+        }
+        let backing = map(fd, len, device).map_err(|e| format!("mmap of {len} bytes: {e}"))?;
+        d.importable(backing, type_index)
+            .ok_or_else(|| format!("the host driver cannot import it as memory type {type_index}"))
     }
 
     pub fn adopt(&self, memory_id: u64, b: Backing) {
@@ -129,6 +166,30 @@ impl Memory {
     }
 }
 
+impl DeviceMemory {
+    /// `backing` if the host driver can import it as memory of `type_index`.
+    fn importable(&self, backing: Backing, type_index: u32) -> Option<Backing> {
+        let mut props = vk::MemoryHostPointerPropertiesEXT::default();
+        // SAFETY: a live device and a pointer to memory we mapped.
+        let r = unsafe {
+            (self.host_pointer_properties)(
+                vk::Device::from_raw(backing.device),
+                vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT,
+                backing.ptr as *const c_void,
+                &mut props,
+            )
+        };
+        if r != vk::Result::SUCCESS || props.memory_type_bits & (1 << type_index) == 0 {
+            debug!(
+                type_index,
+                "the host driver cannot import memory of this type"
+            );
+            return None;
+        }
+        Some(backing)
+    }
+}
+
 impl Backing {
     /// The import struct to chain into the application's `VkMemoryAllocateInfo`.
     pub fn import_info(&self) -> vk::ImportMemoryHostPointerInfoEXT<'static> {
@@ -145,13 +206,23 @@ impl Backing {
 }
 
 fn create(len: u64, device: u64) -> rustix::io::Result<Backing> {
+    map(sealed_memfd(len)?, len, device)
+}
+
+/// A new memfd of `len` bytes that can neither shrink nor grow.
+pub fn sealed_memfd(len: u64) -> rustix::io::Result<OwnedFd> {
     let fd = memfd_create(
         "airlock-memory",
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
     ftruncate(&fd, len)?;
     fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)?;
-    // SAFETY: a fresh shared mapping of a memfd of exactly `len` bytes that nobody can shrink.
+    Ok(fd)
+}
+
+/// Maps the first `len` bytes of `fd`, which is at least that long and sealed against shrinking.
+fn map(fd: OwnedFd, len: u64, device: u64) -> rustix::io::Result<Backing> {
+    // SAFETY: a shared mapping within a memfd that nobody can shrink.
     let ptr = unsafe {
         mmap(
             std::ptr::null_mut(),
@@ -204,5 +275,29 @@ pub unsafe fn device_memory(
         host_visible,
         alignment: ext.min_imported_host_pointer_alignment.max(page),
         host_pointer_properties,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An import takes only a memfd that cannot shrink under the driver's mapping.
+    #[test]
+    fn imports_only_memfds_sealed_against_shrinking() {
+        let memory = Memory::default();
+        let (pipe, _) = rustix::pipe::pipe().unwrap();
+        let err = memory.receive_import(pipe).unwrap_err();
+        assert!(err.contains("not a memfd"), "{err}");
+        let loose = memfd_create("loose", MemfdFlags::ALLOW_SEALING).unwrap();
+        ftruncate(&loose, 4096).unwrap();
+        let err = memory.receive_import(loose).unwrap_err();
+        assert!(err.contains("can shrink"), "{err}");
+        memory.receive_import(sealed_memfd(4096).unwrap()).unwrap();
+        // Taken by the next import only, and only once.
+        let err = memory.take_import(1, 0, 4096).unwrap_err();
+        assert!(err.contains("does not import"), "{err}");
+        let err = memory.take_import(1, 0, 4096).unwrap_err();
+        assert!(err.contains("no memfd"), "{err}");
     }
 }

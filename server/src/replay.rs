@@ -10,6 +10,8 @@
 //! - Replies are encoded but dropped: there is no client to read them.
 //! - `MAP_MEMORY` only checks the memory id: the real server answers it by sending a memfd over
 //!   the control socket, and the pointer `vkMapMemory` returns exists only in the client.
+//! - `IMPORT_MEMORY` takes a fresh memfd of [`IMPORTED_SIZE`] bytes in place of the one the
+//!   client sent over the control socket.
 //! - Everything runs on the calling thread, in stream order; the real server runs blocking
 //!   commands on worker threads. A recorded stream in which one thread waits for another
 //!   thread's later host-side signal would wait here (the workloads record none).
@@ -28,6 +30,8 @@ use wire::private;
 
 /// Most memory one request may make the server allocate, as in `conn.rs`.
 const ARENA_LIMIT: usize = 256 << 20;
+/// The size of the memfd an `IMPORT_MEMORY` stands for (sparse: only touched pages cost).
+pub const IMPORTED_SIZE: u64 = 256 << 20;
 
 /// One request frame of a stream.
 #[derive(Debug, Clone, Copy)]
@@ -163,6 +167,7 @@ impl Session {
         let outcome = match COMMANDS.get(header.command as usize) {
             None if header.command == private::RECORDED => self.recorded(payload),
             None if header.command == private::MAP_MEMORY => self.map_memory(payload),
+            None if header.command == private::IMPORT_MEMORY => self.import_memory(payload),
             None => Outcome::Rejected(format!("unknown command id {}", header.command)),
             Some(cmd) => match self
                 .server
@@ -217,6 +222,20 @@ impl Session {
         {
             Ok(_) => Outcome::Skipped("MAP_MEMORY hands a memfd to the client"),
             Err(e) => Outcome::Rejected(format!("MAP_MEMORY: {e}")),
+        }
+    }
+
+    /// `IMPORT_MEMORY` with a memfd of the server's own making.
+    fn import_memory(&self, payload: &[u8]) -> Outcome {
+        if !payload.is_empty() {
+            return Outcome::Rejected("IMPORT_MEMORY: expected no parameters".into());
+        }
+        let received = crate::memory::sealed_memfd(IMPORTED_SIZE)
+            .map_err(|e| format!("memfd: {e}"))
+            .and_then(|fd| self.server.memory.receive_import(fd));
+        match received {
+            Ok(()) => Outcome::Executed,
+            Err(why) => Outcome::Rejected(format!("IMPORT_MEMORY: {why}")),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::channel::ChannelLayout;
 use crate::ring::{Liveness, RingError};
 
 /// Version of the wire protocol; both sides must match exactly.
-pub const WIRE_VERSION: u32 = 2;
+pub const WIRE_VERSION: u32 = 3;
 /// Largest encoded control message accepted or sent.
 pub const MAX_CONTROL_MSG: usize = 256 * 1024;
 /// Most file descriptors accepted or sent with one message.
@@ -95,6 +95,9 @@ pub enum ControlMsg {
         memory: u64,
         size: u64,
     },
+    /// Client → server: a memfd the application imports as an opaque fd (one descriptor
+    /// attached), sent just before [`crate::private::IMPORT_MEMORY`].
+    ImportMemory,
 }
 
 /// Control-channel errors.

@@ -16,7 +16,14 @@ pub const MAP_MEMORY: u32 = FIRST + 1;
 /// `vkCmd*` commands on that command buffer, in recording order.
 pub const RECORDED: u32 = FIRST + 2;
 
+/// Client → server, with a reply: "the memfd I have just sent with
+/// [`crate::control::ControlMsg::ImportMemory`] is for the next `vkAllocateMemory` that imports
+/// an opaque fd". Request: empty. Reply: `i32` VkResult. The client sends the descriptor before
+/// the request and holds both, and the allocation, under one lock, so the server pairs them
+/// without a token.
+pub const IMPORT_MEMORY: u32 = FIRST + 3;
+
 /// Whether `id` names one of the requests above.
 pub fn is_private(id: u32) -> bool {
-    id == MAP_MEMORY || id == RECORDED
+    id == MAP_MEMORY || id == RECORDED || id == IMPORT_MEMORY
 }

@@ -2,7 +2,7 @@
 //! command submission.
 
 use crate::error::{Check, Error, Result};
-use ash::{ext::debug_utils, khr::push_descriptor, vk};
+use ash::{ext::debug_utils, khr::external_memory_fd, khr::push_descriptor, vk};
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -41,6 +41,8 @@ pub struct Context {
     pub occlusion_query_precise: bool,
     /// `VK_KHR_push_descriptor`, when the device has it.
     pub push_descriptor: Option<push_descriptor::Device>,
+    /// `VK_KHR_external_memory_fd`, when the device has it.
+    pub external_memory_fd: Option<external_memory_fd::Device>,
     queue: Mutex<vk::Queue>,
     command_pool: Mutex<vk::CommandPool>,
     descriptor_pool: Mutex<vk::DescriptorPool>,
@@ -167,9 +169,13 @@ impl Context {
         let device_extensions =
             unsafe { instance.enumerate_device_extension_properties(physical_device) }
                 .check("vkEnumerateDeviceExtensionProperties")?;
-        let has_push_descriptor = device_extensions
-            .iter()
-            .any(|e| e.extension_name_as_c_str() == Ok(push_descriptor::NAME));
+        let has = |name| {
+            device_extensions
+                .iter()
+                .any(|e| e.extension_name_as_c_str() == Ok(name))
+        };
+        let (has_push_descriptor, has_memory_fd) =
+            (has(push_descriptor::NAME), has(external_memory_fd::NAME));
 
         let priorities = [1.0];
         let queues = [vk::DeviceQueueCreateInfo::default()
@@ -180,10 +186,13 @@ impl Context {
         // Both are mandatory in Vulkan 1.2 and 1.3 respectively.
         let mut features12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(true);
         let mut features13 = vk::PhysicalDeviceVulkan13Features::default().dynamic_rendering(true);
-        let enabled_extensions: Vec<_> = has_push_descriptor
-            .then_some(push_descriptor::NAME.as_ptr())
-            .into_iter()
-            .collect();
+        let enabled_extensions: Vec<_> = [
+            has_push_descriptor.then_some(push_descriptor::NAME.as_ptr()),
+            has_memory_fd.then_some(external_memory_fd::NAME.as_ptr()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let device_info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queues)
             .enabled_features(&features)
@@ -196,6 +205,8 @@ impl Context {
         let queue = unsafe { device.get_device_queue(queue_family, 0) };
         let push_descriptor =
             has_push_descriptor.then(|| push_descriptor::Device::new(&instance, &device));
+        let external_memory_fd =
+            has_memory_fd.then(|| external_memory_fd::Device::new(&instance, &device));
         let pool_info = vk::CommandPoolCreateInfo::default()
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER)
             .queue_family_index(queue_family);
@@ -229,6 +240,7 @@ impl Context {
             timestamp_valid_bits: family.timestamp_valid_bits,
             occlusion_query_precise: features.occlusion_query_precise == vk::TRUE,
             push_descriptor,
+            external_memory_fd,
             queue: Mutex::new(queue),
             command_pool: Mutex::new(command_pool),
             descriptor_pool: Mutex::new(descriptor_pool),

@@ -117,6 +117,11 @@ fn layout_lifetime() {
 /// Also: the 32 MiB the application wrote reached the server through shared memory, not the
 /// command ring.
 #[test]
+fn external_memory() {
+    compare("external_memory", &[]);
+}
+
+#[test]
 fn zero_copy() {
     const BUFFER_BYTES: u64 = 32 << 20;
     let dir = tempfile::tempdir().unwrap();

@@ -24,23 +24,6 @@ pub unsafe extern "system" fn vkAllocateDescriptorSets(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkAllocateMemory(
-    device: vk::Device,
-    p_allocate_info: *const vk::MemoryAllocateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_memory: *mut vk::DeviceMemory,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkAllocateMemory,
-        &[
-            device.as_raw(),
-            p_allocate_info as usize as u64,
-            p_allocator as usize as u64,
-            p_memory as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkBindBufferMemory(
     device: vk::Device,
     buffer: vk::Buffer,
@@ -3509,7 +3492,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::DeviceMemory,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkAllocateMemory)
+            >(crate::handwritten::vkAllocateMemory)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -7288,8 +7271,39 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_VERSION_1_0"],
     ),
     (
-        "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT",
+        "vkGetMemoryFdKHR",
         219,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    *const vk::MemoryGetFdInfoKHR<'_>,
+                    *mut i32,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetMemoryFdKHR)
+        }),
+        &["VK_KHR_external_memory_fd"],
+    ),
+    (
+        "vkGetMemoryFdPropertiesKHR",
+        220,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::ExternalMemoryHandleTypeFlags,
+                    i32,
+                    *mut vk::MemoryFdPropertiesKHR<'_>,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetMemoryFdPropertiesKHR)
+        }),
+        &["VK_KHR_external_memory_fd"],
+    ),
+    (
+        "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT",
+        221,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7304,7 +7318,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalBufferProperties",
-        220,
+        222,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7319,7 +7333,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalBufferPropertiesKHR",
-        220,
+        222,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7334,7 +7348,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalFenceProperties",
-        221,
+        223,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7349,7 +7363,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalFencePropertiesKHR",
-        221,
+        223,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7364,7 +7378,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphoreProperties",
-        222,
+        224,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7379,7 +7393,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphorePropertiesKHR",
-        222,
+        224,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7394,7 +7408,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures",
-        223,
+        225,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7408,7 +7422,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures2",
-        224,
+        226,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7422,7 +7436,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures2KHR",
-        224,
+        226,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7436,7 +7450,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties",
-        225,
+        227,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7451,7 +7465,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2",
-        226,
+        228,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7466,7 +7480,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2KHR",
-        226,
+        228,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7481,7 +7495,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties",
-        227,
+        229,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7500,7 +7514,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2",
-        228,
+        230,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7515,7 +7529,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2KHR",
-        228,
+        230,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7530,7 +7544,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties",
-        229,
+        231,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7544,7 +7558,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2",
-        230,
+        232,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7558,7 +7572,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2KHR",
-        230,
+        232,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7572,7 +7586,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties",
-        231,
+        233,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7586,7 +7600,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties2",
-        232,
+        234,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7600,7 +7614,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties2KHR",
-        232,
+        234,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7614,7 +7628,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties",
-        233,
+        235,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7629,7 +7643,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2",
-        234,
+        236,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7644,7 +7658,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2KHR",
-        234,
+        236,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7659,7 +7673,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties",
-        235,
+        237,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7679,7 +7693,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2",
-        236,
+        238,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7695,7 +7709,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2KHR",
-        236,
+        238,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7711,7 +7725,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceToolProperties",
-        237,
+        239,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7726,7 +7740,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPipelineCacheData",
-        238,
+        240,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7742,7 +7756,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPrivateData",
-        239,
+        241,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7759,7 +7773,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPrivateDataEXT",
-        239,
+        241,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7776,7 +7790,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetQueryPoolResults",
-        240,
+        242,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7796,7 +7810,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetRenderAreaGranularity",
-        241,
+        243,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::RenderPass, *mut vk::Extent2D) -> (),
@@ -7807,7 +7821,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetSemaphoreCounterValue",
-        242,
+        244,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
@@ -7818,7 +7832,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetSemaphoreCounterValueKHR",
-        242,
+        244,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
@@ -7829,7 +7843,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkInvalidateMappedMemoryRanges",
-        243,
+        245,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7844,7 +7858,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkMapMemory",
-        244,
+        246,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7862,7 +7876,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkMergePipelineCaches",
-        245,
+        247,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7878,7 +7892,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueBindSparse",
-        246,
+        248,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7894,7 +7908,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueSubmit",
-        247,
+        249,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7910,7 +7924,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueSubmit2",
-        248,
+        250,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7926,7 +7940,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueSubmit2KHR",
-        248,
+        250,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7942,7 +7956,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueWaitIdle",
-        249,
+        251,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Queue) -> vk::Result,
@@ -7953,7 +7967,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetCommandBuffer",
-        250,
+        252,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7967,7 +7981,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetCommandPool",
-        251,
+        253,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7982,7 +7996,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetDescriptorPool",
-        252,
+        254,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7997,7 +8011,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetEvent",
-        253,
+        255,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Event) -> vk::Result,
@@ -8008,7 +8022,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetFences",
-        254,
+        256,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, u32, *const vk::Fence) -> vk::Result,
@@ -8019,7 +8033,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetQueryPool",
-        255,
+        257,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::QueryPool, u32, u32) -> (),
@@ -8030,7 +8044,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetQueryPoolEXT",
-        255,
+        257,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::QueryPool, u32, u32) -> (),
@@ -8041,7 +8055,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSetEvent",
-        256,
+        258,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Event) -> vk::Result,
@@ -8052,7 +8066,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSetPrivateData",
-        257,
+        259,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8069,7 +8083,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSetPrivateDataEXT",
-        257,
+        259,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8086,7 +8100,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSignalSemaphore",
-        258,
+        260,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8100,7 +8114,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSignalSemaphoreKHR",
-        258,
+        260,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8114,7 +8128,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkTrimCommandPool",
-        259,
+        261,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8129,7 +8143,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkTrimCommandPoolKHR",
-        259,
+        261,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8144,7 +8158,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUnmapMemory",
-        260,
+        262,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::DeviceMemory) -> (),
@@ -8155,7 +8169,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUpdateDescriptorSetWithTemplate",
-        261,
+        263,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8171,7 +8185,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUpdateDescriptorSetWithTemplateKHR",
-        261,
+        263,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8187,7 +8201,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUpdateDescriptorSets",
-        262,
+        264,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8204,7 +8218,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkWaitForFences",
-        263,
+        265,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8221,7 +8235,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkWaitSemaphores",
-        264,
+        266,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8236,7 +8250,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkWaitSemaphoresKHR",
-        264,
+        266,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(

@@ -15,6 +15,7 @@ fn name(command: u32) -> String {
         Some(c) => c.name.to_string(),
         None if command == private::RECORDED => "RECORDED".into(),
         None if command == private::MAP_MEMORY => "MAP_MEMORY".into(),
+        None if command == private::IMPORT_MEMORY => "IMPORT_MEMORY".into(),
         None => format!("#{command}"),
     }
 }

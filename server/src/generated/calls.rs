@@ -2868,6 +2868,34 @@ pub unsafe fn call(cmd: u32, fp: unsafe extern "system" fn(), a: &[u64]) -> Opti
             );
             0
         }
+        id::vkGetMemoryFdKHR if a.len() >= 3 => core::mem::transmute::<
+            unsafe extern "system" fn(),
+            unsafe extern "system" fn(
+                vk::Device,
+                *const vk::MemoryGetFdInfoKHR<'_>,
+                *mut i32,
+            ) -> vk::Result,
+        >(fp)(
+            vk::Handle::from_raw(a[0]),
+            a[1] as usize as _,
+            a[2] as usize as _,
+        )
+        .as_raw() as i64 as u64,
+        id::vkGetMemoryFdPropertiesKHR if a.len() >= 4 => core::mem::transmute::<
+            unsafe extern "system" fn(),
+            unsafe extern "system" fn(
+                vk::Device,
+                vk::ExternalMemoryHandleTypeFlags,
+                i32,
+                *mut vk::MemoryFdPropertiesKHR<'_>,
+            ) -> vk::Result,
+        >(fp)(
+            vk::Handle::from_raw(a[0]),
+            vk::ExternalMemoryHandleTypeFlags::from_raw(a[1] as u32),
+            a[2] as u32 as i32,
+            a[3] as usize as _,
+        )
+        .as_raw() as i64 as u64,
         id::vkGetPhysicalDeviceCalibrateableTimeDomainsEXT if a.len() >= 3 => {
             core::mem::transmute::<
                 unsafe extern "system" fn(),

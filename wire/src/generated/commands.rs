@@ -229,52 +229,54 @@ pub mod id {
     pub const vkGetImageSparseMemoryRequirements2: u32 = 216;
     pub const vkGetImageSubresourceLayout: u32 = 217;
     pub const vkGetInstanceProcAddr: u32 = 218;
-    pub const vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: u32 = 219;
-    pub const vkGetPhysicalDeviceExternalBufferProperties: u32 = 220;
-    pub const vkGetPhysicalDeviceExternalFenceProperties: u32 = 221;
-    pub const vkGetPhysicalDeviceExternalSemaphoreProperties: u32 = 222;
-    pub const vkGetPhysicalDeviceFeatures: u32 = 223;
-    pub const vkGetPhysicalDeviceFeatures2: u32 = 224;
-    pub const vkGetPhysicalDeviceFormatProperties: u32 = 225;
-    pub const vkGetPhysicalDeviceFormatProperties2: u32 = 226;
-    pub const vkGetPhysicalDeviceImageFormatProperties: u32 = 227;
-    pub const vkGetPhysicalDeviceImageFormatProperties2: u32 = 228;
-    pub const vkGetPhysicalDeviceMemoryProperties: u32 = 229;
-    pub const vkGetPhysicalDeviceMemoryProperties2: u32 = 230;
-    pub const vkGetPhysicalDeviceProperties: u32 = 231;
-    pub const vkGetPhysicalDeviceProperties2: u32 = 232;
-    pub const vkGetPhysicalDeviceQueueFamilyProperties: u32 = 233;
-    pub const vkGetPhysicalDeviceQueueFamilyProperties2: u32 = 234;
-    pub const vkGetPhysicalDeviceSparseImageFormatProperties: u32 = 235;
-    pub const vkGetPhysicalDeviceSparseImageFormatProperties2: u32 = 236;
-    pub const vkGetPhysicalDeviceToolProperties: u32 = 237;
-    pub const vkGetPipelineCacheData: u32 = 238;
-    pub const vkGetPrivateData: u32 = 239;
-    pub const vkGetQueryPoolResults: u32 = 240;
-    pub const vkGetRenderAreaGranularity: u32 = 241;
-    pub const vkGetSemaphoreCounterValue: u32 = 242;
-    pub const vkInvalidateMappedMemoryRanges: u32 = 243;
-    pub const vkMapMemory: u32 = 244;
-    pub const vkMergePipelineCaches: u32 = 245;
-    pub const vkQueueBindSparse: u32 = 246;
-    pub const vkQueueSubmit: u32 = 247;
-    pub const vkQueueSubmit2: u32 = 248;
-    pub const vkQueueWaitIdle: u32 = 249;
-    pub const vkResetCommandBuffer: u32 = 250;
-    pub const vkResetCommandPool: u32 = 251;
-    pub const vkResetDescriptorPool: u32 = 252;
-    pub const vkResetEvent: u32 = 253;
-    pub const vkResetFences: u32 = 254;
-    pub const vkResetQueryPool: u32 = 255;
-    pub const vkSetEvent: u32 = 256;
-    pub const vkSetPrivateData: u32 = 257;
-    pub const vkSignalSemaphore: u32 = 258;
-    pub const vkTrimCommandPool: u32 = 259;
-    pub const vkUnmapMemory: u32 = 260;
-    pub const vkUpdateDescriptorSetWithTemplate: u32 = 261;
-    pub const vkUpdateDescriptorSets: u32 = 262;
-    pub const vkWaitForFences: u32 = 263;
-    pub const vkWaitSemaphores: u32 = 264;
+    pub const vkGetMemoryFdKHR: u32 = 219;
+    pub const vkGetMemoryFdPropertiesKHR: u32 = 220;
+    pub const vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: u32 = 221;
+    pub const vkGetPhysicalDeviceExternalBufferProperties: u32 = 222;
+    pub const vkGetPhysicalDeviceExternalFenceProperties: u32 = 223;
+    pub const vkGetPhysicalDeviceExternalSemaphoreProperties: u32 = 224;
+    pub const vkGetPhysicalDeviceFeatures: u32 = 225;
+    pub const vkGetPhysicalDeviceFeatures2: u32 = 226;
+    pub const vkGetPhysicalDeviceFormatProperties: u32 = 227;
+    pub const vkGetPhysicalDeviceFormatProperties2: u32 = 228;
+    pub const vkGetPhysicalDeviceImageFormatProperties: u32 = 229;
+    pub const vkGetPhysicalDeviceImageFormatProperties2: u32 = 230;
+    pub const vkGetPhysicalDeviceMemoryProperties: u32 = 231;
+    pub const vkGetPhysicalDeviceMemoryProperties2: u32 = 232;
+    pub const vkGetPhysicalDeviceProperties: u32 = 233;
+    pub const vkGetPhysicalDeviceProperties2: u32 = 234;
+    pub const vkGetPhysicalDeviceQueueFamilyProperties: u32 = 235;
+    pub const vkGetPhysicalDeviceQueueFamilyProperties2: u32 = 236;
+    pub const vkGetPhysicalDeviceSparseImageFormatProperties: u32 = 237;
+    pub const vkGetPhysicalDeviceSparseImageFormatProperties2: u32 = 238;
+    pub const vkGetPhysicalDeviceToolProperties: u32 = 239;
+    pub const vkGetPipelineCacheData: u32 = 240;
+    pub const vkGetPrivateData: u32 = 241;
+    pub const vkGetQueryPoolResults: u32 = 242;
+    pub const vkGetRenderAreaGranularity: u32 = 243;
+    pub const vkGetSemaphoreCounterValue: u32 = 244;
+    pub const vkInvalidateMappedMemoryRanges: u32 = 245;
+    pub const vkMapMemory: u32 = 246;
+    pub const vkMergePipelineCaches: u32 = 247;
+    pub const vkQueueBindSparse: u32 = 248;
+    pub const vkQueueSubmit: u32 = 249;
+    pub const vkQueueSubmit2: u32 = 250;
+    pub const vkQueueWaitIdle: u32 = 251;
+    pub const vkResetCommandBuffer: u32 = 252;
+    pub const vkResetCommandPool: u32 = 253;
+    pub const vkResetDescriptorPool: u32 = 254;
+    pub const vkResetEvent: u32 = 255;
+    pub const vkResetFences: u32 = 256;
+    pub const vkResetQueryPool: u32 = 257;
+    pub const vkSetEvent: u32 = 258;
+    pub const vkSetPrivateData: u32 = 259;
+    pub const vkSignalSemaphore: u32 = 260;
+    pub const vkTrimCommandPool: u32 = 261;
+    pub const vkUnmapMemory: u32 = 262;
+    pub const vkUpdateDescriptorSetWithTemplate: u32 = 263;
+    pub const vkUpdateDescriptorSets: u32 = 264;
+    pub const vkWaitForFences: u32 = 265;
+    pub const vkWaitSemaphores: u32 = 266;
 }
 
 pub static C_vkAllocateCommandBuffers: CommandDesc = CommandDesc {
@@ -7804,6 +7806,74 @@ pub static C_vkGetInstanceProcAddr: CommandDesc = CommandDesc {
     recorded: false,
 };
 
+pub static C_vkGetMemoryFdKHR: CommandDesc = CommandDesc {
+    name: "vkGetMemoryFdKHR",
+    id: id::vkGetMemoryFdKHR,
+    aliases: &[],
+    origin: "VK_KHR_external_memory_fd",
+    level: Level::Device,
+    ret: Ret::Result,
+    params: &[
+        Field {
+            name: "device",
+            offset: 0,
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+        },
+        Field {
+            name: "pGetFdInfo",
+            offset: 8,
+            kind: Kind::Ptr {
+                elem: Ty::Struct(&S_MemoryGetFdInfoKHR),
+                optional: false,
+            },
+        },
+        Field {
+            name: "pFd",
+            offset: 16,
+            kind: Kind::Out(Ty::I32),
+        },
+    ],
+    creates: false,
+    destroys: None,
+    blocking: false,
+    recorded: false,
+};
+
+pub static C_vkGetMemoryFdPropertiesKHR: CommandDesc = CommandDesc {
+    name: "vkGetMemoryFdPropertiesKHR",
+    id: id::vkGetMemoryFdPropertiesKHR,
+    aliases: &[],
+    origin: "VK_KHR_external_memory_fd",
+    level: Level::Device,
+    ret: Ret::Result,
+    params: &[
+        Field {
+            name: "device",
+            offset: 0,
+            kind: Kind::Object(Ty::Dispatchable(vk::ObjectType::DEVICE)),
+        },
+        Field {
+            name: "handleType",
+            offset: 8,
+            kind: Kind::Value(Ty::U32),
+        },
+        Field {
+            name: "fd",
+            offset: 16,
+            kind: Kind::Value(Ty::I32),
+        },
+        Field {
+            name: "pMemoryFdProperties",
+            offset: 24,
+            kind: Kind::Out(Ty::Struct(&S_MemoryFdPropertiesKHR)),
+        },
+    ],
+    creates: false,
+    destroys: None,
+    blocking: false,
+    recorded: false,
+};
+
 pub static C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: CommandDesc = CommandDesc {
     name: "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT",
     id: id::vkGetPhysicalDeviceCalibrateableTimeDomainsEXT,
@@ -9528,6 +9598,8 @@ pub static COMMANDS: &[&CommandDesc] = &[
     &C_vkGetImageSparseMemoryRequirements2,
     &C_vkGetImageSubresourceLayout,
     &C_vkGetInstanceProcAddr,
+    &C_vkGetMemoryFdKHR,
+    &C_vkGetMemoryFdPropertiesKHR,
     &C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT,
     &C_vkGetPhysicalDeviceExternalBufferProperties,
     &C_vkGetPhysicalDeviceExternalFenceProperties,
@@ -9581,6 +9653,7 @@ pub fn handwritten(id: u32) -> bool {
     matches!(
         id,
         id::vkAllocateCommandBuffers
+            | id::vkAllocateMemory
             | id::vkBeginCommandBuffer
             | id::vkCmdDrawMultiEXT
             | id::vkCmdDrawMultiIndexedEXT
@@ -9605,6 +9678,8 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkGetDescriptorSetLayoutSupport
             | id::vkGetDeviceProcAddr
             | id::vkGetInstanceProcAddr
+            | id::vkGetMemoryFdKHR
+            | id::vkGetMemoryFdPropertiesKHR
             | id::vkGetPrivateData
             | id::vkMapMemory
             | id::vkResetCommandBuffer
@@ -9957,6 +10032,11 @@ pub static EXTENSIONS: &[ExtensionDesc] = &[
         name: "VK_KHR_external_memory_capabilities",
         spec_version: 1,
         instance: true,
+    },
+    ExtensionDesc {
+        name: "VK_KHR_external_memory_fd",
+        spec_version: 1,
+        instance: false,
     },
     ExtensionDesc {
         name: "VK_KHR_external_semaphore",

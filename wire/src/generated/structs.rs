@@ -4887,6 +4887,37 @@ pub static S_ImageViewUsageCreateInfo: StructDesc = StructDesc {
     returned_only: false,
 };
 
+pub static S_ImportMemoryFdInfoKHR: StructDesc = StructDesc {
+    name: "VkImportMemoryFdInfoKHR",
+    s_type: Some(vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR),
+    size: size_of::<vk::ImportMemoryFdInfoKHR<'static>>(),
+    align: align_of::<vk::ImportMemoryFdInfoKHR<'static>>(),
+    fields: &[
+        Field {
+            name: "sType",
+            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, s_type),
+            kind: Kind::SType,
+        },
+        Field {
+            name: "pNext",
+            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, p_next),
+            kind: Kind::PNext,
+        },
+        Field {
+            name: "handleType",
+            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, handle_type),
+            kind: Kind::Value(Ty::U32),
+        },
+        Field {
+            name: "fd",
+            offset: offset_of!(vk::ImportMemoryFdInfoKHR<'static>, fd),
+            kind: Kind::Value(Ty::I32),
+        },
+    ],
+    extended_by: &[],
+    returned_only: false,
+};
+
 pub static S_InputAttachmentAspectReference: StructDesc = StructDesc {
     name: "VkInputAttachmentAspectReference",
     s_type: None,
@@ -5098,6 +5129,7 @@ pub static S_MemoryAllocateInfo: StructDesc = StructDesc {
     ],
     extended_by: &[
         vk::StructureType::EXPORT_MEMORY_ALLOCATE_INFO,
+        vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR,
         vk::StructureType::MEMORY_ALLOCATE_FLAGS_INFO,
         vk::StructureType::MEMORY_DEDICATED_ALLOCATE_INFO,
         vk::StructureType::MEMORY_OPAQUE_CAPTURE_ADDRESS_ALLOCATE_INFO,
@@ -5243,6 +5275,63 @@ pub static S_MemoryDedicatedRequirements: StructDesc = StructDesc {
     ],
     extended_by: &[],
     returned_only: true,
+};
+
+pub static S_MemoryFdPropertiesKHR: StructDesc = StructDesc {
+    name: "VkMemoryFdPropertiesKHR",
+    s_type: Some(vk::StructureType::MEMORY_FD_PROPERTIES_KHR),
+    size: size_of::<vk::MemoryFdPropertiesKHR<'static>>(),
+    align: align_of::<vk::MemoryFdPropertiesKHR<'static>>(),
+    fields: &[
+        Field {
+            name: "sType",
+            offset: offset_of!(vk::MemoryFdPropertiesKHR<'static>, s_type),
+            kind: Kind::SType,
+        },
+        Field {
+            name: "pNext",
+            offset: offset_of!(vk::MemoryFdPropertiesKHR<'static>, p_next),
+            kind: Kind::PNext,
+        },
+        Field {
+            name: "memoryTypeBits",
+            offset: offset_of!(vk::MemoryFdPropertiesKHR<'static>, memory_type_bits),
+            kind: Kind::Value(Ty::U32),
+        },
+    ],
+    extended_by: &[],
+    returned_only: true,
+};
+
+pub static S_MemoryGetFdInfoKHR: StructDesc = StructDesc {
+    name: "VkMemoryGetFdInfoKHR",
+    s_type: Some(vk::StructureType::MEMORY_GET_FD_INFO_KHR),
+    size: size_of::<vk::MemoryGetFdInfoKHR<'static>>(),
+    align: align_of::<vk::MemoryGetFdInfoKHR<'static>>(),
+    fields: &[
+        Field {
+            name: "sType",
+            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, s_type),
+            kind: Kind::SType,
+        },
+        Field {
+            name: "pNext",
+            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, p_next),
+            kind: Kind::PNext,
+        },
+        Field {
+            name: "memory",
+            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, memory),
+            kind: Kind::Object(Ty::Handle(vk::ObjectType::DEVICE_MEMORY)),
+        },
+        Field {
+            name: "handleType",
+            offset: offset_of!(vk::MemoryGetFdInfoKHR<'static>, handle_type),
+            kind: Kind::Value(Ty::U32),
+        },
+    ],
+    extended_by: &[],
+    returned_only: false,
 };
 
 pub static S_MemoryHeap: StructDesc = StructDesc {
@@ -16807,6 +16896,7 @@ pub fn by_stype(s: vk::StructureType) -> Option<&'static StructDesc> {
         vk::StructureType::IMAGE_STENCIL_USAGE_CREATE_INFO => Some(&S_ImageStencilUsageCreateInfo),
         vk::StructureType::IMAGE_VIEW_CREATE_INFO => Some(&S_ImageViewCreateInfo),
         vk::StructureType::IMAGE_VIEW_USAGE_CREATE_INFO => Some(&S_ImageViewUsageCreateInfo),
+        vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR => Some(&S_ImportMemoryFdInfoKHR),
         vk::StructureType::INSTANCE_CREATE_INFO => Some(&S_InstanceCreateInfo),
         vk::StructureType::MAPPED_MEMORY_RANGE => Some(&S_MappedMemoryRange),
         vk::StructureType::MEMORY_ALLOCATE_FLAGS_INFO => Some(&S_MemoryAllocateFlagsInfo),
@@ -16815,6 +16905,8 @@ pub fn by_stype(s: vk::StructureType) -> Option<&'static StructDesc> {
         vk::StructureType::MEMORY_BARRIER_2 => Some(&S_MemoryBarrier2),
         vk::StructureType::MEMORY_DEDICATED_ALLOCATE_INFO => Some(&S_MemoryDedicatedAllocateInfo),
         vk::StructureType::MEMORY_DEDICATED_REQUIREMENTS => Some(&S_MemoryDedicatedRequirements),
+        vk::StructureType::MEMORY_FD_PROPERTIES_KHR => Some(&S_MemoryFdPropertiesKHR),
+        vk::StructureType::MEMORY_GET_FD_INFO_KHR => Some(&S_MemoryGetFdInfoKHR),
         vk::StructureType::MEMORY_OPAQUE_CAPTURE_ADDRESS_ALLOCATE_INFO => {
             Some(&S_MemoryOpaqueCaptureAddressAllocateInfo)
         }
@@ -17390,6 +17482,7 @@ pub static ALL: &[&StructDesc] = &[
     &S_ImageSubresourceRange,
     &S_ImageViewCreateInfo,
     &S_ImageViewUsageCreateInfo,
+    &S_ImportMemoryFdInfoKHR,
     &S_InputAttachmentAspectReference,
     &S_InstanceCreateInfo,
     &S_LayerProperties,
@@ -17400,6 +17493,8 @@ pub static ALL: &[&StructDesc] = &[
     &S_MemoryBarrier2,
     &S_MemoryDedicatedAllocateInfo,
     &S_MemoryDedicatedRequirements,
+    &S_MemoryFdPropertiesKHR,
+    &S_MemoryGetFdInfoKHR,
     &S_MemoryHeap,
     &S_MemoryOpaqueCaptureAddressAllocateInfo,
     &S_MemoryRequirements,

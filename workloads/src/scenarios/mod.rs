@@ -5,6 +5,7 @@ use crate::{Context, Report, Result};
 
 pub mod compute;
 pub mod dynamic_rendering;
+pub mod external_memory;
 pub mod layout_lifetime;
 pub mod ordering;
 pub mod pipeline_cache;
@@ -19,7 +20,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 13] = [
+pub const ALL: [(&str, Scenario); 14] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -33,6 +34,7 @@ pub const ALL: [(&str, Scenario); 13] = [
     ("ordering", ordering::run),
     ("layout_lifetime", layout_lifetime::run),
     ("zero_copy", zero_copy::run),
+    ("external_memory", external_memory::run),
 ];
 
 pub fn find(name: &str) -> Option<Scenario> {

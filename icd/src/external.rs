@@ -1,0 +1,143 @@
+//! Opaque file descriptors of device memory (`VK_KHR_external_memory_fd`).
+//!
+//! An allocation's opaque fd is the sealed memfd it shares with the server (`memory.rs`), so it
+//! means the same in every process that holds it. Exporting asks the server for that memfd as a
+//! first map does. Importing sends it back over the control socket just before the allocation
+//! (`private::IMPORT_MEMORY`); the server checks it again and imports its pages into the host
+//! driver. Only such memfds import: any other descriptor gets `VK_ERROR_INVALID_EXTERNAL_HANDLE`.
+//! The server offers the extension only where every allocation is such a memfd.
+
+use crate::conn::Connection;
+use crate::log::log;
+use crate::objects::Dispatchable;
+use ash::vk::{self, Handle};
+use std::os::fd::{BorrowedFd, IntoRawFd};
+use wire::codec::Decoder;
+use wire::control::ControlMsg;
+use wire::frame::Status;
+use wire::private::IMPORT_MEMORY;
+
+const OPAQUE: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD;
+
+pub unsafe extern "system" fn vkGetMemoryFdKHR(
+    device: vk::Device,
+    info: *const vk::MemoryGetFdInfoKHR<'_>,
+    fd: *mut i32,
+) -> vk::Result {
+    if info.is_null() || fd.is_null() {
+        return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
+    }
+    let (memory, handle_type) = ((*info).memory.as_raw(), (*info).handle_type);
+    if handle_type != OPAQUE {
+        log!(
+            warn,
+            "airlock: vkGetMemoryFdKHR: handle type {handle_type:?}: Airlock exports opaque fds only"
+        );
+        return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
+    }
+    let conn = Dispatchable::conn(device.as_raw());
+    // The handover lock, as for a first map.
+    let maps = conn.mappings.lock();
+    let Some(want) = maps.allocation_size(memory) else {
+        log!(
+            warn,
+            "airlock: vkGetMemoryFdKHR: memory {memory} was not allocated through this driver"
+        );
+        return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
+    };
+    match crate::memory::receive(&conn, memory, want, "vkGetMemoryFdKHR") {
+        Ok((memfd, _)) => {
+            *fd = memfd.into_raw_fd();
+            vk::Result::SUCCESS
+        }
+        Err(vk::Result::ERROR_MEMORY_MAP_FAILED) => {
+            log!(
+                warn,
+                "airlock: vkGetMemoryFdKHR: memory {memory} is not shared memory (allocated without VkExportMemoryAllocateInfo?)"
+            );
+            vk::Result::ERROR_INVALID_EXTERNAL_HANDLE
+        }
+        Err(r) => r,
+    }
+}
+
+/// Opaque fds have no properties to ask for (the application must not pass one), and Airlock
+/// has no other kind.
+pub unsafe extern "system" fn vkGetMemoryFdPropertiesKHR(
+    _device: vk::Device,
+    handle_type: vk::ExternalMemoryHandleTypeFlags,
+    _fd: i32,
+    _properties: *mut vk::MemoryFdPropertiesKHR<'_>,
+) -> vk::Result {
+    log!(
+        warn,
+        "airlock: vkGetMemoryFdPropertiesKHR: handle type {handle_type:?} has no fd properties"
+    );
+    vk::Result::ERROR_INVALID_EXTERNAL_HANDLE
+}
+
+/// The descriptor a `VkMemoryAllocateInfo` chain imports, if any.
+///
+/// # Safety
+/// `info` is NULL or the application's valid allocate info.
+pub unsafe fn imported_fd(
+    info: *const vk::MemoryAllocateInfo<'_>,
+) -> Result<Option<i32>, vk::Result> {
+    let Some(info) = info.as_ref() else {
+        return Ok(None);
+    };
+    let mut p = info.p_next as *const vk::BaseInStructure<'_>;
+    while let Some(b) = p.as_ref() {
+        if b.s_type == vk::StructureType::IMPORT_MEMORY_FD_INFO_KHR {
+            let i = &*(p as *const vk::ImportMemoryFdInfoKHR<'_>);
+            if i.handle_type.is_empty() {
+                return Ok(None);
+            }
+            if i.handle_type != OPAQUE || i.fd < 0 {
+                log!(
+                    warn,
+                    "airlock: vkAllocateMemory: cannot import fd {} of handle type {:?}",
+                    i.fd,
+                    i.handle_type
+                );
+                return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
+            }
+            return Ok(Some(i.fd));
+        }
+        p = b.p_next;
+    }
+    Ok(None)
+}
+
+/// Hands `fd`, which the application imports into an allocation of `size` bytes, to the server
+/// for the allocation that follows. The caller holds [`Connection::imports`] until then.
+pub fn send_import(conn: &Connection, fd: i32, size: u64) -> Result<(), vk::Result> {
+    // SAFETY: the application's descriptor, open for the duration of the call.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    if let Err(why) = crate::memory::check_memfd(fd, size) {
+        log!(
+            warn,
+            "airlock: vkAllocateMemory: the fd to import is not memory of Airlock's: {why}"
+        );
+        return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
+    }
+    conn.send_control(&ControlMsg::ImportMemory, &[fd])
+        .map_err(|e| conn.fail(&format!("vkAllocateMemory: sending the fd to import: {e}")))?;
+    let mut body = Vec::new();
+    let status = conn
+        .exchange_parts(IMPORT_MEMORY, &[], true, &mut body)
+        .map_err(|why| conn.fail(&format!("vkAllocateMemory: import: {why}")))?;
+    let mut dc = Decoder::new(&body);
+    let r = match (status, dc.u32(), dc.finish()) {
+        (Some(Status::Ok), Ok(r), Ok(())) => vk::Result::from_raw(r as i32),
+        _ => return Err(conn.fail("vkAllocateMemory: malformed import reply")),
+    };
+    if r != vk::Result::SUCCESS {
+        log!(
+            warn,
+            "airlock: vkAllocateMemory: the server refused the fd to import: {r}"
+        );
+        return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
+    }
+    Ok(())
+}
