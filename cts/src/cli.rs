@@ -122,6 +122,11 @@ pub struct MergeArgs {
     #[arg(long)]
     pub suite: Option<String>,
 
+    /// A later run of some of the shards' cases (after a fix, say), whose results replace
+    /// theirs on both drivers; the report names it and its commit. Wall times stay the shards'.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub rerun: Vec<PathBuf>,
+
     #[command(flatten)]
     pub output: ReportArgs,
 }

@@ -258,6 +258,17 @@ impl Results {
         }
         Ok(Results { cases })
     }
+
+    /// Replaces the results of the cases `newer` ran (from `source`, a later run of some of
+    /// them); each must already have one. Returns how many were replaced.
+    pub fn supersede(&mut self, newer: Results, source: &str) -> Result<usize> {
+        if let Some(case) = newer.cases.keys().find(|c| !self.cases.contains_key(*c)) {
+            bail!("`{case}` of {source} is in none of the shards");
+        }
+        let n = newer.cases.len();
+        self.cases.extend(newer.cases);
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -636,7 +636,7 @@ impl RunResults {
 
     /// The shards of a sharded run as one run: the header names each shard, with the Airlock
     /// commit and CTS tag it ran; the suite is the first one the shards name, the date the latest.
-    fn merge(dirs: &[PathBuf]) -> Result<RunResults> {
+    fn merge(dirs: &[PathBuf], reruns: &[PathBuf]) -> Result<RunResults> {
         let mut info = ReportInfo {
             details: vec![("shards".to_string(), dirs.len().to_string())],
             ..ReportInfo::default()
@@ -663,11 +663,33 @@ impl RunResults {
             native.push((name.clone(), shard.native));
             airlock.push((name, shard.airlock));
         }
-        Ok(RunResults {
+        let mut run = RunResults {
             native: DriverResults::concat(native)?,
             airlock: DriverResults::concat(airlock)?,
             info,
-        })
+        };
+        for dir in reruns {
+            let rerun = RunResults::load(dir)?;
+            let name = dir.display().to_string();
+            let header = format!(
+                "{name}: Airlock commit {}, CTS tag {}",
+                rerun.detail("Airlock commit"),
+                rerun.detail("CTS tag")
+            );
+            let n = run.native.results.supersede(rerun.native.results, &name)?;
+            let m = run
+                .airlock
+                .results
+                .supersede(rerun.airlock.results, &name)?;
+            run.info.details.push((
+                "rerun".to_string(),
+                format!(
+                    "{header}; its results replace the shards' for {n} cases natively, {m} \
+                     through Airlock"
+                ),
+            ));
+        }
+        Ok(run)
     }
 
     /// Judges Airlock's results against native's and writes the report: to `--report`, with a
@@ -747,7 +769,7 @@ pub fn compare(args: &CompareArgs) -> Result<u8> {
 }
 
 pub fn merge(args: &MergeArgs) -> Result<u8> {
-    let mut run = RunResults::merge(&args.run_dirs)?;
+    let mut run = RunResults::merge(&args.run_dirs, &args.rerun)?;
     let expectations = report_expectations(&args.output)?;
     if run.info.suite.is_empty() {
         run.info.suite = "merge".to_string();
@@ -824,7 +846,7 @@ mod tests {
                 "suite\tcore\ndate\t2025-01-03\nAirlock commit\tdef456 (with uncommitted changes)\n",
             ),
         ];
-        let run = RunResults::merge(&dirs).unwrap();
+        let run = RunResults::merge(&dirs, &[]).unwrap();
         let cases = |d: &DriverResults| d.results.cases.keys().cloned().collect::<Vec<_>>();
         let all = ["dEQP-VK.api.a", "dEQP-VK.api.b", "dEQP-VK.memory.c"];
         assert_eq!(cases(&run.native), all);
@@ -874,7 +896,7 @@ mod tests {
             passing(tmp.path(), "s1", "dEQP-VK.a", [Some("10"), Some("20")]),
             passing(tmp.path(), "s2", "dEQP-VK.b", [Some("5"), None]),
         ];
-        let run = RunResults::merge(&dirs).unwrap();
+        let run = RunResults::merge(&dirs, &[]).unwrap();
         assert_eq!(run.native.seconds, Some(15.0));
         assert_eq!(run.airlock.seconds, None);
         // No info files: neither suite nor date is known, and the shards' values are unknown.
@@ -882,6 +904,63 @@ mod tests {
         assert!(run.info.details[1]
             .1
             .ends_with("s1: Airlock commit unknown, CTS tag unknown"));
+    }
+
+    #[test]
+    fn a_rerun_replaces_the_results_of_its_cases() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dirs = [
+            shard(
+                tmp.path(),
+                "s1",
+                "dEQP-VK.a,Pass\ndEQP-VK.b,Pass\n",
+                "dEQP-VK.a,Skip\ndEQP-VK.b,Pass\n",
+                [Some("10"), Some("20")],
+                "Airlock commit\told\n",
+            ),
+            passing(tmp.path(), "s2", "dEQP-VK.c", [Some("1"), Some("2")]),
+        ];
+        let rerun = shard(
+            tmp.path(),
+            "fixed",
+            "dEQP-VK.a,Pass\n",
+            "dEQP-VK.a,Pass\n",
+            [Some("100"), Some("100")],
+            "Airlock commit\tnew\nCTS tag\tvulkan-cts-1.3.5.2\n",
+        );
+        let run = RunResults::merge(&dirs, std::slice::from_ref(&rerun)).unwrap();
+        assert_eq!(run.airlock.results.status("dEQP-VK.a"), Some(Status::PASS));
+        assert_eq!(run.airlock.results.cases.len(), 3);
+        assert_eq!(
+            (run.native.seconds, run.airlock.seconds),
+            (Some(11.0), Some(22.0))
+        );
+        assert_eq!(
+            run.info.details.last().unwrap().1,
+            format!(
+                "{}: Airlock commit new, CTS tag vulkan-cts-1.3.5.2; its results replace the \
+                 shards' for 1 cases natively, 1 through Airlock",
+                rerun.display()
+            )
+        );
+        let c = Comparison::new(
+            &run.native.results,
+            &run.airlock.results,
+            &Expectations::default(),
+        );
+        assert!(c.regressions.is_empty());
+        // A rerun may only replace: a case no shard ran is an error.
+        let stray = passing(tmp.path(), "stray", "dEQP-VK.z", [None, None]);
+        let err = RunResults::merge(&dirs, std::slice::from_ref(&stray))
+            .err()
+            .unwrap();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "`dEQP-VK.z` of {} is in none of the shards",
+                stray.display()
+            )
+        );
     }
 
     #[test]
@@ -899,7 +978,7 @@ mod tests {
                 "",
             ),
         ];
-        let err = RunResults::merge(&dirs).err().unwrap().to_string();
+        let err = RunResults::merge(&dirs, &[]).err().unwrap().to_string();
         assert_eq!(
             err,
             format!(
@@ -924,7 +1003,7 @@ mod tests {
         let half = tmp.path().join("s2");
         std::fs::create_dir_all(half.join("native")).unwrap();
         std::fs::write(half.join("native/results.csv"), "dEQP-VK.b,Pass\n").unwrap();
-        let err = RunResults::merge(&[good, half.clone()])
+        let err = RunResults::merge(&[good, half.clone()], &[])
             .err()
             .unwrap()
             .to_string();
