@@ -13,6 +13,8 @@
 //!   writes garbage into its command ring, and waits for its server to hang up.
 //! - `limits`: allocations and creations beyond `AIRLOCK_MAX_DEVICE_MEMORY` and
 //!   `AIRLOCK_MAX_OBJECTS` (which the test sets) fail alone.
+//! - `foreign-fd`: opaque-fd imports of descriptors no driver exported (an empty memfd, a
+//!   sealed memfd of the right size), then an allocation that must still work.
 //! - `direct-create <libvulkan_airlock.so>`: `vkCreateInstance` through the ICD's own
 //!   `vk_icdGetInstanceProcAddr`, without the loader.
 
@@ -33,6 +35,7 @@ fn main() {
         "corrupt-stream" => corrupt_stream(),
         "limits" => limits(),
         "invalid-usage" => invalid_usage(args.get(2).is_some_and(|a| a == "layer")),
+        "foreign-fd" => foreign_fd(),
         "direct-create" => direct_create(args.get(2).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown scenario {scenario:?}")),
     };
@@ -671,5 +674,55 @@ fn invalid_usage(layer: bool) -> Result<(), String> {
         }
         instance.destroy_instance(None);
     }
+    Ok(())
+}
+
+fn foreign_fd() -> Result<(), String> {
+    use rustix::fs::{fcntl_add_seals, ftruncate, memfd_create, MemfdFlags, SealFlags};
+    use std::os::fd::IntoRawFd;
+    let (_entry, instance, pds) = enumerate()?;
+    let prio = [1.0];
+    let queue = vk::DeviceQueueCreateInfo::default()
+        .queue_family_index(0)
+        .queue_priorities(&prio);
+    let exts = [ash::khr::external_memory_fd::NAME.as_ptr()];
+    let info = vk::DeviceCreateInfo::default()
+        .queue_create_infos(std::slice::from_ref(&queue))
+        .enabled_extension_names(&exts);
+    let device = unsafe { instance.create_device(pds[0], &info, None) }
+        .map_err(|r| format!("vkCreateDevice: {r:?}"))?;
+    const SIZE: u64 = 64 << 10;
+    let allocate = |fd: Option<i32>| {
+        let mut import = vk::ImportMemoryFdInfoKHR::default()
+            .handle_type(vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD)
+            .fd(fd.unwrap_or(-1));
+        let mut info = vk::MemoryAllocateInfo::default()
+            .allocation_size(SIZE)
+            .memory_type_index(0);
+        if fd.is_some() {
+            info = info.push_next(&mut import);
+        }
+        let r = unsafe { device.allocate_memory(&info, None) };
+        if let Ok(m) = r {
+            unsafe { device.free_memory(m, None) };
+        }
+        result(r)
+    };
+    let memfd = |len: u64| -> Result<std::os::fd::OwnedFd, String> {
+        let fd = memfd_create("probe", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| e.to_string())?;
+        ftruncate(&fd, len).map_err(|e| e.to_string())?;
+        fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW).map_err(|e| e.to_string())?;
+        Ok(fd)
+    };
+    // Whether a failed import closes the descriptor differs between drivers (lavapipe closes
+    // some): the probe leaves them open, never closes them itself, and exits soon.
+    let empty = memfd(0)?.into_raw_fd();
+    println!("import_empty_memfd={}", allocate(Some(empty)));
+    let sized = memfd(SIZE)?.into_raw_fd();
+    println!("import_foreign_memfd={}", allocate(Some(sized)));
+    println!("allocate_after={}", allocate(None));
+    unsafe { device.destroy_device(None) };
+    unsafe { instance.destroy_instance(None) };
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! means the same in every process that holds it. Exporting asks the server for that memfd as a
 //! first map does. Importing sends it back over the control socket just before the allocation
 //! (`private::IMPORT_MEMORY`); the server checks it again and imports its pages into the host
-//! driver. Only such memfds import: any other descriptor gets `VK_ERROR_INVALID_EXTERNAL_HANDLE`.
+//! driver. Only such memfds import: any other descriptor (another driver's opaque fd, which has a
+//! layout of its own) gets `VK_ERROR_INVALID_EXTERNAL_HANDLE`.
 //! The server offers the extension only where every allocation is such a memfd.
 
 use crate::conn::Connection;
@@ -109,11 +110,31 @@ pub unsafe fn imported_fd(
     Ok(None)
 }
 
+/// Whether `fd` is a memfd the server made for device memory, by its name (`memory.rs` in the
+/// server). Where `/proc` cannot tell, the server's checks decide alone.
+fn names_airlock_memory(fd: BorrowedFd<'_>) -> bool {
+    use std::os::fd::AsRawFd;
+    match std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) {
+        Ok(target) => target
+            .to_string_lossy()
+            .strip_prefix("/memfd:")
+            .is_some_and(|name| name.starts_with(wire::private::MEMORY_MEMFD)),
+        Err(_) => true,
+    }
+}
+
 /// Hands `fd`, which the application imports into an allocation of `size` bytes, to the server
 /// for the allocation that follows. The caller holds [`Connection::imports`] until then.
 pub fn send_import(conn: &Connection, fd: i32, size: u64) -> Result<(), vk::Result> {
     // SAFETY: the application's descriptor, open for the duration of the call.
     let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    if !names_airlock_memory(fd) {
+        log!(
+            warn,
+            "airlock: vkAllocateMemory: the fd to import is not an opaque fd of Airlock's memory"
+        );
+        return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
+    }
     if let Err(why) = crate::memory::check_memfd(fd, size) {
         log!(
             warn,

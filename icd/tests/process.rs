@@ -94,6 +94,32 @@ fn probe_sees_the_same_device_through_airlock_and_natively() {
     assert_eq!(n["driver"], "llvmpipe");
 }
 
+/// Importing, as an opaque fd, a descriptor that no driver exported is refused as lavapipe
+/// refuses it, and the device goes on working; the log says why.
+#[test]
+fn foreign_opaque_fds_are_refused_as_natively() {
+    let native = run(probe(&native_manifest(), &["foreign-fd"]));
+    let airlock = run(probe(&airlock_manifest(), &["foreign-fd"]));
+    for (who, o) in [("native", &native), ("Airlock", &airlock)] {
+        assert!(o.status.success(), "{who}: {}{}", stdout(o), stderr(o));
+        let v = values(o);
+        assert_eq!(
+            v["import_empty_memfd"], "ERROR_INVALID_EXTERNAL_HANDLE",
+            "{who}"
+        );
+        assert_eq!(
+            v["import_foreign_memfd"], "ERROR_INVALID_EXTERNAL_HANDLE",
+            "{who}"
+        );
+        assert_eq!(v["allocate_after"], "SUCCESS", "{who}");
+    }
+    assert!(
+        stderr(&airlock).contains("not an opaque fd of Airlock's memory"),
+        "log: {}",
+        stderr(&airlock)
+    );
+}
+
 #[test]
 fn null_required_input_is_an_error_and_the_server_survives() {
     let o = run(probe(&airlock_manifest(), &["null-input"]));

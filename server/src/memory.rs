@@ -212,7 +212,7 @@ fn create(len: u64, device: u64) -> rustix::io::Result<Backing> {
 /// A new memfd of `len` bytes that can neither shrink nor grow.
 pub fn sealed_memfd(len: u64) -> rustix::io::Result<OwnedFd> {
     let fd = memfd_create(
-        "airlock-memory",
+        wire::private::MEMORY_MEMFD,
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )?;
     ftruncate(&fd, len)?;

@@ -23,6 +23,9 @@ pub const RECORDED: u32 = FIRST + 2;
 /// without a token.
 pub const IMPORT_MEMORY: u32 = FIRST + 3;
 
+/// The name of the memfds behind device memory, which the client recognises opaque fds by.
+pub const MEMORY_MEMFD: &str = "airlock-memory";
+
 /// Whether `id` names one of the requests above.
 pub fn is_private(id: u32) -> bool {
     id == MAP_MEMORY || id == RECORDED || id == IMPORT_MEMORY
