@@ -123,7 +123,8 @@ pub struct MergeArgs {
     pub suite: Option<String>,
 
     /// A later run of some of the shards' cases (after a fix, say), whose results replace
-    /// theirs on both drivers; the report names it and its commit. Wall times stay the shards'.
+    /// theirs on both drivers (its cases no shard ran are left out); the report names it and
+    /// its commit. Wall times stay the shards'.
     #[arg(long, value_name = "RUN_DIR")]
     pub rerun: Vec<PathBuf>,
 

@@ -259,15 +259,20 @@ impl Results {
         Ok(Results { cases })
     }
 
-    /// Replaces the results of the cases `newer` ran (from `source`, a later run of some of
-    /// them); each must already have one. Returns how many were replaced.
-    pub fn supersede(&mut self, newer: Results, source: &str) -> Result<usize> {
-        if let Some(case) = newer.cases.keys().find(|c| !self.cases.contains_key(*c)) {
-            bail!("`{case}` of {source} is in none of the shards");
+    /// Replaces the results of the cases `newer` (a later run of some of them) ran too, and
+    /// leaves out the others: how many were replaced, how many left out.
+    pub fn supersede(&mut self, newer: Results) -> (usize, usize) {
+        let (mut replaced, mut left_out) = (0, 0);
+        for (case, result) in newer.cases {
+            match self.cases.get_mut(&case) {
+                Some(old) => {
+                    *old = result;
+                    replaced += 1;
+                }
+                None => left_out += 1,
+            }
         }
-        let n = newer.cases.len();
-        self.cases.extend(newer.cases);
-        Ok(n)
+        (replaced, left_out)
     }
 }
 

@@ -676,16 +676,13 @@ impl RunResults {
                 rerun.detail("Airlock commit"),
                 rerun.detail("CTS tag")
             );
-            let n = run.native.results.supersede(rerun.native.results, &name)?;
-            let m = run
-                .airlock
-                .results
-                .supersede(rerun.airlock.results, &name)?;
+            let (n, n_out) = run.native.results.supersede(rerun.native.results);
+            let (a, a_out) = run.airlock.results.supersede(rerun.airlock.results);
             run.info.details.push((
                 "rerun".to_string(),
                 format!(
-                    "{header}; its results replace the shards' for {n} cases natively, {m} \
-                     through Airlock"
+                    "{header}; its results replace the shards' for {n} cases natively and {a} \
+                     through Airlock; {n_out} and {a_out} of its cases are in no shard, left out"
                 ),
             ));
         }
@@ -939,7 +936,8 @@ mod tests {
             run.info.details.last().unwrap().1,
             format!(
                 "{}: Airlock commit new, CTS tag vulkan-cts-1.3.5.2; its results replace the \
-                 shards' for 1 cases natively, 1 through Airlock",
+                 shards' for 1 cases natively and 1 through Airlock; 0 and 0 of its cases are in \
+                 no shard, left out",
                 rerun.display()
             )
         );
@@ -949,18 +947,22 @@ mod tests {
             &Expectations::default(),
         );
         assert!(c.regressions.is_empty());
-        // A rerun may only replace: a case no shard ran is an error.
-        let stray = passing(tmp.path(), "stray", "dEQP-VK.z", [None, None]);
-        let err = RunResults::merge(&dirs, std::slice::from_ref(&stray))
-            .err()
-            .unwrap();
-        assert_eq!(
-            err.to_string(),
-            format!(
-                "`dEQP-VK.z` of {} is in none of the shards",
-                stray.display()
-            )
+        // A rerun only replaces: a case no shard ran is left out, and counted.
+        let wider = shard(
+            tmp.path(),
+            "wider",
+            "dEQP-VK.a,Fail\ndEQP-VK.z,Pass\n",
+            "dEQP-VK.a,Fail\ndEQP-VK.z,Pass\n",
+            [None, None],
+            "",
         );
+        let run = RunResults::merge(&dirs, std::slice::from_ref(&wider)).unwrap();
+        assert_eq!(run.native.results.status("dEQP-VK.a"), Some(Status::FAIL));
+        assert_eq!(run.native.results.status("dEQP-VK.z"), None);
+        assert!(run.info.details.last().unwrap().1.ends_with(
+            "for 1 cases natively and 1 through Airlock; 1 and 1 of its cases are in no shard, \
+             left out"
+        ));
     }
 
     #[test]
