@@ -332,17 +332,21 @@ impl Server {
         };
         let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
         let deferred = matches!(pending, Pending::Deferred);
-        if ok {
-            for n in call.new_handles.iter() {
-                // SAFETY: the slot is arena memory the driver wrote the new handle into.
-                let host = unsafe { *n.slot };
-                let own = if n.ty == vk::ObjectType::INSTANCE || n.ty == vk::ObjectType::DEVICE {
-                    host
-                } else {
-                    owner
-                };
-                self.objects.bind(n.ty, n.id, host, own);
+        for n in call.new_handles.iter() {
+            // SAFETY: the slot is arena memory, zeroed, that the driver wrote the new handle into.
+            let host = unsafe { *n.slot };
+            // What the reply tells the client exists, and nothing else.
+            if !interp::created(cmd, ret, host) {
+                continue;
             }
+            let own = if n.ty == vk::ObjectType::INSTANCE || n.ty == vk::ObjectType::DEVICE {
+                host
+            } else {
+                owner
+            };
+            self.objects.bind(n.ty, n.id, host, own);
+        }
+        if ok {
             self.after(cmd, &call, table.as_deref(), pending);
         }
         // Before the destruction unbinds a pool's command buffers.

@@ -21,7 +21,7 @@ use crate::channel::ChannelLayout;
 use crate::ring::{Liveness, RingError};
 
 /// Version of the wire protocol; both sides must match exactly.
-pub const WIRE_VERSION: u32 = 3;
+pub const WIRE_VERSION: u32 = 4;
 /// Largest encoded control message accepted or sent.
 pub const MAX_CONTROL_MSG: usize = 256 * 1024;
 /// Most file descriptors accepted or sent with one message.

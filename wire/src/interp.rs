@@ -860,19 +860,16 @@ pub unsafe fn encode_reply(
     for (i, f) in cmd.params.iter().enumerate() {
         let a = call.args[i] as *const u8;
         match f.kind {
-            Kind::Out(ty) => put_results(e, cmd, ty, a, 1, sx)?,
+            Kind::Out(ty) => put_results(e, cmd, ty, a, 1, ret, sx)?,
             Kind::OutArray { elem, len } => {
-                put_results(e, cmd, elem, a, len_of(len, base, cmd.params)? as usize, sx)?
+                let n = len_of(len, base, cmd.params)? as usize;
+                put_results(e, cmd, elem, a, n, ret, sx)?
             }
             Kind::InOutCount(ty) => e.u64(read_scalar(ty, a)),
-            Kind::OutCounted { elem, count } if !a.is_null() => put_results(
-                e,
-                cmd,
-                elem,
-                a,
-                len_of(Len::Sibling(count), base, cmd.params)? as usize,
-                sx,
-            )?,
+            Kind::OutCounted { elem, count } if !a.is_null() => {
+                let n = len_of(Len::Sibling(count), base, cmd.params)? as usize;
+                put_results(e, cmd, elem, a, n, ret, sx)?
+            }
             Kind::OutCountedBytes { count } if !a.is_null() => {
                 let n = len_of(Len::Sibling(count), base, cmd.params)? as usize;
                 e.bytes(core::slice::from_raw_parts(a, n));
@@ -893,12 +890,30 @@ unsafe fn put_results(
     elem: Ty,
     p: *const u8,
     n: usize,
+    ret: u64,
     h: &dyn Handles,
 ) -> Result<(), DecodeError> {
     match elem {
-        Ty::Handle(_) | Ty::Dispatchable(_) if cmd.creates => Ok(()),
+        // The client named the new objects; it learns which of them exist.
+        Ty::Handle(_) | Ty::Dispatchable(_) if cmd.creates => {
+            for i in 0..n {
+                let host = read_scalar(Ty::U64, p.add(i * 8));
+                e.u32(created(cmd, ret, host) as u32);
+            }
+            Ok(())
+        }
         _ => put_elems(e, elem, p, n, h),
     }
+}
+
+/// Whether the handle `host` that creating command `cmd` returning `ret` wrote is an object:
+/// after success, every one the driver made (pipeline commands may leave some
+/// `VK_NULL_HANDLE`, as with `VK_PIPELINE_COMPILE_REQUIRED`). After a failure, only the pipeline
+/// commands may have made some (Vulkan has them make what they can); the other commands' outputs
+/// are undefined then.
+pub fn created(cmd: &CommandDesc, ret: u64, host: u64) -> bool {
+    let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
+    host != 0 && (ok || cmd.name.contains("Pipelines"))
 }
 
 /// Client: writes a reply into the application's output arguments and returns the C result.
@@ -913,7 +928,6 @@ pub unsafe fn decode_reply(
     new_ids: &[u64],
 ) -> Result<u64, DecodeError> {
     let ret = dc.u64()?;
-    let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
     let base = args.as_ptr() as *const u8;
     let mut ids = new_ids.iter().copied();
     // The capacities the application offered, before the returned counts overwrite them.
@@ -928,10 +942,10 @@ pub unsafe fn decode_reply(
     for (i, f) in cmd.params.iter().enumerate() {
         let a = args[i] as *mut u8;
         match f.kind {
-            Kind::Out(ty) => get_results(dc, cmd, ty, a, 1, ok, &mut ids, cx)?,
+            Kind::Out(ty) => get_results(dc, cmd, ty, a, 1, &mut ids, cx)?,
             Kind::OutArray { elem, len } => {
                 let n = len_of(len, base, cmd.params)? as usize;
-                get_results(dc, cmd, elem, a, n, ok, &mut ids, cx)?
+                get_results(dc, cmd, elem, a, n, &mut ids, cx)?
             }
             Kind::InOutCount(ty) => {
                 let v = dc.u64()?;
@@ -952,7 +966,7 @@ pub unsafe fn decode_reply(
             }
             Kind::OutCounted { elem, count } if !a.is_null() => {
                 let n = len_of(Len::Sibling(count), base, cmd.params)? as usize;
-                get_results(dc, cmd, elem, a, n, ok, &mut ids, cx)?
+                get_results(dc, cmd, elem, a, n, &mut ids, cx)?
             }
             Kind::OutCountedBytes { count } if !a.is_null() => {
                 let n = len_of(Len::Sibling(count), base, cmd.params)? as usize;
@@ -976,7 +990,6 @@ unsafe fn get_results(
     elem: Ty,
     p: *mut u8,
     n: usize,
-    ok: bool,
     ids: &mut impl Iterator<Item = u64>,
     cx: &dyn ClientObjects,
 ) -> Result<(), DecodeError> {
@@ -985,10 +998,10 @@ unsafe fn get_results(
             let dispatchable = matches!(elem, Ty::Dispatchable(_));
             for i in 0..n {
                 let id = ids.next().ok_or(DecodeError::Invalid("new handle count"))?;
-                let v = if ok {
-                    cx.wrap_new(ty, dispatchable, id)
-                } else {
-                    0
+                let v = match dc.u32()? {
+                    1 => cx.wrap_new(ty, dispatchable, id),
+                    0 => 0,
+                    _ => return Err(DecodeError::Invalid("new handle flag")),
                 };
                 write_scalar(Ty::U64, p.add(i * 8), v);
             }
