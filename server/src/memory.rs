@@ -69,15 +69,7 @@ impl Memory {
     pub fn back(&self, device: u64, type_index: u32, size: u64) -> Option<Backing> {
         let devices = self.devices.read();
         let d = devices.get(&device)?;
-        if !d
-            .host_visible
-            .get(type_index as usize)
-            .copied()
-            .unwrap_or(false)
-        {
-            return None;
-        }
-        let len = size.max(1).checked_next_multiple_of(d.alignment)?;
+        let len = d.shared_len(type_index, size).ok()?;
         let backing = match create(len, device) {
             Ok(b) => b,
             Err(e) => {
@@ -111,18 +103,7 @@ impl Memory {
         let d = devices
             .get(&device)
             .ok_or("the device does not import host memory")?;
-        if !d
-            .host_visible
-            .get(type_index as usize)
-            .copied()
-            .unwrap_or(false)
-        {
-            return Err(format!("memory type {type_index} is not host-visible"));
-        }
-        let len = size
-            .max(1)
-            .checked_next_multiple_of(d.alignment)
-            .ok_or("allocation size out of range")?;
+        let len = d.shared_len(type_index, size)?;
         let have = fstat(&fd).map_err(|e| format!("fstat: {e}"))?.st_size as u64;
         if have < len {
             return Err(format!(
@@ -167,6 +148,22 @@ impl Memory {
 }
 
 impl DeviceMemory {
+    /// How long the shared memory behind `size` bytes of `type_index` is: the size rounded up to
+    /// the import alignment. An error if the type cannot be shared memory.
+    fn shared_len(&self, type_index: u32, size: u64) -> Result<u64, String> {
+        if !self
+            .host_visible
+            .get(type_index as usize)
+            .copied()
+            .unwrap_or(false)
+        {
+            return Err(format!("memory type {type_index} is not host-visible"));
+        }
+        size.max(1)
+            .checked_next_multiple_of(self.alignment)
+            .ok_or_else(|| format!("allocation size {size} out of range"))
+    }
+
     /// `backing` if the host driver can import it as memory of `type_index`.
     fn importable(&self, backing: Backing, type_index: u32) -> Option<Backing> {
         let mut props = vk::MemoryHostPointerPropertiesEXT::default();
