@@ -9,7 +9,7 @@ use crate::host::HostDriver;
 use ash::vk;
 use bumpalo::Bump;
 use parking_lot::Mutex;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -340,15 +340,7 @@ fn import_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
         out.bytes(b"IMPORT_MEMORY: expected no parameters");
         return Status::BadRequest;
     }
-    // The client sent the descriptor before the request: it is waiting in the socket already.
-    let received = control::recv(shared.sock.as_fd(), Some(IMPORT_WAIT))
-        .map_err(|e| e.to_string())
-        .and_then(|(msg, mut fds)| match (msg, fds.len()) {
-            (ControlMsg::ImportMemory, 1) => Ok(fds.remove(0)),
-            (msg, n) => Err(format!(
-                "expected a memfd to import, got {msg:?} with {n} fds"
-            )),
-        })
+    let received = import_fd(shared.sock.as_fd(), IMPORT_WAIT)
         .and_then(|fd| shared.server.memory.receive_import(fd));
     let r = match received {
         Ok(()) => vk::Result::SUCCESS,
@@ -359,6 +351,19 @@ fn import_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
     };
     out.u32(r.as_raw() as u32);
     Status::Ok
+}
+
+/// The one descriptor of the `ImportMemory` message the client sends ahead of its
+/// `IMPORT_MEMORY` request: it is waiting in the socket already, so a short wait is enough and
+/// a client that sent none (or something else) gets an error, not a hung reader thread.
+fn import_fd(sock: BorrowedFd<'_>, wait: Duration) -> Result<OwnedFd, String> {
+    let (msg, mut fds) = control::recv(sock, Some(wait)).map_err(|e| e.to_string())?;
+    match (msg, fds.len()) {
+        (ControlMsg::ImportMemory, 1) => Ok(fds.remove(0)),
+        (msg, n) => Err(format!(
+            "expected a memfd to import, got {msg:?} with {n} fds"
+        )),
+    }
 }
 
 /// Destroys what the client left behind: devices first, then instances.
@@ -373,4 +378,59 @@ fn cleanup(server: &Server) {
         freed += 1;
     }
     info!(objects = freed, "cleaned up after the client");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn pair() -> (OwnedFd, OwnedFd) {
+        control::socketpair().unwrap()
+    }
+
+    #[test]
+    fn an_import_takes_the_descriptor_sent_ahead() {
+        let (client, server) = pair();
+        let memfd = rustix::fs::memfd_create("import", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        control::send(client.as_fd(), &ControlMsg::ImportMemory, &[memfd.as_fd()]).unwrap();
+        let got = import_fd(server.as_fd(), IMPORT_WAIT).unwrap();
+        let (a, b) = (
+            rustix::fs::fstat(&memfd).unwrap(),
+            rustix::fs::fstat(&got).unwrap(),
+        );
+        assert_eq!((a.st_dev, a.st_ino), (b.st_dev, b.st_ino));
+    }
+
+    #[test]
+    fn an_import_without_a_descriptor_fails_after_the_wait() {
+        let (_client, server) = pair();
+        let t = Instant::now();
+        let e = import_fd(server.as_fd(), Duration::from_millis(50)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(!e.is_empty());
+    }
+
+    #[test]
+    fn an_import_refuses_other_messages_and_descriptor_counts() {
+        let (client, server) = pair();
+        let memfd = rustix::fs::memfd_create("import", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        control::send(client.as_fd(), &ControlMsg::ImportMemory, &[]).unwrap();
+        let e = import_fd(server.as_fd(), IMPORT_WAIT).unwrap_err();
+        assert!(e.contains("with 0 fds"), "{e}");
+        control::send(
+            client.as_fd(),
+            &ControlMsg::ImportMemory,
+            &[memfd.as_fd(), memfd.as_fd()],
+        )
+        .unwrap();
+        let e = import_fd(server.as_fd(), IMPORT_WAIT).unwrap_err();
+        assert!(e.contains("with 2 fds"), "{e}");
+        let other = ControlMsg::Refused { reason: "x".into() };
+        control::send(client.as_fd(), &other, &[memfd.as_fd()]).unwrap();
+        let e = import_fd(server.as_fd(), IMPORT_WAIT).unwrap_err();
+        assert!(e.contains("Refused"), "{e}");
+        drop(client);
+        assert!(import_fd(server.as_fd(), IMPORT_WAIT).is_err());
+    }
 }
