@@ -16,6 +16,8 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkDestroyInstance",
     "vkCreateDevice",
     "vkDestroyDevice",
+    "vkCreatePrivateDataSlot",
+    "vkDestroyPrivateDataSlot",
     "vkSetPrivateData",
     "vkGetPrivateData",
     "vkAllocateMemory",

@@ -11,7 +11,7 @@ pub use crate::descriptor::{
     vkCreateDescriptorUpdateTemplate, vkDestroyDescriptorUpdateTemplate,
     vkGetDescriptorSetLayoutSupport, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
 };
-pub use crate::device::{vkCreateDevice, vkDestroyDevice, vkGetPrivateData, vkSetPrivateData};
+pub use crate::device::{vkCreateDevice, vkDestroyDevice};
 pub use crate::draw::{vkCmdDrawMultiEXT, vkCmdDrawMultiIndexedEXT};
 pub use crate::external::{vkGetMemoryFdKHR, vkGetMemoryFdPropertiesKHR};
 pub use crate::instance::{
@@ -21,4 +21,7 @@ pub use crate::instance::{
 };
 pub use crate::memory::{vkAllocateMemory, vkFreeMemory, vkMapMemory, vkUnmapMemory};
 pub use crate::pipeline::{vkCreateComputePipelines, vkCreateGraphicsPipelines};
+pub use crate::private_data::{
+    vkCreatePrivateDataSlot, vkDestroyPrivateDataSlot, vkGetPrivateData, vkSetPrivateData,
+};
 pub use crate::sync::vkResetFences;

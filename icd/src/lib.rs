@@ -7,7 +7,7 @@
 //! - [`generated::entry`]: one entry point per carried command, all taking [`call::call`];
 //! - [`handwritten`]: the few written by hand, each in the module of its object family
 //!   ([`instance`], [`device`], [`draw`], [`memory`], [`external`], [`command_buffer`],
-//!   [`descriptor`], [`pipeline`], [`sync`]);
+//!   [`descriptor`], [`pipeline`], [`private_data`], [`sync`]);
 //! - [`conn`]: the server connection; [`objects`]: ids and dispatchable wrappers;
 //!   [`stats`]: what crossed to the server (`AIRLOCK_STATS`).
 
@@ -27,6 +27,7 @@ mod log;
 pub mod memory;
 pub mod objects;
 pub mod pipeline;
+pub mod private_data;
 pub mod stats;
 pub mod sync;
 

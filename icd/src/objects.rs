@@ -59,6 +59,7 @@ impl Dispatchable {
     pub unsafe fn free(handle: u64) {
         let d = Box::from_raw(handle as *mut Dispatchable);
         drop(Arc::from_raw(d.conn));
+        crate::private_data::forget_dispatchable(handle);
     }
 
     /// # Safety

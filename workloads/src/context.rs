@@ -183,9 +183,11 @@ impl Context {
             .queue_priorities(&priorities)];
         let features = vk::PhysicalDeviceFeatures::default()
             .occlusion_query_precise(supported.occlusion_query_precise == vk::TRUE);
-        // Both are mandatory in Vulkan 1.2 and 1.3 respectively.
+        // All mandatory in Vulkan 1.2 and 1.3.
         let mut features12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(true);
-        let mut features13 = vk::PhysicalDeviceVulkan13Features::default().dynamic_rendering(true);
+        let mut features13 = vk::PhysicalDeviceVulkan13Features::default()
+            .dynamic_rendering(true)
+            .private_data(true);
         let enabled_extensions: Vec<_> = [
             has_push_descriptor.then_some(push_descriptor::NAME.as_ptr()),
             has_memory_fd.then_some(external_memory_fd::NAME.as_ptr()),

@@ -122,6 +122,11 @@ fn external_memory() {
 }
 
 #[test]
+fn private_data() {
+    compare("private_data", &[]);
+}
+
+#[test]
 fn zero_copy() {
     const BUFFER_BYTES: u64 = 32 << 20;
     let dir = tempfile::tempdir().unwrap();

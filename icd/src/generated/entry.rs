@@ -2121,23 +2121,6 @@ pub unsafe extern "system" fn vkCreatePipelineLayout(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkCreatePrivateDataSlot(
-    device: vk::Device,
-    p_create_info: *const vk::PrivateDataSlotCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_private_data_slot: *mut vk::PrivateDataSlot,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreatePrivateDataSlot,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_private_data_slot as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCreateQueryPool(
     device: vk::Device,
     p_create_info: *const vk::QueryPoolCreateInfo<'_>,
@@ -2420,21 +2403,6 @@ pub unsafe extern "system" fn vkDestroyPipelineLayout(
         &[
             device.as_raw(),
             pipeline_layout.as_raw(),
-            p_allocator as usize as u64,
-        ],
-    );
-}
-
-pub unsafe extern "system" fn vkDestroyPrivateDataSlot(
-    device: vk::Device,
-    private_data_slot: vk::PrivateDataSlot,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkDestroyPrivateDataSlot,
-        &[
-            device.as_raw(),
-            private_data_slot.as_raw(),
             p_allocator as usize as u64,
         ],
     );
@@ -6070,7 +6038,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::PrivateDataSlot,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreatePrivateDataSlot)
+            >(crate::handwritten::vkCreatePrivateDataSlot)
         }),
         &["VK_VERSION_1_3"],
     ),
@@ -6086,7 +6054,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::PrivateDataSlot,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreatePrivateDataSlot)
+            >(crate::handwritten::vkCreatePrivateDataSlot)
         }),
         &["VK_EXT_private_data"],
     ),
@@ -6476,7 +6444,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyPrivateDataSlot)
+            >(crate::handwritten::vkDestroyPrivateDataSlot)
         }),
         &["VK_VERSION_1_3"],
     ),
@@ -6491,7 +6459,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyPrivateDataSlot)
+            >(crate::handwritten::vkDestroyPrivateDataSlot)
         }),
         &["VK_EXT_private_data"],
     ),

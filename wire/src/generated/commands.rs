@@ -9665,10 +9665,12 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkCreateDevice
             | id::vkCreateGraphicsPipelines
             | id::vkCreateInstance
+            | id::vkCreatePrivateDataSlot
             | id::vkDestroyCommandPool
             | id::vkDestroyDescriptorUpdateTemplate
             | id::vkDestroyDevice
             | id::vkDestroyInstance
+            | id::vkDestroyPrivateDataSlot
             | id::vkEndCommandBuffer
             | id::vkEnumerateDeviceLayerProperties
             | id::vkEnumerateInstanceExtensionProperties

@@ -9,6 +9,7 @@ pub mod external_memory;
 pub mod layout_lifetime;
 pub mod ordering;
 pub mod pipeline_cache;
+pub mod private_data;
 pub mod push_constants;
 pub mod queries;
 pub mod render;
@@ -20,7 +21,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 14] = [
+pub const ALL: [(&str, Scenario); 15] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -35,7 +36,17 @@ pub const ALL: [(&str, Scenario); 14] = [
     ("layout_lifetime", layout_lifetime::run),
     ("zero_copy", zero_copy::run),
     ("external_memory", external_memory::run),
+    ("private_data", private_data::run),
 ];
+
+/// Runs `f(0)` … `f(n - 1)` on threads of their own, all at once; their results in that order.
+pub fn on_threads<T: Send>(n: u32, f: impl Fn(u32) -> Result<T> + Sync) -> Result<Vec<T>> {
+    std::thread::scope(|s| {
+        let f = &f;
+        let threads: Vec<_> = (0..n).map(|t| s.spawn(move || f(t))).collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    })
+}
 
 pub fn find(name: &str) -> Option<Scenario> {
     ALL.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)

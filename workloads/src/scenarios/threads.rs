@@ -85,18 +85,7 @@ pub fn run(ctx: &Context) -> Result<Report> {
     let set = ctx.kernel_set(&kernel, &[&buffer])?;
     // All threads start recording together.
     let start = Barrier::new(THREADS as usize);
-    let cmds = std::thread::scope(|s| {
-        let threads: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (kernel, buffer, start) = (&kernel, &buffer, &start);
-                s.spawn(move || record(ctx, kernel, set, buffer, t, start))
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().unwrap())
-            .collect::<Result<Vec<_>>>()
-    })?;
+    let cmds = super::on_threads(THREADS, |t| record(ctx, &kernel, set, &buffer, t, &start))?;
     ctx.submit_and_wait(&cmds)?;
 
     let got: Vec<u32> = buffer.read();
