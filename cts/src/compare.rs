@@ -55,6 +55,25 @@ pub fn total(groups: &BTreeMap<String, Counts>) -> Counts {
     all
 }
 
+/// The `n` cases both runs timed whose time grew most through Airlock, most first.
+fn slowest(native: &Results, airlock: &Results, n: usize) -> Vec<Slower> {
+    let mut grown: Vec<Slower> = airlock
+        .cases
+        .iter()
+        .filter_map(|(case, a)| {
+            let (n, a) = (native.cases.get(case)?.duration?, a.duration?);
+            (a > n).then(|| Slower {
+                case: case.clone(),
+                native: n,
+                airlock: a,
+            })
+        })
+        .collect();
+    grown.sort_by(|x, y| y.added().total_cmp(&x.added()).then(x.case.cmp(&y.case)));
+    grown.truncate(n);
+    grown
+}
+
 /// Passes natively, does anything else through Airlock (or is absent from its results).
 #[derive(Clone, Debug)]
 pub struct Regression {
@@ -78,6 +97,23 @@ pub struct Fixed {
     pub entry: Entry,
 }
 
+/// A case whose time grew through Airlock, in seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Slower {
+    pub case: String,
+    pub native: f64,
+    pub airlock: f64,
+}
+
+impl Slower {
+    pub fn added(&self) -> f64 {
+        self.airlock - self.native
+    }
+}
+
+/// How many of the cases that grew most the comparison keeps.
+pub const SLOWEST: usize = 15;
+
 #[derive(Clone, Debug)]
 pub struct Comparison {
     pub native: BTreeMap<String, Counts>,
@@ -85,6 +121,9 @@ pub struct Comparison {
     pub regressions: Vec<Regression>,
     pub improvements: Vec<Improvement>,
     pub fixed: Vec<Fixed>,
+    /// The [`SLOWEST`] cases whose time grew most, most first: where a round trip too many
+    /// hides (the wall-time ratio alone spreads it over every case).
+    pub slowest: Vec<Slower>,
 }
 
 impl Comparison {
@@ -125,6 +164,7 @@ impl Comparison {
             regressions,
             improvements,
             fixed,
+            slowest: slowest(native, airlock, SLOWEST),
         }
     }
 
@@ -280,6 +320,17 @@ dEQP-VK.wsi.x,Pass,1
         let fixed: Vec<_> = c.fixed.iter().map(|f| f.case.as_str()).collect();
         assert_eq!(fixed, ["dEQP-VK.memory.mapping.a"]);
         assert_eq!(c.fixed[0].entry.reason, "Mapping was broken");
+    }
+
+    #[test]
+    fn the_slowest_are_the_cases_whose_time_grew_most() {
+        let native = results("a,Pass,1\nb,Pass,2\nc,Pass,0.5\nd,Pass\ne,Pass,3\nf,Pass,1\n");
+        let airlock = results("a,Pass,1.5\nb,Pass,1\nc,Fail,4\nd,Pass,9\ne,Pass,3.2\nf,Pass,1.5\n");
+        let got = slowest(&native, &airlock, 3);
+        let got: Vec<_> = got.iter().map(|s| (s.case.as_str(), s.added())).collect();
+        // c grew most; a and f grew alike (by name); b sped up; d has no native time.
+        assert_eq!(got, [("c", 3.5), ("a", 0.5), ("f", 0.5)]);
+        assert!(slowest(&native, &native, 3).is_empty());
     }
 
     #[test]

@@ -171,6 +171,28 @@ pub fn render(info: &ReportInfo, c: &Comparison) -> String {
         out.push('\n');
     }
 
+    out.push_str("## Slowest through Airlock\n\n");
+    if c.slowest.is_empty() {
+        out.push_str("None.\n\n");
+    } else {
+        out.push_str(
+            "The cases whose time grew most (deqp-runner's time per case; one that ran while the \
+             machine was busy shows here too).\n\n\
+             | case | native | Airlock | added |\n| --- | ---: | ---: | ---: |\n",
+        );
+        for s in &c.slowest {
+            let _ = writeln!(
+                out,
+                "| {} | {:.3}s | {:.3}s | {:.3}s |",
+                s.case,
+                s.native,
+                s.airlock,
+                s.added()
+            );
+        }
+        out.push('\n');
+    }
+
     out.push_str("## Fixed: remove from expectations\n\n");
     if c.fixed.is_empty() {
         out.push_str("None.\n");
@@ -207,7 +229,7 @@ mod tests {
         )
         .unwrap();
         let airlock = Results::parse(
-            "dEQP-VK.api.smoke.triangle,Crash,1\ndEQP-VK.api.smoke.b,Pass,1\n\
+            "dEQP-VK.api.smoke.triangle,Crash,1\ndEQP-VK.api.smoke.b,Pass,1.25\n\
              dEQP-VK.memory.a,Pass,1\ndEQP-VK.memory.b,KnownFlake,1\ndEQP-VK.memory.c,Skip,0\n",
             "a",
         )
@@ -274,6 +296,7 @@ mod tests {
         has("| dEQP-VK.memory.b | KnownFlake | yes: airlock-flakes.txt:2 (Races) |");
         has("| dEQP-VK.memory.a | Fail |");
         has("| dEQP-VK.memory.a | airlock-fails.txt:2 `dEQP-VK.memory.a` | Mapping \\| broken |");
+        has("| dEQP-VK.api.smoke.b | 1.000s | 1.250s | 0.250s |");
     }
 
     #[test]
@@ -289,7 +312,7 @@ mod tests {
         let text = render(&info, &c);
         assert!(text.contains("| wall time | 3.0s | unknown |"), "{text}");
         assert!(text.contains("Wall-time ratio (Airlock / native): unknown"));
-        assert_eq!(text.matches("None.").count(), 3, "{text}");
+        assert_eq!(text.matches("None.").count(), 4, "{text}");
         assert!(text.contains("Regressions: 0 (0 unexpected)"));
     }
 }
