@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+# Real clients the tests run through Airlock (wgpu for Python), into target/clients-venv.
+bash scripts/clients.sh
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo run -q -p codegen -- --check
 cargo fmt --all -- --check
