@@ -6,7 +6,7 @@
 
 use ash::vk;
 use parking_lot::RwLock;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use wire::codec::DecodeError;
 use wire::interp::{Handles, ServerObjects};
 
@@ -20,6 +20,8 @@ pub struct Entry {
     pub owner: u64,
 }
 
+// FxHash, not SipHash: ids are hashed several times per created or destroyed object, and a pool
+// reset retires thousands. Only the client chooses ids, so colliding ones slow its own server.
 #[derive(Default)]
 struct Tables {
     by_id: HashMap<u64, Entry>,
