@@ -204,6 +204,17 @@ fn structs_rs(
     Ok(s)
 }
 
+/// What a command returns once its server is gone: `VK_ERROR_DEVICE_LOST` where vk.xml lists it
+/// among the command's errors (Vulkan allows it there and only there), else out of host memory
+/// where listed, else its first listed error, else success (a command that cannot fail).
+fn lost_result(c: &CommandDef) -> &str {
+    ["VK_ERROR_DEVICE_LOST", "VK_ERROR_OUT_OF_HOST_MEMORY"]
+        .into_iter()
+        .find(|e| c.errors.iter().any(|x| x == e))
+        .or(c.errors.first().map(String::as_str))
+        .unwrap_or("VK_SUCCESS")
+}
+
 fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
     let mut s = header(m, "Command ids and descriptions.");
     s.push_str("use crate::desc::*;\nuse ash::vk;\nuse core::mem::offset_of;\n#[allow(unused_imports)]\nuse super::structs::*;\n\n");
@@ -290,8 +301,9 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
             && ret_type(m, &c.def) == "()";
         writeln!(
             s,
-            "    ],\n    creates: {creates},\n    destroys: {destroys},\n    blocking: {},\n    recorded: {recorded},\n}};\n",
-            BLOCKING.contains(&name.as_str())
+            "    ],\n    creates: {creates},\n    destroys: {destroys},\n    blocking: {},\n    recorded: {recorded},\n    lost: vk::Result::{},\n}};\n",
+            BLOCKING.contains(&name.as_str()),
+            lost_result(&c.def).trim_start_matches("VK_")
         )
         .unwrap();
     }

@@ -37,6 +37,8 @@ pub struct CommandDef {
     pub ret: String,
     pub params: Vec<Decl>,
     pub aliases: Vec<String>,
+    /// vk.xml's `errorcodes`: the error results the command may return.
+    pub errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -195,6 +197,14 @@ impl Model {
                                         ret: d.proto.type_name.clone().unwrap_or_default(),
                                         params,
                                         aliases: Vec::new(),
+                                        errors: d
+                                            .errorcodes
+                                            .as_deref()
+                                            .unwrap_or("")
+                                            .split(',')
+                                            .filter(|e| !e.is_empty())
+                                            .map(str::to_string)
+                                            .collect(),
                                     },
                                 );
                             }

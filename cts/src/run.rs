@@ -294,9 +294,15 @@ impl RunnerCall<'_> {
             .envs(driver_env(icd, self.runtime_dir))
             // Only the chosen manifest: an extra driver would change what deqp-vk picks.
             .env_remove("VK_ADD_DRIVER_FILES");
-        if driver == Driver::Airlock && std::env::var_os("AIRLOCK_HOST_ICD").is_none() {
-            // The server drives the same lavapipe the native run uses.
-            cmd.env("AIRLOCK_HOST_ICD", self.native_icd);
+        if driver == Driver::Airlock {
+            if std::env::var_os("AIRLOCK_HOST_ICD").is_none() {
+                // The server drives the same lavapipe the native run uses.
+                cmd.env("AIRLOCK_HOST_ICD", self.native_icd);
+            }
+            // A server that dies (lavapipe crashing on a case) ends deqp-vk, as lavapipe's
+            // crash does natively: deqp-runner records the case as a crash and goes on in a
+            // fresh process, instead of every later case failing on a lost device.
+            cmd.env("AIRLOCK_ABORT_ON_LOSS", "1");
         }
         eprintln!("airlock-cts: running {} ({})", driver.dir(), icd.display());
         let start = Instant::now();

@@ -217,6 +217,8 @@ fn unlisted_regression_fails_the_run() {
     }
     assert_eq!(env_var(&airlock_env, "AIRLOCK_HOST_ICD"), lvp.to_str());
     assert_eq!(env_var(&native_env, "AIRLOCK_HOST_ICD"), None);
+    // A lost server ends deqp-vk as a crash would natively.
+    assert_eq!(env_var(&airlock_env, "AIRLOCK_ABORT_ON_LOSS"), Some("1"));
 
     let args = f.read("out/airlock/args.txt");
     let args: Vec<&str> = args.lines().collect();

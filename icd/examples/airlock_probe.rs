@@ -7,6 +7,9 @@
 //! - `null-input`: a required input pointer left NULL, then a valid call.
 //! - `kill-during-wait`: a thread waits on a fence when the server is SIGKILLed; the wait and
 //!   every later call must return, destroys too.
+//! - `after-loss`: objects of every kind, then the server SIGKILLed (natively: nothing), then a
+//!   call of every kind — queries, creations, queue retrieval, command buffers, submission,
+//!   waits, every destroy — each printed as `<call>=<result>`; exits 0 when nothing crashed.
 //! - `kill-mid-frame`: the server is SIGKILLed while a command buffer of a million commands is
 //!   being recorded and shipped in batches.
 //! - `corrupt-stream`: connects to `AIRLOCK_SOCKET` with the wire crate, shakes hands, then
@@ -32,6 +35,7 @@ fn main() {
         "make-and-hang" => make_and_hang(),
         "kill-during-wait" => kill_during_wait(),
         "kill-mid-frame" => kill_mid_frame(),
+        "after-loss" => after_loss(),
         "corrupt-stream" => corrupt_stream(),
         "limits" => limits(),
         "invalid-usage" => invalid_usage(args.get(2).is_some_and(|a| a == "layer")),
@@ -724,5 +728,284 @@ fn foreign_fd() -> Result<(), String> {
     println!("allocate_after={}", allocate(None));
     unsafe { device.destroy_device(None) };
     unsafe { instance.destroy_instance(None) };
+    Ok(())
+}
+
+/// `after-loss`: see the top of this file. Every call after the kill prints its result and how
+/// long it took; the test compares them with what Vulkan allows each command after a loss.
+fn after_loss() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let (device, queue) = make_device(&instance, pd)?;
+    let e = |what: &'static str| move |r: vk::Result| format!("{what}: {r:?}");
+    let host_visible = unsafe { instance.get_physical_device_memory_properties(pd) }
+        .memory_types_as_slice()
+        .iter()
+        .position(|t| {
+            t.property_flags
+                .contains(vk::MemoryPropertyFlags::HOST_VISIBLE)
+        })
+        .ok_or("no host-visible memory")? as u32;
+    let buffer_info = vk::BufferCreateInfo::default()
+        .size(4096)
+        .usage(vk::BufferUsageFlags::TRANSFER_DST);
+    let memory_info = vk::MemoryAllocateInfo::default()
+        .allocation_size(4096)
+        .memory_type_index(host_visible);
+    let mut timeline_type = vk::SemaphoreTypeCreateInfo::default()
+        .semaphore_type(vk::SemaphoreType::TIMELINE)
+        .initial_value(1);
+    let pool_sizes = [vk::DescriptorPoolSize::default()
+        .ty(vk::DescriptorType::STORAGE_BUFFER)
+        .descriptor_count(1)];
+    let descriptor_pool_info = vk::DescriptorPoolCreateInfo::default()
+        .max_sets(1)
+        .pool_sizes(&pool_sizes);
+    let (buffer, memory, unmapped, fence, timeline, event, query_pool, pool, cb) = unsafe {
+        let buffer = device
+            .create_buffer(&buffer_info, None)
+            .map_err(e("vkCreateBuffer"))?;
+        let memory = device
+            .allocate_memory(&memory_info, None)
+            .map_err(e("vkAllocateMemory"))?;
+        device
+            .bind_buffer_memory(buffer, memory, 0)
+            .map_err(e("vkBindBufferMemory"))?;
+        device
+            .map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+            .map_err(e("vkMapMemory"))?;
+        let unmapped = device
+            .allocate_memory(&memory_info, None)
+            .map_err(e("vkAllocateMemory"))?;
+        let fence = device
+            .create_fence(&vk::FenceCreateInfo::default(), None)
+            .map_err(e("vkCreateFence"))?;
+        let timeline = device
+            .create_semaphore(
+                &vk::SemaphoreCreateInfo::default().push_next(&mut timeline_type),
+                None,
+            )
+            .map_err(e("vkCreateSemaphore"))?;
+        let event = device
+            .create_event(&vk::EventCreateInfo::default(), None)
+            .map_err(e("vkCreateEvent"))?;
+        let query_pool = device
+            .create_query_pool(
+                &vk::QueryPoolCreateInfo::default()
+                    .query_type(vk::QueryType::OCCLUSION)
+                    .query_count(1),
+                None,
+            )
+            .map_err(e("vkCreateQueryPool"))?;
+        let pool = device
+            .create_command_pool(
+                &vk::CommandPoolCreateInfo::default()
+                    .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
+                None,
+            )
+            .map_err(e("vkCreateCommandPool"))?;
+        let cb = device
+            .allocate_command_buffers(
+                &vk::CommandBufferAllocateInfo::default()
+                    .command_pool(pool)
+                    .command_buffer_count(1),
+            )
+            .map_err(e("vkAllocateCommandBuffers"))?[0];
+        (
+            buffer, memory, unmapped, fence, timeline, event, query_pool, pool, cb,
+        )
+    };
+    let killed = server_pids();
+    println!("servers_killed={}", killed.len());
+    kill_servers();
+    // Natively there is nothing to kill; through Airlock the first call below finds it gone.
+    let show = |label: &str, t: Instant, r: String| {
+        println!("{label}={r}");
+        println!("{label}_ms={}", t.elapsed().as_millis());
+    };
+    macro_rules! call {
+        ($label:literal, $e:expr) => {{
+            let t = Instant::now();
+            let r = unsafe { $e };
+            show($label, t, result(r.as_ref().map(|_| ()).map_err(|e| *e)));
+            r.ok()
+        }};
+    }
+    unsafe {
+        // Queries.
+        let _ = instance.get_physical_device_properties(pd);
+        let _ = instance.get_physical_device_format_properties(pd, vk::Format::R8G8B8A8_UNORM);
+        let _ = device.get_buffer_memory_requirements(buffer);
+    }
+    call!(
+        "image_format_properties",
+        instance.get_physical_device_image_format_properties(
+            pd,
+            vk::Format::R8G8B8A8_UNORM,
+            vk::ImageType::TYPE_2D,
+            vk::ImageTiling::OPTIMAL,
+            vk::ImageUsageFlags::SAMPLED,
+            vk::ImageCreateFlags::empty(),
+        )
+    );
+    call!(
+        "enumerate_physical_devices",
+        instance.enumerate_physical_devices()
+    );
+    let t = Instant::now();
+    let r = unsafe { (device.fp_v1_0().get_fence_status)(device.handle(), fence) };
+    show("fence_status", t, format!("{r:?}"));
+    let t = Instant::now();
+    let r = unsafe { (device.fp_v1_0().get_event_status)(device.handle(), event) };
+    show("event_status", t, format!("{r:?}"));
+    let mut samples = [0u32; 1];
+    call!(
+        "query_pool_results",
+        device.get_query_pool_results(query_pool, 0, &mut samples, vk::QueryResultFlags::empty())
+    );
+
+    // Creation: non-dispatchable objects, then a device.
+    let new_buffer = call!("create_buffer", device.create_buffer(&buffer_info, None));
+    let new_memory = call!(
+        "allocate_memory",
+        device.allocate_memory(&memory_info, None)
+    );
+    let new_fence = call!(
+        "create_fence",
+        device.create_fence(&vk::FenceCreateInfo::default(), None)
+    );
+    let new_semaphore = call!(
+        "create_semaphore",
+        device.create_semaphore(&vk::SemaphoreCreateInfo::default(), None)
+    );
+    let new_event = call!(
+        "create_event",
+        device.create_event(&vk::EventCreateInfo::default(), None)
+    );
+    let new_sampler = call!(
+        "create_sampler",
+        device.create_sampler(&vk::SamplerCreateInfo::default(), None)
+    );
+    let new_descriptor_pool = call!(
+        "create_descriptor_pool",
+        device.create_descriptor_pool(&descriptor_pool_info, None)
+    );
+    let new_pool = call!(
+        "create_command_pool",
+        device.create_command_pool(&vk::CommandPoolCreateInfo::default(), None)
+    );
+    let prio = [1.0];
+    let queue_info = [vk::DeviceQueueCreateInfo::default()
+        .queue_family_index(0)
+        .queue_priorities(&prio)];
+    let new_device = call!(
+        "create_device",
+        instance.create_device(
+            pd,
+            &vk::DeviceCreateInfo::default().queue_create_infos(&queue_info),
+            None
+        )
+    );
+
+    // Queues: the loader writes its dispatch pointer into what these return.
+    let again = unsafe { device.get_device_queue(0, 0) };
+    let info2 = vk::DeviceQueueInfo2::default()
+        .queue_family_index(0)
+        .queue_index(0);
+    let again2 = unsafe { device.get_device_queue2(&info2) };
+    println!("queue_nonnull={}", again != vk::Queue::null());
+    println!("queue_same={}", again == queue && again2 == queue);
+    let new_device_queue = new_device
+        .as_ref()
+        .map(|d| unsafe { d.get_device_queue(0, 0) });
+    println!(
+        "new_device_queue_nonnull={}",
+        new_device_queue.is_none_or(|q| q != vk::Queue::null())
+    );
+
+    // Command buffers: a new one, and recording into the old one.
+    let new_cbs = call!(
+        "allocate_command_buffers",
+        device.allocate_command_buffers(
+            &vk::CommandBufferAllocateInfo::default()
+                .command_pool(pool)
+                .command_buffer_count(2)
+        )
+    );
+    call!(
+        "begin_command_buffer",
+        device.begin_command_buffer(cb, &vk::CommandBufferBeginInfo::default())
+    );
+    unsafe {
+        device.cmd_fill_buffer(cb, buffer, 0, 4096, 0x5EED_5EED);
+        device.cmd_set_event(cb, event, vk::PipelineStageFlags::TRANSFER);
+    }
+    call!("end_command_buffer", device.end_command_buffer(cb));
+
+    // Submission and waits. Natively the fence signals; through Airlock every wait must
+    // return at once, even one without a time limit.
+    let cbs = [cb];
+    let submit = vk::SubmitInfo::default().command_buffers(&cbs);
+    call!("queue_submit", device.queue_submit(queue, &[submit], fence));
+    call!(
+        "wait_for_fences",
+        device.wait_for_fences(&[fence], true, u64::MAX)
+    );
+    let values = [1u64];
+    let semaphores = [timeline];
+    call!(
+        "wait_semaphores",
+        device.wait_semaphores(
+            &vk::SemaphoreWaitInfo::default()
+                .semaphores(&semaphores)
+                .values(&values),
+            u64::MAX
+        )
+    );
+    call!("queue_wait_idle", device.queue_wait_idle(queue));
+    call!("device_wait_idle", device.device_wait_idle());
+    call!("reset_fences", device.reset_fences(&[fence]));
+    call!("set_event", device.set_event(event));
+    call!(
+        "map_mapped",
+        device.map_memory(memory, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+    );
+    call!(
+        "map_unmapped",
+        device.map_memory(unmapped, 0, vk::WHOLE_SIZE, vk::MemoryMapFlags::empty())
+    );
+
+    // Every destroy and free, the instance last.
+    let t = Instant::now();
+    unsafe {
+        if let Some(cbs) = new_cbs {
+            device.free_command_buffers(pool, &cbs);
+        }
+        device.free_command_buffers(pool, &[cb]);
+        device.destroy_command_pool(pool, None);
+        device.destroy_command_pool(new_pool.unwrap_or_default(), None);
+        device.destroy_descriptor_pool(new_descriptor_pool.unwrap_or_default(), None);
+        device.destroy_sampler(new_sampler.unwrap_or_default(), None);
+        device.destroy_event(new_event.unwrap_or_default(), None);
+        device.destroy_semaphore(new_semaphore.unwrap_or_default(), None);
+        device.destroy_fence(new_fence.unwrap_or_default(), None);
+        device.free_memory(new_memory.unwrap_or_default(), None);
+        device.destroy_buffer(new_buffer.unwrap_or_default(), None);
+        device.destroy_query_pool(query_pool, None);
+        device.destroy_event(event, None);
+        device.destroy_semaphore(timeline, None);
+        device.destroy_fence(fence, None);
+        device.unmap_memory(memory);
+        device.destroy_buffer(buffer, None);
+        device.free_memory(memory, None);
+        device.free_memory(unmapped, None);
+        if let Some(d) = new_device {
+            d.destroy_device(None);
+        }
+        device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
+    println!("destroyed=yes");
+    println!("destroy_ms={}", t.elapsed().as_millis());
     Ok(())
 }

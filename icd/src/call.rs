@@ -25,7 +25,10 @@ pub fn call(cmd: &'static CommandDesc, args: &[u64]) -> u64 {
     let r = conn.call(cmd, args);
     if let Some(i) = cmd.destroys {
         // SAFETY: the application's arguments to a destroying command, as Vulkan requires them.
-        unsafe { crate::private_data::destroyed(cmd, i, args) };
+        unsafe {
+            crate::private_data::destroyed(cmd, i, args);
+            crate::descriptor::destroyed(cmd, i, args);
+        }
     }
     if cmd.ret == wire::desc::Ret::Result
         && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw()

@@ -166,7 +166,10 @@ fn flush(conn: &Connection, handle: u64, rec: &mut Recording) {
         &mut Vec::new(),
     );
     if let Err(why) = sent {
-        let _ = conn.fail(&format!("shipping recorded commands: {why}"));
+        let _ = conn.fail(
+            &C_vkEndCommandBuffer,
+            &format!("shipping recorded commands: {why}"),
+        );
     }
     crate::stats::batch(rec.commands);
     rec.frames.clear();
@@ -276,30 +279,19 @@ pub unsafe extern "system" fn vkBeginCommandBuffer(
     info: *const vk::CommandBufferBeginInfo<'_>,
 ) -> vk::Result {
     let h = cb.as_raw();
-    let rec = recording(h);
-    rec.discard();
+    recording(h).discard();
+    // What the inheritance info holds for a primary command buffer, or outside a render pass,
+    // is ignored and does not travel (`wire::ignored`, which asks [`is_primary`]).
     let conn = Dispatchable::conn_borrowed(h);
-    if info.is_null() {
-        return conn.post(&C_vkBeginCommandBuffer, &[h, 0]);
-    }
-    // pInheritanceInfo is ignored for primary command buffers, and its render pass and
-    // framebuffer outside a render pass: whatever they hold must not travel.
-    let mut begin = *info;
-    let mut inherit;
-    if rec.primary || begin.p_inheritance_info.is_null() {
-        begin.p_inheritance_info = std::ptr::null();
-    } else {
-        inherit = *begin.p_inheritance_info;
-        if !begin
-            .flags
-            .contains(vk::CommandBufferUsageFlags::RENDER_PASS_CONTINUE)
-        {
-            inherit.render_pass = vk::RenderPass::null();
-            inherit.framebuffer = vk::Framebuffer::null();
-        }
-        begin.p_inheritance_info = &inherit;
-    }
-    conn.post(&C_vkBeginCommandBuffer, &[h, &begin as *const _ as u64])
+    conn.post(&C_vkBeginCommandBuffer, &[h, info as u64])
+}
+
+/// Whether a command buffer was allocated primary.
+///
+/// # Safety
+/// `handle` is a live command buffer wrapper.
+pub unsafe fn is_primary(handle: u64) -> bool {
+    recording(handle).primary
 }
 
 pub unsafe extern "system" fn vkEndCommandBuffer(cb: vk::CommandBuffer) -> vk::Result {

@@ -40,6 +40,8 @@ pub struct Connection {
     pub welcome: Welcome,
     /// Wrappers of dispatchable objects the server named (physical devices, queues).
     pub(crate) named: Mutex<crate::objects::Named>,
+    /// The queue wrappers handed out, by device.
+    pub(crate) queues: Mutex<crate::queue::Queues>,
     /// Device memory mapped into this process, by memory id.
     pub(crate) mappings: Mutex<crate::memory::Mappings>,
     /// Held across an opaque-fd import's memfd, request and allocation, which the server pairs
@@ -49,6 +51,8 @@ pub struct Connection {
     pub(crate) pools: Mutex<crate::command_buffer::Pools>,
     /// What each instance and device enabled, for `vkGetDeviceProcAddr`.
     pub(crate) enabled: Mutex<crate::instance::EnabledSets>,
+    /// Where immutable samplers are (descriptor set layouts, sets, pipeline layouts).
+    pub(crate) immutable: Mutex<crate::descriptor::Immutable>,
     /// Descriptor update templates, interpreted here.
     pub(crate) templates: Mutex<crate::descriptor::Templates>,
 }
@@ -78,6 +82,12 @@ pub fn current() -> Result<Arc<Connection>, vk::Result> {
             Err(vk::Result::ERROR_INITIALIZATION_FAILED)
         }
     }
+}
+
+/// `AIRLOCK_ABORT_ON_LOSS=1`: a lost server ends the application (SIGABRT) instead of leaving it
+/// a lost device.
+fn abort_on_loss() -> bool {
+    std::env::var("AIRLOCK_ABORT_ON_LOSS").is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 /// A server started from here inherits this process's `PR_SET_MDWE` (unless it was set with
@@ -159,10 +169,12 @@ impl Connection {
             child: Mutex::new(child),
             welcome,
             named: Mutex::new(Default::default()),
+            queues: Mutex::new(Default::default()),
             mappings: Mutex::new(Default::default()),
             imports: Mutex::new(()),
             pools: Mutex::new(Default::default()),
             templates: Mutex::new(Default::default()),
+            immutable: Mutex::new(Default::default()),
             enabled: Mutex::new(Default::default()),
         })
     }
@@ -175,10 +187,20 @@ impl Connection {
         if !self.lost.swap(true, Ordering::AcqRel) {
             log!(
                 error,
-                "airlock: lost the server: {why}; every later call returns VK_ERROR_DEVICE_LOST"
+                "airlock: lost the server: {why}; every later call fails as on a lost device \
+                 (VK_ERROR_DEVICE_LOST where Vulkan allows it)"
             );
             if let Some(mut c) = self.child.lock().take() {
                 let _ = c.try_wait();
+            }
+            if abort_on_loss() {
+                // For test runners (the CTS): a driver that crashes natively takes its process
+                // with it, and the runner goes on with the next case in a fresh one.
+                log!(
+                    error,
+                    "airlock: AIRLOCK_ABORT_ON_LOSS is set: aborting the process"
+                );
+                std::process::abort();
             }
         }
     }
@@ -212,7 +234,8 @@ impl Connection {
 
     fn carry(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64], wants: bool) -> u64 {
         if self.is_lost() {
-            return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
+            // SAFETY: the application's arguments, valid as Vulkan requires of them.
+            return unsafe { after_loss(cmd, args) };
         }
         BUFS.with(|b| {
             let (enc, body, new_ids) = &mut *b.borrow_mut();
@@ -246,7 +269,8 @@ impl Connection {
                 Ok(Some(s)) => s,
                 Err(why) => {
                     self.lose(&format!("{}: {why}", cmd.name));
-                    return failure(cmd, vk::Result::ERROR_DEVICE_LOST);
+                    // SAFETY: as above.
+                    return unsafe { after_loss(cmd, args) };
                 }
             };
             match status {
@@ -257,7 +281,8 @@ impl Connection {
                         Ok(r) => r,
                         Err(e) => {
                             self.lose(&format!("{}: malformed reply: {e}", cmd.name));
-                            failure(cmd, vk::Result::ERROR_DEVICE_LOST)
+                            // SAFETY: as above.
+                            unsafe { after_loss(cmd, args) }
                         }
                     }
                 }
@@ -360,10 +385,11 @@ impl Connection {
         self.exchange_parts(command, &[payload], wants, body)
     }
 
-    /// Marks the connection lost after a failed exchange made outside [`Connection::call`].
-    pub fn fail(&self, why: &str) -> vk::Result {
-        self.lose(why);
-        vk::Result::ERROR_DEVICE_LOST
+    /// Marks the connection lost after a failed exchange made outside [`Connection::call`] for
+    /// `cmd`; what `cmd` returns then.
+    pub fn fail(&self, cmd: &CommandDesc, why: &str) -> vk::Result {
+        self.lose(&format!("{}: {why}", cmd.name));
+        cmd.lost
     }
 
     /// Sends a control message with descriptors to the server.
@@ -392,6 +418,19 @@ impl Connection {
         ring.read_exact(body, &live).map_err(|e| e.to_string())?;
         Ok(status)
     }
+}
+
+/// What a call gets once the server is gone: the result Vulkan allows that command after a lost
+/// device (`VK_ERROR_DEVICE_LOST` where it may return that; see [`CommandDesc::lost`]), and
+/// `VK_NULL_HANDLE` for every object it would have created.
+///
+/// # Safety
+/// `args` must be the application's arguments for `cmd`, valid as Vulkan requires.
+pub unsafe fn after_loss(cmd: &CommandDesc, args: &[u64]) -> u64 {
+    if let Err(e) = interp::clear_created(cmd, args) {
+        log!(error, "airlock: {}: {e}", cmd.name);
+    }
+    failure(cmd, cmd.lost)
 }
 
 /// What a call returns when it could not be carried.

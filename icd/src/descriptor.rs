@@ -1,20 +1,23 @@
 //! Descriptors: update templates, which the ICD interprets (the application's data layout
-//! never crosses), and the members Vulkan says to ignore, which must not travel.
+//! never crosses), and which bindings take immutable samplers.
 //!
-//! `VkWriteDescriptorSet` has three array pointers of which the descriptor type selects one;
-//! the others may hold anything. A descriptor set layout binding's immutable samplers matter
-//! only for sampler types. The writes and bindings are copied with the ignored members cleared
-//! before they are encoded.
+//! A `VkDescriptorImageInfo`'s sampler is ignored where the binding it updates has immutable
+//! samplers (`wire::ignored`); to tell, the ICD remembers the bindings of each set layout that
+//! has some, the sets allocated with such a layout and the pipeline layouts that use one. Most
+//! programs have none, and then nothing is kept.
 
 use crate::call::{app_slice as slice, call};
 use crate::objects::Dispatchable;
 use ash::vk::{self, Handle};
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::sync::Arc;
+use wire::desc::CommandDesc;
 use wire::generated::commands::{
-    C_vkCmdPushDescriptorSetKHR, C_vkCreateDescriptorSetLayout, C_vkCreateDescriptorUpdateTemplate,
-    C_vkDestroyDescriptorUpdateTemplate, C_vkGetDescriptorSetLayoutSupport,
-    C_vkUpdateDescriptorSets,
+    C_vkAllocateDescriptorSets, C_vkCmdPushDescriptorSetKHR, C_vkCreateDescriptorSetLayout,
+    C_vkCreateDescriptorUpdateTemplate, C_vkCreatePipelineLayout, C_vkDestroyDescriptorPool,
+    C_vkDestroyDescriptorSetLayout, C_vkDestroyDescriptorUpdateTemplate, C_vkDestroyPipelineLayout,
+    C_vkFreeDescriptorSets, C_vkResetDescriptorPool, C_vkUpdateDescriptorSets,
 };
 
 /// What a template says about the application's data: one entry per run of descriptors.
@@ -25,6 +28,35 @@ pub struct Template {
 
 #[derive(Default)]
 pub struct Templates(HashMap<u64, std::sync::Arc<Template>>);
+
+/// The bindings of one set layout that have immutable samplers, sorted.
+type Bindings = Arc<[u32]>;
+
+/// Where immutable samplers are, by object id; only objects that have some are listed.
+#[derive(Default)]
+pub struct Immutable {
+    layouts: HashMap<u64, Bindings>,
+    /// Descriptor sets: their pool and their layout's bindings.
+    sets: HashMap<u64, (u64, Bindings)>,
+    /// Pipeline layouts: per set number, the bindings of that set's layout.
+    pipeline_layouts: HashMap<u64, Vec<Option<Bindings>>>,
+}
+
+impl Immutable {
+    pub fn set_binding(&self, set: u64, binding: u32) -> bool {
+        self.sets
+            .get(&set)
+            .is_some_and(|(_, b)| b.binary_search(&binding).is_ok())
+    }
+
+    pub fn layout_binding(&self, layout: u64, set: u32, binding: u32) -> bool {
+        self.pipeline_layouts
+            .get(&layout)
+            .and_then(|sets| sets.get(set as usize))
+            .and_then(|b| b.as_ref())
+            .is_some_and(|b| b.binary_search(&binding).is_ok())
+    }
+}
 
 /// Which array of a `VkWriteDescriptorSet` a descriptor type reads.
 #[derive(Clone, Copy, PartialEq)]
@@ -54,95 +86,6 @@ fn source(ty: vk::DescriptorType) -> Source {
     }
 }
 
-/// Writes with only what their types read, and image infos with only the members the type
-/// uses. Borrowed arrays live in `images`.
-struct CleanWrites<'a> {
-    writes: Vec<vk::WriteDescriptorSet<'a>>,
-    _images: Vec<Vec<vk::DescriptorImageInfo>>,
-}
-
-unsafe fn clean_writes<'a>(writes: &[vk::WriteDescriptorSet<'a>]) -> CleanWrites<'a> {
-    let mut images = Vec::new();
-    let writes = writes
-        .iter()
-        .map(|w| {
-            let mut w = *w;
-            let src = source(w.descriptor_type);
-            if src != Source::Image || w.p_image_info.is_null() {
-                w.p_image_info = std::ptr::null();
-            } else {
-                let sampler = matches!(
-                    w.descriptor_type,
-                    vk::DescriptorType::SAMPLER | vk::DescriptorType::COMBINED_IMAGE_SAMPLER
-                );
-                let view = w.descriptor_type != vk::DescriptorType::SAMPLER;
-                let list: Vec<vk::DescriptorImageInfo> =
-                    std::slice::from_raw_parts(w.p_image_info, w.descriptor_count as usize)
-                        .iter()
-                        .map(|i| vk::DescriptorImageInfo {
-                            sampler: if sampler {
-                                i.sampler
-                            } else {
-                                vk::Sampler::null()
-                            },
-                            image_view: if view {
-                                i.image_view
-                            } else {
-                                vk::ImageView::null()
-                            },
-                            image_layout: i.image_layout,
-                        })
-                        .collect();
-                w.p_image_info = list.as_ptr();
-                images.push(list);
-            }
-            if src != Source::Buffer {
-                w.p_buffer_info = std::ptr::null();
-            }
-            if src != Source::TexelView {
-                w.p_texel_buffer_view = std::ptr::null();
-            }
-            w
-        })
-        .collect();
-    CleanWrites {
-        writes,
-        _images: images,
-    }
-}
-
-pub unsafe extern "system" fn vkUpdateDescriptorSets(
-    device: vk::Device,
-    write_count: u32,
-    writes: *const vk::WriteDescriptorSet<'_>,
-    copy_count: u32,
-    copies: *const vk::CopyDescriptorSet<'_>,
-) {
-    let clean = clean_writes(slice(writes, write_count));
-    call(
-        &C_vkUpdateDescriptorSets,
-        &[
-            device.as_raw(),
-            clean.writes.len() as u64,
-            clean.writes.as_ptr() as u64,
-            copy_count as u64,
-            copies as u64,
-        ],
-    );
-}
-
-pub unsafe extern "system" fn vkCmdPushDescriptorSetKHR(
-    cb: vk::CommandBuffer,
-    bind_point: vk::PipelineBindPoint,
-    layout: vk::PipelineLayout,
-    set: u32,
-    write_count: u32,
-    writes: *const vk::WriteDescriptorSet<'_>,
-) {
-    let clean = clean_writes(slice(writes, write_count));
-    push(cb, bind_point, layout, set, &clean.writes);
-}
-
 unsafe fn push(
     cb: vk::CommandBuffer,
     bind_point: vk::PipelineBindPoint,
@@ -163,70 +106,145 @@ unsafe fn push(
     );
 }
 
-/// Bindings with immutable samplers only where the type reads them.
-unsafe fn clean_bindings<'a>(
-    info: &vk::DescriptorSetLayoutCreateInfo<'a>,
-) -> Vec<vk::DescriptorSetLayoutBinding<'a>> {
-    slice(info.p_bindings, info.binding_count)
-        .iter()
-        .map(|b| {
-            let mut b = *b;
-            if !matches!(
-                b.descriptor_type,
-                vk::DescriptorType::SAMPLER | vk::DescriptorType::COMBINED_IMAGE_SAMPLER
-            ) {
-                b.p_immutable_samplers = std::ptr::null();
-            }
-            b
-        })
-        .collect()
-}
-
 pub unsafe extern "system" fn vkCreateDescriptorSetLayout(
     device: vk::Device,
     info: *const vk::DescriptorSetLayoutCreateInfo<'_>,
     allocator: *const vk::AllocationCallbacks<'_>,
     layout: *mut vk::DescriptorSetLayout,
 ) -> vk::Result {
-    layout_call(
+    let r = vk::Result::from_raw(call(
         &C_vkCreateDescriptorSetLayout,
-        device,
-        info,
-        &[allocator as u64, layout as u64],
-    )
-}
-
-pub unsafe extern "system" fn vkGetDescriptorSetLayoutSupport(
-    device: vk::Device,
-    info: *const vk::DescriptorSetLayoutCreateInfo<'_>,
-    support: *mut vk::DescriptorSetLayoutSupport<'_>,
-) {
-    let _ = layout_call(
-        &C_vkGetDescriptorSetLayoutSupport,
-        device,
-        info,
-        &[support as u64],
-    );
-}
-
-/// Calls `cmd` with a copy of `info` whose bindings are cleaned, then the `rest` arguments.
-unsafe fn layout_call(
-    cmd: &'static wire::desc::CommandDesc,
-    device: vk::Device,
-    info: *const vk::DescriptorSetLayoutCreateInfo<'_>,
-    rest: &[u64],
-) -> vk::Result {
-    let mut args = vec![device.as_raw(), info as u64];
-    let bindings;
-    let mut copy;
-    if !info.is_null() {
-        bindings = clean_bindings(&*info);
-        copy = *info;
-        copy.p_bindings = bindings.as_ptr();
-        args[1] = &copy as *const _ as u64;
+        &[
+            device.as_raw(),
+            info as u64,
+            allocator as u64,
+            layout as u64,
+        ],
+    ) as i32);
+    if r == vk::Result::SUCCESS {
+        let i = &*info;
+        let mut bindings: Vec<u32> = slice(i.p_bindings, i.binding_count)
+            .iter()
+            .filter(|b| {
+                matches!(
+                    b.descriptor_type,
+                    vk::DescriptorType::SAMPLER | vk::DescriptorType::COMBINED_IMAGE_SAMPLER
+                ) && !b.p_immutable_samplers.is_null()
+            })
+            .map(|b| b.binding)
+            .collect();
+        if !bindings.is_empty() {
+            bindings.sort_unstable();
+            let conn = Dispatchable::conn_borrowed(device.as_raw());
+            conn.immutable
+                .lock()
+                .layouts
+                .insert((*layout).as_raw(), bindings.into());
+        }
     }
-    args.extend_from_slice(rest);
-    vk::Result::from_raw(call(cmd, &args) as i32)
+    r
+}
+
+pub unsafe extern "system" fn vkAllocateDescriptorSets(
+    device: vk::Device,
+    info: *const vk::DescriptorSetAllocateInfo<'_>,
+    sets: *mut vk::DescriptorSet,
+) -> vk::Result {
+    let r = vk::Result::from_raw(call(
+        &C_vkAllocateDescriptorSets,
+        &[device.as_raw(), info as u64, sets as u64],
+    ) as i32);
+    if r == vk::Result::SUCCESS {
+        let i = &*info;
+        let conn = Dispatchable::conn_borrowed(device.as_raw());
+        let mut imm = conn.immutable.lock();
+        if !imm.layouts.is_empty() {
+            let layouts = slice(i.p_set_layouts, i.descriptor_set_count);
+            for (k, l) in layouts.iter().enumerate() {
+                if let Some(b) = imm.layouts.get(&l.as_raw()).cloned() {
+                    let set = (*sets.add(k)).as_raw();
+                    imm.sets.insert(set, (i.descriptor_pool.as_raw(), b));
+                }
+            }
+        }
+    }
+    r
+}
+
+pub unsafe extern "system" fn vkCreatePipelineLayout(
+    device: vk::Device,
+    info: *const vk::PipelineLayoutCreateInfo<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    layout: *mut vk::PipelineLayout,
+) -> vk::Result {
+    let r = vk::Result::from_raw(call(
+        &C_vkCreatePipelineLayout,
+        &[
+            device.as_raw(),
+            info as u64,
+            allocator as u64,
+            layout as u64,
+        ],
+    ) as i32);
+    if r == vk::Result::SUCCESS {
+        let i = &*info;
+        let conn = Dispatchable::conn_borrowed(device.as_raw());
+        let mut imm = conn.immutable.lock();
+        let sets: Vec<Option<Bindings>> = slice(i.p_set_layouts, i.set_layout_count)
+            .iter()
+            .map(|l| imm.layouts.get(&l.as_raw()).cloned())
+            .collect();
+        if sets.iter().any(Option::is_some) {
+            imm.pipeline_layouts.insert((*layout).as_raw(), sets);
+        }
+    }
+    r
+}
+
+pub unsafe extern "system" fn vkResetDescriptorPool(
+    device: vk::Device,
+    pool: vk::DescriptorPool,
+    flags: vk::DescriptorPoolResetFlags,
+) -> vk::Result {
+    forget_pool(device, pool.as_raw());
+    vk::Result::from_raw(call(
+        &C_vkResetDescriptorPool,
+        &[device.as_raw(), pool.as_raw(), flags.as_raw() as u64],
+    ) as i32)
+}
+
+fn forget_pool(device: vk::Device, pool: u64) {
+    // SAFETY: the application passes a live device.
+    let conn = unsafe { Dispatchable::conn_borrowed(device.as_raw()) };
+    let mut imm = conn.immutable.lock();
+    if !imm.sets.is_empty() {
+        imm.sets.retain(|_, (p, _)| *p != pool);
+    }
+}
+
+/// After a destroying command: forgets what it destroyed.
+///
+/// # Safety
+/// `args` are the application's arguments to `cmd`, which destroys the objects at `args[i]`.
+pub unsafe fn destroyed(cmd: &CommandDesc, i: u16, args: &[u64]) {
+    let device = vk::Device::from_raw(args[0]);
+    let target = args[i as usize];
+    let conn = || Dispatchable::conn_borrowed(args[0]);
+    if std::ptr::eq(cmd, &C_vkDestroyDescriptorPool) {
+        forget_pool(device, target);
+    } else if std::ptr::eq(cmd, &C_vkDestroyDescriptorSetLayout) {
+        conn().immutable.lock().layouts.remove(&target);
+    } else if std::ptr::eq(cmd, &C_vkDestroyPipelineLayout) {
+        conn().immutable.lock().pipeline_layouts.remove(&target);
+    } else if std::ptr::eq(cmd, &C_vkFreeDescriptorSets) {
+        let c = conn();
+        let mut imm = c.immutable.lock();
+        if !imm.sets.is_empty() {
+            for s in slice(target as *const u64, args[2] as u32) {
+                imm.sets.remove(s);
+            }
+        }
+    }
 }
 
 pub unsafe extern "system" fn vkCreateDescriptorUpdateTemplate(
@@ -371,13 +389,12 @@ pub unsafe extern "system" fn vkUpdateDescriptorSetWithTemplate(
         return;
     };
     let x = expand(&t, set, data);
-    let clean = clean_writes(&x.writes);
     call(
         &C_vkUpdateDescriptorSets,
         &[
             device.as_raw(),
-            clean.writes.len() as u64,
-            clean.writes.as_ptr() as u64,
+            x.writes.len() as u64,
+            x.writes.as_ptr() as u64,
             0,
             0,
         ],
@@ -395,6 +412,5 @@ pub unsafe extern "system" fn vkCmdPushDescriptorSetWithTemplateKHR(
         return;
     };
     let x = expand(&t, vk::DescriptorSet::null(), data);
-    let clean = clean_writes(&x.writes);
-    push(cb, t.bind_point, layout, set, &clean.writes);
+    push(cb, t.bind_point, layout, set, &x.writes);
 }

@@ -45,6 +45,7 @@ pub unsafe extern "system" fn vkDestroyDevice(
     call(&C_vkDestroyDevice, &[h, allocator as u64]);
     let conn = Dispatchable::conn(h);
     let id = Dispatchable::id_of(h);
+    conn.queues.lock().forget_device(id);
     free_children(&conn, id);
     crate::instance::forget_enabled(&conn, id);
     crate::command_buffer::forget_pools(&conn, id);

@@ -16,6 +16,7 @@ use std::os::fd::{BorrowedFd, IntoRawFd};
 use wire::codec::Decoder;
 use wire::control::ControlMsg;
 use wire::frame::Status;
+use wire::generated::commands::{C_vkAllocateMemory, C_vkGetMemoryFdKHR};
 use wire::private::IMPORT_MEMORY;
 
 const OPAQUE: vk::ExternalMemoryHandleTypeFlags = vk::ExternalMemoryHandleTypeFlags::OPAQUE_FD;
@@ -46,7 +47,7 @@ pub unsafe extern "system" fn vkGetMemoryFdKHR(
         );
         return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
     };
-    match crate::memory::receive(&conn, memory, want, "vkGetMemoryFdKHR") {
+    match crate::memory::receive(&conn, memory, want, &C_vkGetMemoryFdKHR) {
         Ok((memfd, _)) => {
             *fd = memfd.into_raw_fd();
             vk::Result::SUCCESS
@@ -143,15 +144,20 @@ pub fn send_import(conn: &Connection, fd: i32, size: u64) -> Result<(), vk::Resu
         return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
     }
     conn.send_control(&ControlMsg::ImportMemory, &[fd])
-        .map_err(|e| conn.fail(&format!("vkAllocateMemory: sending the fd to import: {e}")))?;
+        .map_err(|e| {
+            conn.fail(
+                &C_vkAllocateMemory,
+                &format!("sending the fd to import: {e}"),
+            )
+        })?;
     let mut body = Vec::new();
     let status = conn
         .exchange_parts(IMPORT_MEMORY, &[], true, &mut body)
-        .map_err(|why| conn.fail(&format!("vkAllocateMemory: import: {why}")))?;
+        .map_err(|why| conn.fail(&C_vkAllocateMemory, &format!("import: {why}")))?;
     let mut dc = Decoder::new(&body);
     let r = match (status, dc.u32(), dc.finish()) {
         (Some(Status::Ok), Ok(r), Ok(())) => vk::Result::from_raw(r as i32),
-        _ => return Err(conn.fail("vkAllocateMemory: malformed import reply")),
+        _ => return Err(conn.fail(&C_vkAllocateMemory, "malformed import reply")),
     };
     if r != vk::Result::SUCCESS {
         log!(

@@ -7,9 +7,9 @@ pub use crate::command_buffer::{
     vkFreeCommandBuffers, vkResetCommandBuffer,
 };
 pub use crate::descriptor::{
-    vkCmdPushDescriptorSetKHR, vkCmdPushDescriptorSetWithTemplateKHR, vkCreateDescriptorSetLayout,
-    vkCreateDescriptorUpdateTemplate, vkDestroyDescriptorUpdateTemplate,
-    vkGetDescriptorSetLayoutSupport, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
+    vkAllocateDescriptorSets, vkCmdPushDescriptorSetWithTemplateKHR, vkCreateDescriptorSetLayout,
+    vkCreateDescriptorUpdateTemplate, vkCreatePipelineLayout, vkDestroyDescriptorUpdateTemplate,
+    vkResetDescriptorPool, vkUpdateDescriptorSetWithTemplate,
 };
 pub use crate::device::{vkCreateDevice, vkDestroyDevice};
 pub use crate::draw::{vkCmdDrawMultiEXT, vkCmdDrawMultiIndexedEXT};
@@ -20,8 +20,8 @@ pub use crate::instance::{
     vkGetDeviceProcAddr, vkGetInstanceProcAddr,
 };
 pub use crate::memory::{vkAllocateMemory, vkFreeMemory, vkMapMemory, vkUnmapMemory};
-pub use crate::pipeline::{vkCreateComputePipelines, vkCreateGraphicsPipelines};
 pub use crate::private_data::{
     vkCreatePrivateDataSlot, vkDestroyPrivateDataSlot, vkGetPrivateData, vkSetPrivateData,
 };
+pub use crate::queue::{vkGetDeviceQueue, vkGetDeviceQueue2};
 pub use crate::sync::vkResetFences;

@@ -7,7 +7,7 @@
 //! - [`generated::entry`]: one entry point per carried command, all taking [`call::call`];
 //! - [`handwritten`]: the few written by hand, each in the module of its object family
 //!   ([`instance`], [`device`], [`draw`], [`memory`], [`external`], [`command_buffer`],
-//!   [`descriptor`], [`pipeline`], [`private_data`], [`sync`]);
+//!   [`descriptor`], [`private_data`], [`queue`], [`sync`]);
 //! - [`conn`]: the server connection; [`objects`]: ids and dispatchable wrappers;
 //!   [`stats`]: what crossed to the server (`AIRLOCK_STATS`).
 
@@ -26,8 +26,8 @@ pub mod instance;
 mod log;
 pub mod memory;
 pub mod objects;
-pub mod pipeline;
 pub mod private_data;
+pub mod queue;
 pub mod stats;
 pub mod sync;
 

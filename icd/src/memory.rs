@@ -25,8 +25,9 @@ use std::ffi::c_void;
 use std::os::fd::AsFd;
 use wire::codec::Decoder;
 use wire::control::ControlMsg;
+use wire::desc::CommandDesc;
 use wire::frame::Status;
-use wire::generated::commands::{C_vkAllocateMemory, C_vkFreeMemory};
+use wire::generated::commands::{C_vkAllocateMemory, C_vkFreeMemory, C_vkMapMemory};
 use wire::private::MAP_MEMORY;
 
 pub struct Mapping {
@@ -178,7 +179,7 @@ pub unsafe extern "system" fn vkMapMemory(
 
 /// Asks the server for the memfd of `memory`, of at least `want` bytes, and maps it.
 fn fetch(conn: &Connection, memory: u64, want: u64) -> Result<(usize, u64), vk::Result> {
-    let (fd, size) = receive(conn, memory, want, "vkMapMemory")?;
+    let (fd, size) = receive(conn, memory, want, &C_vkMapMemory)?;
     // SAFETY: a fresh shared mapping of a memfd of at least `size` bytes that cannot shrink.
     let ptr = unsafe {
         mmap(
@@ -207,12 +208,13 @@ pub(crate) fn receive(
     conn: &Connection,
     memory: u64,
     want: u64,
-    what: &str,
+    cmd: &CommandDesc,
 ) -> Result<(std::os::fd::OwnedFd, u64), vk::Result> {
+    let what = cmd.name;
     let mut body = Vec::new();
     let status = conn
         .exchange_parts(MAP_MEMORY, &[&memory.to_le_bytes()], true, &mut body)
-        .map_err(|why| conn.fail(&format!("{what}: {why}")))?;
+        .map_err(|why| conn.fail(cmd, &why))?;
     if status != Some(Status::Ok) {
         log!(error, "airlock: {what}: the server rejected the request");
         return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
@@ -220,7 +222,7 @@ pub(crate) fn receive(
     let mut dc = Decoder::new(&body);
     let (r, size) = match (dc.u32(), dc.u64()) {
         (Ok(r), Ok(s)) => (vk::Result::from_raw(r as i32), s),
-        _ => return Err(conn.fail(&format!("{what}: malformed reply"))),
+        _ => return Err(conn.fail(cmd, "malformed reply")),
     };
     if r != vk::Result::SUCCESS {
         // A map can fail only so (anything else would be a result the application does not
@@ -228,23 +230,20 @@ pub(crate) fn receive(
         return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
     }
     if dc.finish().is_err() || size < want.max(1) || size - want > MAX_ROUNDING {
-        return Err(conn.fail(&format!(
-            "{what}: the server offers {size} bytes for an allocation of {want}"
-        )));
+        return Err(conn.fail(
+            cmd,
+            &format!("the server offers {size} bytes for an allocation of {want}"),
+        ));
     }
     let (msg, fds) = conn
         .recv_control()
-        .map_err(|e| conn.fail(&format!("{what}: waiting for the memory: {e}")))?;
+        .map_err(|e| conn.fail(cmd, &format!("waiting for the memory: {e}")))?;
     let fd = match (msg, <[_; 1]>::try_from(fds)) {
         (ControlMsg::MemoryFd { memory: m, size: s }, Ok([fd])) if m == memory && s == size => fd,
-        _ => {
-            return Err(conn.fail(&format!(
-                "{what}: the server sent something else than the memory"
-            )))
-        }
+        _ => return Err(conn.fail(cmd, "the server sent something else than the memory")),
     };
     if let Err(why) = check_memfd(fd.as_fd(), size) {
-        return Err(conn.fail(&format!("{what}: {why}")));
+        return Err(conn.fail(cmd, &why));
     }
     Ok((fd, size))
 }

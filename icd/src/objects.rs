@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use wire::codec::DecodeError;
 use wire::desc::Level;
+use wire::ignored::Facts;
 use wire::interp::{ClientObjects, Handles, SERVER_NAMED};
 
 /// What the loader expects in the first word of a dispatchable object until it stores its own
@@ -133,6 +134,29 @@ impl Handles for ClientCx<'_> {
             return Err(DecodeError::UnknownHandle { ty, id });
         }
         Ok(entry.0 as u64)
+    }
+
+    fn facts(&self) -> Option<&dyn Facts> {
+        Some(self)
+    }
+}
+
+/// What the encoder's ignored-member rules ask of the application's objects.
+impl Facts for ClientCx<'_> {
+    fn is_primary(&self, command_buffer: u64) -> bool {
+        // SAFETY: the application's command buffer, live while it records or begins.
+        command_buffer != 0 && unsafe { crate::command_buffer::is_primary(command_buffer) }
+    }
+
+    fn set_binding_immutable(&self, set: u64, binding: u32) -> bool {
+        self.conn.immutable.lock().set_binding(set, binding)
+    }
+
+    fn layout_binding_immutable(&self, layout: u64, set: u32, binding: u32) -> bool {
+        self.conn
+            .immutable
+            .lock()
+            .layout_binding(layout, set, binding)
     }
 }
 

@@ -173,6 +173,9 @@ pub struct CommandDesc {
     pub blocking: bool,
     /// A `vkCmd*` command: the client records it into the command buffer's batch.
     pub recorded: bool,
+    /// What it returns once the server is gone (a lost device): `VK_ERROR_DEVICE_LOST` where
+    /// Vulkan lists that among the command's results, else another result it allows.
+    pub lost: vk::Result,
 }
 
 impl CommandDesc {

@@ -16,6 +16,7 @@
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::desc::*;
 use crate::generated::structs::by_stype;
+use crate::ignored::{self, Facts, Scope};
 use ash::vk;
 use bumpalo::Bump;
 use core::ptr;
@@ -47,6 +48,11 @@ pub trait Handles {
         dispatchable: bool,
         id: u64,
     ) -> Result<u64, DecodeError>;
+    /// What the client knows of the application's objects: with it, the encoder sends the
+    /// members Vulkan says are ignored as absent ([`ignored`]). The server has none.
+    fn facts(&self) -> Option<&dyn Facts> {
+        None
+    }
 }
 
 /// Client side: names new objects.
@@ -141,12 +147,23 @@ pub unsafe fn put_value(
     p: *const u8,
     h: &dyn Handles,
 ) -> Result<(), DecodeError> {
+    put_value_in(e, ty, p, h, None)
+}
+
+/// [`put_value`] of a value inside `outer`.
+unsafe fn put_value_in(
+    e: &mut Encoder,
+    ty: Ty,
+    p: *const u8,
+    h: &dyn Handles,
+    outer: Option<&Scope>,
+) -> Result<(), DecodeError> {
     match ty {
         Ty::U8 | Ty::U16 | Ty::U32 | Ty::I32 | Ty::F32 => e.u32(read_scalar(ty, p) as u32),
         Ty::U64 | Ty::I64 | Ty::F64 | Ty::Usize => e.u64(read_scalar(ty, p)),
         Ty::Handle(t) => e.u64(h.encode_handle(t, false, read_scalar(ty, p))?),
         Ty::Dispatchable(t) => e.u64(h.encode_handle(t, true, read_scalar(ty, p))?),
-        Ty::Struct(d) => put_struct(e, d, p, h, false)?,
+        Ty::Struct(d) => put_struct_in(e, d, p, h, false, outer)?,
         Ty::Union(n, _) => e.bytes(core::slice::from_raw_parts(p, n)),
     }
     Ok(())
@@ -158,6 +175,7 @@ unsafe fn put_elems(
     p: *const u8,
     n: usize,
     h: &dyn Handles,
+    outer: Option<&Scope>,
 ) -> Result<(), DecodeError> {
     if matches!(ty, Ty::U8) {
         e.bytes(core::slice::from_raw_parts(p, n));
@@ -165,7 +183,7 @@ unsafe fn put_elems(
     }
     let size = ty.c_size();
     for i in 0..n {
-        put_value(e, ty, p.add(i * size), h)?;
+        put_value_in(e, ty, p.add(i * size), h, outer)?;
     }
     Ok(())
 }
@@ -181,8 +199,32 @@ pub unsafe fn put_struct(
     h: &dyn Handles,
     in_chain: bool,
 ) -> Result<(), DecodeError> {
-    for f in d.fields {
+    put_struct_in(e, d, p, h, in_chain, None)
+}
+
+/// [`put_struct`] of a struct inside `outer` (the struct whose member or chain it is, or the
+/// command's arguments). On the client, the members Vulkan says are ignored where the struct
+/// sits travel as absent.
+unsafe fn put_struct_in(
+    e: &mut Encoder,
+    d: &StructDesc,
+    p: *const u8,
+    h: &dyn Handles,
+    in_chain: bool,
+    outer: Option<&Scope>,
+) -> Result<(), DecodeError> {
+    let scope = Scope {
+        name: d.name,
+        p,
+        outer,
+    };
+    let ignored = match h.facts() {
+        Some(facts) if ignored::has_rules(d) => ignored::ignored_fields(d, &scope, facts),
+        _ => 0,
+    };
+    for (i, f) in d.fields.iter().enumerate() {
         match f.kind {
+            _ if i < 64 && ignored & (1 << i) != 0 => put_absent(e, f)?,
             Kind::PNext if !in_chain => {
                 let mut n = read_ptr(p.add(f.offset));
                 while !n.is_null() {
@@ -190,13 +232,33 @@ pub unsafe fn put_struct(
                     if let Some(sd) = chain_member(d, st) {
                         e.u32(1);
                         e.u32(st.as_raw() as u32);
-                        put_struct(e, sd, n, h, true)?;
+                        // A chained struct sits where its owner does.
+                        put_struct_in(e, sd, n, h, true, Some(&scope))?;
                     }
                     n = read_ptr(n.add(8));
                 }
                 e.u32(0);
             }
-            _ => put_field(e, f, p, d.fields, h)?,
+            _ => put_field(e, f, p, d.fields, h, &scope)?,
+        }
+    }
+    Ok(())
+}
+
+/// Encodes member `f` as absent: `VK_NULL_HANDLE` or 0, a `NULL` pointer.
+fn put_absent(e: &mut Encoder, f: &Field) -> Result<(), DecodeError> {
+    match f.kind {
+        Kind::Value(Ty::U8 | Ty::U16 | Ty::U32 | Ty::I32 | Ty::F32) => e.u32(0),
+        Kind::Value(Ty::U64 | Ty::I64 | Ty::F64 | Ty::Usize | Ty::Handle(_)) => e.u64(0),
+        Kind::Ptr { .. }
+        | Kind::Array { .. }
+        | Kind::Bytes { .. }
+        | Kind::Str { .. }
+        | Kind::StrArray { .. } => e.u32(0),
+        _ => {
+            return Err(DecodeError::Invalid(
+                "an ignored member that cannot be absent",
+            ))
         }
     }
     Ok(())
@@ -210,19 +272,21 @@ unsafe fn put_field(
     p: *const u8,
     all: &[Field],
     h: &dyn Handles,
+    scope: &Scope,
 ) -> Result<(), DecodeError> {
     let fp = p.add(f.offset);
+    let outer = Some(scope);
     match f.kind {
         Kind::SType | Kind::PNext | Kind::Null => {}
-        Kind::Value(t) | Kind::Object(t) => put_value(e, t, fp, h)?,
-        Kind::FixedArray(t, n) => put_elems(e, t, fp, n as usize, h)?,
+        Kind::Value(t) | Kind::Object(t) => put_value_in(e, t, fp, h, outer)?,
+        Kind::FixedArray(t, n) => put_elems(e, t, fp, n as usize, h, outer)?,
         Kind::Ptr { elem, .. } => {
             let q = read_ptr(fp);
             if q.is_null() {
                 e.u32(0);
             } else {
                 e.u32(1);
-                put_value(e, elem, q, h)?;
+                put_value_in(e, elem, q, h, outer)?;
             }
         }
         Kind::Array { elem, len, .. } => {
@@ -232,7 +296,7 @@ unsafe fn put_field(
                 e.u32(0);
             } else {
                 e.u32(1);
-                put_elems(e, elem, q, n, h)?;
+                put_elems(e, elem, q, n, h, outer)?;
             }
         }
         Kind::Bytes { len } => {
@@ -665,6 +729,11 @@ pub unsafe fn encode_request(
         return Err(DecodeError::Invalid("argument count"));
     }
     let base = args.as_ptr() as *const u8;
+    let scope = Scope {
+        name: cmd.name,
+        p: base,
+        outer: None,
+    };
     for (i, f) in cmd.params.iter().enumerate() {
         let a = args[i] as *const u8;
         match f.kind {
@@ -689,7 +758,7 @@ pub unsafe fn encode_request(
                 }
                 e.bytes(core::slice::from_raw_parts(a, n));
             }
-            _ => put_field(e, f, base, cmd.params, cx)?,
+            _ => put_field(e, f, base, cmd.params, cx, &scope)?,
         }
     }
     Ok(())
@@ -902,7 +971,7 @@ unsafe fn put_results(
             }
             Ok(())
         }
-        _ => put_elems(e, elem, p, n, h),
+        _ => put_elems(e, elem, p, n, h, None),
     }
 }
 
@@ -914,6 +983,36 @@ unsafe fn put_results(
 pub fn created(cmd: &CommandDesc, ret: u64, host: u64) -> bool {
     let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
     host != 0 && (ok || cmd.name.contains("Pipelines"))
+}
+
+/// Client: writes `VK_NULL_HANDLE` into every handle a creating command outputs, for a call
+/// that fails without reaching the server (its outputs would otherwise keep whatever the
+/// application left there, which the loader would take for an object).
+///
+/// # Safety
+/// `args` must be the application's arguments for `cmd`, valid as Vulkan requires.
+pub unsafe fn clear_created(cmd: &CommandDesc, args: &[u64]) -> Result<(), DecodeError> {
+    if !cmd.creates || args.len() < cmd.params.len() {
+        return Ok(());
+    }
+    let base = args.as_ptr() as *const u8;
+    for (i, f) in cmd.params.iter().enumerate() {
+        let n = match f.kind {
+            Kind::Out(Ty::Handle(_) | Ty::Dispatchable(_)) => 1,
+            Kind::OutArray {
+                elem: Ty::Handle(_) | Ty::Dispatchable(_),
+                len,
+            } => len_of(len, base, cmd.params)? as usize,
+            _ => continue,
+        };
+        let p = args[i] as *mut u64;
+        if !p.is_null() {
+            for k in 0..n {
+                ptr::write_unaligned(p.add(k), 0);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Client: writes a reply into the application's output arguments and returns the C result.

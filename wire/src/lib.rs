@@ -4,6 +4,7 @@
 //! - [`control`]: the Unix socket for the handshake and file descriptors.
 //! - [`codec`], [`desc`], [`interp`]: how Vulkan calls become bytes and back, driven by the
 //!   tables in [`generated`].
+//! - [`ignored`]: the members Vulkan says are ignored, which the client's encoder never sends.
 //! - [`private`]: the few requests Airlock adds (memory handover, recorded command batches).
 
 pub mod channel;
@@ -12,6 +13,7 @@ pub mod control;
 pub mod desc;
 pub mod frame;
 pub mod generated;
+pub mod ignored;
 pub mod interp;
 pub mod private;
 pub mod ring;

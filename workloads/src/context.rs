@@ -2,7 +2,12 @@
 //! command submission.
 
 use crate::error::{Check, Error, Result};
-use ash::{ext::debug_utils, khr::external_memory_fd, khr::push_descriptor, vk};
+use ash::{
+    ext::{debug_utils, extended_dynamic_state3, vertex_input_dynamic_state},
+    khr::external_memory_fd,
+    khr::push_descriptor,
+    vk,
+};
 use std::ffi::{c_void, CStr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -37,8 +42,21 @@ pub struct Context {
     pub memory_properties: vk::PhysicalDeviceMemoryProperties,
     pub device: ash::Device,
     pub queue_family: u32,
+    /// Whether the validation layer is on ([`Options::validate`]).
+    pub validating: bool,
     pub timestamp_valid_bits: u32,
     pub occlusion_query_precise: bool,
+    /// Optional shader features, enabled where the device has them: 16- and 64-bit float
+    /// arithmetic, and stores to storage buffers from fragment shaders.
+    pub shader_float16: bool,
+    pub shader_float64: bool,
+    pub fragment_stores: bool,
+    /// Imageless framebuffers (a core 1.2 feature), when the device has them.
+    pub imageless_framebuffer: bool,
+    /// `VK_EXT_vertex_input_dynamic_state`, when the device has it.
+    pub vertex_input_dynamic: Option<vertex_input_dynamic_state::Device>,
+    /// `VK_EXT_extended_dynamic_state3` with dynamic blend enable, equation and write mask.
+    pub dynamic_blend: Option<extended_dynamic_state3::Device>,
     /// `VK_KHR_push_descriptor`, when the device has it.
     pub push_descriptor: Option<push_descriptor::Device>,
     /// `VK_KHR_external_memory_fd`, when the device has it.
@@ -165,7 +183,17 @@ impl Context {
             .find(|(_, f)| f.queue_flags.contains(wanted))
             .ok_or_else(|| Error::Unsupported("no graphics+compute queue family".into()))?;
         let queue_family = queue_family as u32;
-        let supported = unsafe { instance.get_physical_device_features(physical_device) };
+        let mut supported12 = vk::PhysicalDeviceVulkan12Features::default();
+        let mut supported_vi = vk::PhysicalDeviceVertexInputDynamicStateFeaturesEXT::default();
+        let mut supported_eds3 = vk::PhysicalDeviceExtendedDynamicState3FeaturesEXT::default();
+        let mut supported2 = vk::PhysicalDeviceFeatures2::default()
+            .push_next(&mut supported12)
+            .push_next(&mut supported_vi)
+            .push_next(&mut supported_eds3);
+        unsafe { instance.get_physical_device_features2(physical_device, &mut supported2) };
+        let supported = supported2.features;
+        let shader_float16 = supported12.shader_float16 == vk::TRUE;
+        let imageless_framebuffer = supported12.imageless_framebuffer == vk::TRUE;
         let device_extensions =
             unsafe { instance.enumerate_device_extension_properties(physical_device) }
                 .check("vkEnumerateDeviceExtensionProperties")?;
@@ -176,31 +204,56 @@ impl Context {
         };
         let (has_push_descriptor, has_memory_fd) =
             (has(push_descriptor::NAME), has(external_memory_fd::NAME));
+        let has_vertex_input = has(vertex_input_dynamic_state::NAME)
+            && supported_vi.vertex_input_dynamic_state == vk::TRUE;
+        let has_dynamic_blend = has(extended_dynamic_state3::NAME)
+            && supported_eds3.extended_dynamic_state3_color_blend_enable == vk::TRUE
+            && supported_eds3.extended_dynamic_state3_color_blend_equation == vk::TRUE
+            && supported_eds3.extended_dynamic_state3_color_write_mask == vk::TRUE;
 
         let priorities = [1.0];
         let queues = [vk::DeviceQueueCreateInfo::default()
             .queue_family_index(queue_family)
             .queue_priorities(&priorities)];
         let features = vk::PhysicalDeviceFeatures::default()
-            .occlusion_query_precise(supported.occlusion_query_precise == vk::TRUE);
-        // All mandatory in Vulkan 1.2 and 1.3.
-        let mut features12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(true);
+            .occlusion_query_precise(supported.occlusion_query_precise == vk::TRUE)
+            .shader_float64(supported.shader_float64 == vk::TRUE)
+            .fragment_stores_and_atomics(supported.fragment_stores_and_atomics == vk::TRUE);
+        // Timeline semaphores, dynamic rendering and private data are mandatory in Vulkan 1.3.
+        let mut features12 = vk::PhysicalDeviceVulkan12Features::default()
+            .timeline_semaphore(true)
+            .shader_float16(shader_float16)
+            .imageless_framebuffer(imageless_framebuffer);
+        let mut vertex_input = vk::PhysicalDeviceVertexInputDynamicStateFeaturesEXT::default()
+            .vertex_input_dynamic_state(true);
+        let mut dynamic_blend = vk::PhysicalDeviceExtendedDynamicState3FeaturesEXT::default()
+            .extended_dynamic_state3_color_blend_enable(true)
+            .extended_dynamic_state3_color_blend_equation(true)
+            .extended_dynamic_state3_color_write_mask(true);
         let mut features13 = vk::PhysicalDeviceVulkan13Features::default()
             .dynamic_rendering(true)
             .private_data(true);
         let enabled_extensions: Vec<_> = [
             has_push_descriptor.then_some(push_descriptor::NAME.as_ptr()),
             has_memory_fd.then_some(external_memory_fd::NAME.as_ptr()),
+            has_vertex_input.then_some(vertex_input_dynamic_state::NAME.as_ptr()),
+            has_dynamic_blend.then_some(extended_dynamic_state3::NAME.as_ptr()),
         ]
         .into_iter()
         .flatten()
         .collect();
-        let device_info = vk::DeviceCreateInfo::default()
+        let mut device_info = vk::DeviceCreateInfo::default()
             .queue_create_infos(&queues)
             .enabled_features(&features)
             .enabled_extension_names(&enabled_extensions)
             .push_next(&mut features12)
             .push_next(&mut features13);
+        if has_vertex_input {
+            device_info = device_info.push_next(&mut vertex_input);
+        }
+        if has_dynamic_blend {
+            device_info = device_info.push_next(&mut dynamic_blend);
+        }
         // SAFETY: valid create info; the device is destroyed in Drop.
         let device = unsafe { instance.create_device(physical_device, &device_info, None) }
             .check("vkCreateDevice")?;
@@ -209,6 +262,10 @@ impl Context {
             has_push_descriptor.then(|| push_descriptor::Device::new(&instance, &device));
         let external_memory_fd =
             has_memory_fd.then(|| external_memory_fd::Device::new(&instance, &device));
+        let vertex_input_dynamic =
+            has_vertex_input.then(|| vertex_input_dynamic_state::Device::new(&instance, &device));
+        let dynamic_blend =
+            has_dynamic_blend.then(|| extended_dynamic_state3::Device::new(&instance, &device));
         let pool_info = vk::CommandPoolCreateInfo::default()
             .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER)
             .queue_family_index(queue_family);
@@ -239,8 +296,15 @@ impl Context {
             memory_properties,
             device,
             queue_family,
+            validating: options.validate,
             timestamp_valid_bits: family.timestamp_valid_bits,
             occlusion_query_precise: features.occlusion_query_precise == vk::TRUE,
+            shader_float16,
+            shader_float64: features.shader_float64 == vk::TRUE,
+            fragment_stores: features.fragment_stores_and_atomics == vk::TRUE,
+            imageless_framebuffer,
+            vertex_input_dynamic,
+            dynamic_blend,
             push_descriptor,
             external_memory_fd,
             queue: Mutex::new(queue),

@@ -209,8 +209,20 @@ impl Context {
         usage: vk::BufferUsageFlags,
         location: Location,
     ) -> Result<Buffer> {
-        let info = vk::BufferCreateInfo::default().size(size).usage(usage);
-        let handle = unsafe { self.device.create_buffer(&info, None) }
+        self.buffer_from(
+            &vk::BufferCreateInfo::default().size(size).usage(usage),
+            location,
+        )
+    }
+
+    /// A buffer made from `info` as the application wrote it, with its memory.
+    pub fn buffer_from(
+        &self,
+        info: &vk::BufferCreateInfo<'_>,
+        location: Location,
+    ) -> Result<Buffer> {
+        let size = info.size;
+        let handle = unsafe { self.device.create_buffer(info, None) }
             .check("vkCreateBuffer")
             .map(|b| self.own(b))?;
         let requirements = unsafe { self.device.get_buffer_memory_requirements(handle) };
@@ -253,7 +265,14 @@ impl Context {
             .tiling(vk::ImageTiling::OPTIMAL)
             .usage(usage)
             .initial_layout(vk::ImageLayout::UNDEFINED);
-        let handle = unsafe { self.device.create_image(&info, None) }
+        self.image_from(&info)
+    }
+
+    /// A 2D image made from `info` as the application wrote it, in device memory, with a view
+    /// of its whole range.
+    pub fn image_from(&self, info: &vk::ImageCreateInfo<'_>) -> Result<Image> {
+        let (format, extent) = (info.format, info.extent);
+        let handle = unsafe { self.device.create_image(info, None) }
             .check("vkCreateImage")
             .map(|i| self.own(i))?;
         let requirements = unsafe { self.device.get_image_memory_requirements(handle) };
@@ -268,7 +287,10 @@ impl Context {
             handle,
             view: vk::ImageView::null(),
             format,
-            extent,
+            extent: vk::Extent2D {
+                width: extent.width,
+                height: extent.height,
+            },
             aspect,
         };
         let view_info = vk::ImageViewCreateInfo::default()

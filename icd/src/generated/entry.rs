@@ -9,21 +9,6 @@ use ash::vk::Handle;
 use core::ffi::{c_char, c_void};
 use wire::generated::commands as c;
 
-pub unsafe extern "system" fn vkAllocateDescriptorSets(
-    device: vk::Device,
-    p_allocate_info: *const vk::DescriptorSetAllocateInfo<'_>,
-    p_descriptor_sets: *mut vk::DescriptorSet,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkAllocateDescriptorSets,
-        &[
-            device.as_raw(),
-            p_allocate_info as usize as u64,
-            p_descriptor_sets as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkBindBufferMemory(
     device: vk::Device,
     buffer: vk::Buffer,
@@ -954,6 +939,27 @@ pub unsafe extern "system" fn vkCmdPushConstants(
             offset as u64,
             size as u64,
             p_values as usize as u64,
+        ],
+    );
+}
+
+pub unsafe extern "system" fn vkCmdPushDescriptorSetKHR(
+    command_buffer: vk::CommandBuffer,
+    pipeline_bind_point: vk::PipelineBindPoint,
+    layout: vk::PipelineLayout,
+    set: u32,
+    descriptor_write_count: u32,
+    p_descriptor_writes: *const vk::WriteDescriptorSet<'_>,
+) -> () {
+    call(
+        &c::C_vkCmdPushDescriptorSetKHR,
+        &[
+            command_buffer.as_raw(),
+            pipeline_bind_point.as_raw() as u32 as u64,
+            layout.as_raw(),
+            set as u64,
+            descriptor_write_count as u64,
+            p_descriptor_writes as usize as u64,
         ],
     );
 }
@@ -1985,6 +1991,27 @@ pub unsafe extern "system" fn vkCreateCommandPool(
     ) as i32)
 }
 
+pub unsafe extern "system" fn vkCreateComputePipelines(
+    device: vk::Device,
+    pipeline_cache: vk::PipelineCache,
+    create_info_count: u32,
+    p_create_infos: *const vk::ComputePipelineCreateInfo<'_>,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+    p_pipelines: *mut vk::Pipeline,
+) -> vk::Result {
+    vk::Result::from_raw(call(
+        &c::C_vkCreateComputePipelines,
+        &[
+            device.as_raw(),
+            pipeline_cache.as_raw(),
+            create_info_count as u64,
+            p_create_infos as usize as u64,
+            p_allocator as usize as u64,
+            p_pipelines as usize as u64,
+        ],
+    ) as i32)
+}
+
 pub unsafe extern "system" fn vkCreateDescriptorPool(
     device: vk::Device,
     p_create_info: *const vk::DescriptorPoolCreateInfo<'_>,
@@ -2053,6 +2080,27 @@ pub unsafe extern "system" fn vkCreateFramebuffer(
     ) as i32)
 }
 
+pub unsafe extern "system" fn vkCreateGraphicsPipelines(
+    device: vk::Device,
+    pipeline_cache: vk::PipelineCache,
+    create_info_count: u32,
+    p_create_infos: *const vk::GraphicsPipelineCreateInfo<'_>,
+    p_allocator: *const vk::AllocationCallbacks<'_>,
+    p_pipelines: *mut vk::Pipeline,
+) -> vk::Result {
+    vk::Result::from_raw(call(
+        &c::C_vkCreateGraphicsPipelines,
+        &[
+            device.as_raw(),
+            pipeline_cache.as_raw(),
+            create_info_count as u64,
+            p_create_infos as usize as u64,
+            p_allocator as usize as u64,
+            p_pipelines as usize as u64,
+        ],
+    ) as i32)
+}
+
 pub unsafe extern "system" fn vkCreateImage(
     device: vk::Device,
     p_create_info: *const vk::ImageCreateInfo<'_>,
@@ -2100,23 +2148,6 @@ pub unsafe extern "system" fn vkCreatePipelineCache(
             p_create_info as usize as u64,
             p_allocator as usize as u64,
             p_pipeline_cache as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkCreatePipelineLayout(
-    device: vk::Device,
-    p_create_info: *const vk::PipelineLayoutCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_pipeline_layout: *mut vk::PipelineLayout,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreatePipelineLayout,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_pipeline_layout as usize as u64,
         ],
     ) as i32)
 }
@@ -2657,6 +2688,21 @@ pub unsafe extern "system" fn vkGetCalibratedTimestampsEXT(
     ) as i32)
 }
 
+pub unsafe extern "system" fn vkGetDescriptorSetLayoutSupport(
+    device: vk::Device,
+    p_create_info: *const vk::DescriptorSetLayoutCreateInfo<'_>,
+    p_support: *mut vk::DescriptorSetLayoutSupport<'_>,
+) -> () {
+    call(
+        &c::C_vkGetDescriptorSetLayoutSupport,
+        &[
+            device.as_raw(),
+            p_create_info as usize as u64,
+            p_support as usize as u64,
+        ],
+    );
+}
+
 pub unsafe extern "system" fn vkGetDeviceBufferMemoryRequirements(
     device: vk::Device,
     p_info: *const vk::DeviceBufferMemoryRequirements<'_>,
@@ -2746,38 +2792,6 @@ pub unsafe extern "system" fn vkGetDeviceMemoryOpaqueCaptureAddress(
         &c::C_vkGetDeviceMemoryOpaqueCaptureAddress,
         &[device.as_raw(), p_info as usize as u64],
     )
-}
-
-pub unsafe extern "system" fn vkGetDeviceQueue(
-    device: vk::Device,
-    queue_family_index: u32,
-    queue_index: u32,
-    p_queue: *mut vk::Queue,
-) -> () {
-    call(
-        &c::C_vkGetDeviceQueue,
-        &[
-            device.as_raw(),
-            queue_family_index as u64,
-            queue_index as u64,
-            p_queue as usize as u64,
-        ],
-    );
-}
-
-pub unsafe extern "system" fn vkGetDeviceQueue2(
-    device: vk::Device,
-    p_queue_info: *const vk::DeviceQueueInfo2<'_>,
-    p_queue: *mut vk::Queue,
-) -> () {
-    call(
-        &c::C_vkGetDeviceQueue2,
-        &[
-            device.as_raw(),
-            p_queue_info as usize as u64,
-            p_queue as usize as u64,
-        ],
-    );
 }
 
 pub unsafe extern "system" fn vkGetEventStatus(device: vk::Device, event: vk::Event) -> vk::Result {
@@ -3320,21 +3334,6 @@ pub unsafe extern "system" fn vkResetCommandPool(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkResetDescriptorPool(
-    device: vk::Device,
-    descriptor_pool: vk::DescriptorPool,
-    flags: vk::DescriptorPoolResetFlags,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkResetDescriptorPool,
-        &[
-            device.as_raw(),
-            descriptor_pool.as_raw(),
-            flags.as_raw() as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkResetEvent(device: vk::Device, event: vk::Event) -> vk::Result {
     vk::Result::from_raw(call(&c::C_vkResetEvent, &[device.as_raw(), event.as_raw()]) as i32)
 }
@@ -3381,6 +3380,25 @@ pub unsafe extern "system" fn vkTrimCommandPool(
             device.as_raw(),
             command_pool.as_raw(),
             flags.as_raw() as u64,
+        ],
+    );
+}
+
+pub unsafe extern "system" fn vkUpdateDescriptorSets(
+    device: vk::Device,
+    descriptor_write_count: u32,
+    p_descriptor_writes: *const vk::WriteDescriptorSet<'_>,
+    descriptor_copy_count: u32,
+    p_descriptor_copies: *const vk::CopyDescriptorSet<'_>,
+) -> () {
+    call(
+        &c::C_vkUpdateDescriptorSets,
+        &[
+            device.as_raw(),
+            descriptor_write_count as u64,
+            p_descriptor_writes as usize as u64,
+            descriptor_copy_count as u64,
+            p_descriptor_copies as usize as u64,
         ],
     );
 }
@@ -3444,7 +3462,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::DescriptorSet,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkAllocateDescriptorSets)
+            >(crate::handwritten::vkAllocateDescriptorSets)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -4571,7 +4589,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::WriteDescriptorSet<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(crate::handwritten::vkCmdPushDescriptorSetKHR)
+            >(vkCmdPushDescriptorSetKHR)
         }),
         &["VK_KHR_push_descriptor"],
     ),
@@ -5797,7 +5815,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Pipeline,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(crate::handwritten::vkCreateComputePipelines)
+            >(vkCreateComputePipelines)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -5943,7 +5961,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Pipeline,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(crate::handwritten::vkCreateGraphicsPipelines)
+            >(vkCreateGraphicsPipelines)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -6022,7 +6040,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::PipelineLayout,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreatePipelineLayout)
+            >(crate::handwritten::vkCreatePipelineLayout)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -6879,7 +6897,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::DescriptorSetLayoutSupport<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(crate::handwritten::vkGetDescriptorSetLayoutSupport)
+            >(vkGetDescriptorSetLayoutSupport)
         }),
         &["VK_VERSION_1_1"],
     ),
@@ -6894,7 +6912,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::DescriptorSetLayoutSupport<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(crate::handwritten::vkGetDescriptorSetLayoutSupport)
+            >(vkGetDescriptorSetLayoutSupport)
         }),
         &["VK_KHR_maintenance3"],
     ),
@@ -7081,7 +7099,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, u32, u32, *mut vk::Queue) -> (),
                 unsafe extern "system" fn(),
-            >(vkGetDeviceQueue)
+            >(crate::handwritten::vkGetDeviceQueue)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -7096,7 +7114,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Queue,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkGetDeviceQueue2)
+            >(crate::handwritten::vkGetDeviceQueue2)
         }),
         &["VK_VERSION_1_1"],
     ),
@@ -7973,7 +7991,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     vk::DescriptorPoolResetFlags,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkResetDescriptorPool)
+            >(crate::handwritten::vkResetDescriptorPool)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -8180,7 +8198,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::CopyDescriptorSet<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(crate::handwritten::vkUpdateDescriptorSets)
+            >(vkUpdateDescriptorSets)
         }),
         &["VK_VERSION_1_0"],
     ),

@@ -318,6 +318,7 @@ pub static C_vkAllocateCommandBuffers: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkAllocateDescriptorSets: CommandDesc = CommandDesc {
@@ -359,6 +360,7 @@ pub static C_vkAllocateDescriptorSets: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkAllocateMemory: CommandDesc = CommandDesc {
@@ -397,6 +399,7 @@ pub static C_vkAllocateMemory: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkBeginCommandBuffer: CommandDesc = CommandDesc {
@@ -425,6 +428,7 @@ pub static C_vkBeginCommandBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkBindBufferMemory: CommandDesc = CommandDesc {
@@ -460,6 +464,7 @@ pub static C_vkBindBufferMemory: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkBindBufferMemory2: CommandDesc = CommandDesc {
@@ -494,6 +499,7 @@ pub static C_vkBindBufferMemory2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkBindImageMemory: CommandDesc = CommandDesc {
@@ -529,6 +535,7 @@ pub static C_vkBindImageMemory: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkBindImageMemory2: CommandDesc = CommandDesc {
@@ -563,6 +570,7 @@ pub static C_vkBindImageMemory2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCmdBeginConditionalRenderingEXT: CommandDesc = CommandDesc {
@@ -591,6 +599,7 @@ pub static C_vkCmdBeginConditionalRenderingEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBeginQuery: CommandDesc = CommandDesc {
@@ -626,6 +635,7 @@ pub static C_vkCmdBeginQuery: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBeginQueryIndexedEXT: CommandDesc = CommandDesc {
@@ -666,6 +676,7 @@ pub static C_vkCmdBeginQueryIndexedEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBeginRenderPass: CommandDesc = CommandDesc {
@@ -699,6 +710,7 @@ pub static C_vkCmdBeginRenderPass: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBeginRenderPass2: CommandDesc = CommandDesc {
@@ -735,6 +747,7 @@ pub static C_vkCmdBeginRenderPass2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBeginRendering: CommandDesc = CommandDesc {
@@ -763,6 +776,7 @@ pub static C_vkCmdBeginRendering: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBeginTransformFeedbackEXT: CommandDesc = CommandDesc {
@@ -811,6 +825,7 @@ pub static C_vkCmdBeginTransformFeedbackEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBindDescriptorSets: CommandDesc = CommandDesc {
@@ -874,6 +889,7 @@ pub static C_vkCmdBindDescriptorSets: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBindIndexBuffer: CommandDesc = CommandDesc {
@@ -909,6 +925,7 @@ pub static C_vkCmdBindIndexBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBindPipeline: CommandDesc = CommandDesc {
@@ -939,6 +956,7 @@ pub static C_vkCmdBindPipeline: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBindTransformFeedbackBuffersEXT: CommandDesc = CommandDesc {
@@ -996,6 +1014,7 @@ pub static C_vkCmdBindTransformFeedbackBuffersEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBindVertexBuffers: CommandDesc = CommandDesc {
@@ -1044,6 +1063,7 @@ pub static C_vkCmdBindVertexBuffers: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBindVertexBuffers2: CommandDesc = CommandDesc {
@@ -1110,6 +1130,7 @@ pub static C_vkCmdBindVertexBuffers2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBlitImage: CommandDesc = CommandDesc {
@@ -1169,6 +1190,7 @@ pub static C_vkCmdBlitImage: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdBlitImage2: CommandDesc = CommandDesc {
@@ -1197,6 +1219,7 @@ pub static C_vkCmdBlitImage2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdClearAttachments: CommandDesc = CommandDesc {
@@ -1245,6 +1268,7 @@ pub static C_vkCmdClearAttachments: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdClearColorImage: CommandDesc = CommandDesc {
@@ -1300,6 +1324,7 @@ pub static C_vkCmdClearColorImage: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdClearDepthStencilImage: CommandDesc = CommandDesc {
@@ -1352,6 +1377,7 @@ pub static C_vkCmdClearDepthStencilImage: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyBuffer: CommandDesc = CommandDesc {
@@ -1396,6 +1422,7 @@ pub static C_vkCmdCopyBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyBuffer2: CommandDesc = CommandDesc {
@@ -1424,6 +1451,7 @@ pub static C_vkCmdCopyBuffer2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyBufferToImage: CommandDesc = CommandDesc {
@@ -1473,6 +1501,7 @@ pub static C_vkCmdCopyBufferToImage: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyBufferToImage2: CommandDesc = CommandDesc {
@@ -1501,6 +1530,7 @@ pub static C_vkCmdCopyBufferToImage2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyImage: CommandDesc = CommandDesc {
@@ -1555,6 +1585,7 @@ pub static C_vkCmdCopyImage: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyImage2: CommandDesc = CommandDesc {
@@ -1583,6 +1614,7 @@ pub static C_vkCmdCopyImage2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyImageToBuffer: CommandDesc = CommandDesc {
@@ -1632,6 +1664,7 @@ pub static C_vkCmdCopyImageToBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyImageToBuffer2: CommandDesc = CommandDesc {
@@ -1660,6 +1693,7 @@ pub static C_vkCmdCopyImageToBuffer2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdCopyQueryPoolResults: CommandDesc = CommandDesc {
@@ -1715,6 +1749,7 @@ pub static C_vkCmdCopyQueryPoolResults: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDispatch: CommandDesc = CommandDesc {
@@ -1750,6 +1785,7 @@ pub static C_vkCmdDispatch: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDispatchBase: CommandDesc = CommandDesc {
@@ -1800,6 +1836,7 @@ pub static C_vkCmdDispatchBase: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDispatchIndirect: CommandDesc = CommandDesc {
@@ -1830,6 +1867,7 @@ pub static C_vkCmdDispatchIndirect: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDraw: CommandDesc = CommandDesc {
@@ -1870,6 +1908,7 @@ pub static C_vkCmdDraw: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawIndexed: CommandDesc = CommandDesc {
@@ -1915,6 +1954,7 @@ pub static C_vkCmdDrawIndexed: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawIndexedIndirect: CommandDesc = CommandDesc {
@@ -1955,6 +1995,7 @@ pub static C_vkCmdDrawIndexedIndirect: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawIndexedIndirectCount: CommandDesc = CommandDesc {
@@ -2008,6 +2049,7 @@ pub static C_vkCmdDrawIndexedIndirectCount: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawIndirect: CommandDesc = CommandDesc {
@@ -2048,6 +2090,7 @@ pub static C_vkCmdDrawIndirect: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawIndirectByteCountEXT: CommandDesc = CommandDesc {
@@ -2098,6 +2141,7 @@ pub static C_vkCmdDrawIndirectByteCountEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawIndirectCount: CommandDesc = CommandDesc {
@@ -2148,6 +2192,7 @@ pub static C_vkCmdDrawIndirectCount: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawMultiEXT: CommandDesc = CommandDesc {
@@ -2197,6 +2242,7 @@ pub static C_vkCmdDrawMultiEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdDrawMultiIndexedEXT: CommandDesc = CommandDesc {
@@ -2254,6 +2300,7 @@ pub static C_vkCmdDrawMultiIndexedEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdEndConditionalRenderingEXT: CommandDesc = CommandDesc {
@@ -2272,6 +2319,7 @@ pub static C_vkCmdEndConditionalRenderingEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdEndQuery: CommandDesc = CommandDesc {
@@ -2302,6 +2350,7 @@ pub static C_vkCmdEndQuery: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdEndQueryIndexedEXT: CommandDesc = CommandDesc {
@@ -2337,6 +2386,7 @@ pub static C_vkCmdEndQueryIndexedEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdEndRenderPass: CommandDesc = CommandDesc {
@@ -2355,6 +2405,7 @@ pub static C_vkCmdEndRenderPass: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdEndRenderPass2: CommandDesc = CommandDesc {
@@ -2383,6 +2434,7 @@ pub static C_vkCmdEndRenderPass2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdEndRendering: CommandDesc = CommandDesc {
@@ -2401,6 +2453,7 @@ pub static C_vkCmdEndRendering: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdEndTransformFeedbackEXT: CommandDesc = CommandDesc {
@@ -2449,6 +2502,7 @@ pub static C_vkCmdEndTransformFeedbackEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdExecuteCommands: CommandDesc = CommandDesc {
@@ -2483,6 +2537,7 @@ pub static C_vkCmdExecuteCommands: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdFillBuffer: CommandDesc = CommandDesc {
@@ -2523,6 +2578,7 @@ pub static C_vkCmdFillBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdNextSubpass: CommandDesc = CommandDesc {
@@ -2548,6 +2604,7 @@ pub static C_vkCmdNextSubpass: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdNextSubpass2: CommandDesc = CommandDesc {
@@ -2584,6 +2641,7 @@ pub static C_vkCmdNextSubpass2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdPipelineBarrier: CommandDesc = CommandDesc {
@@ -2661,6 +2719,7 @@ pub static C_vkCmdPipelineBarrier: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdPipelineBarrier2: CommandDesc = CommandDesc {
@@ -2689,6 +2748,7 @@ pub static C_vkCmdPipelineBarrier2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdPushConstants: CommandDesc = CommandDesc {
@@ -2736,6 +2796,7 @@ pub static C_vkCmdPushConstants: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdPushDescriptorSetKHR: CommandDesc = CommandDesc {
@@ -2785,6 +2846,7 @@ pub static C_vkCmdPushDescriptorSetKHR: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdPushDescriptorSetWithTemplateKHR: CommandDesc = CommandDesc {
@@ -2799,6 +2861,7 @@ pub static C_vkCmdPushDescriptorSetWithTemplateKHR: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdResetEvent: CommandDesc = CommandDesc {
@@ -2829,6 +2892,7 @@ pub static C_vkCmdResetEvent: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdResetEvent2: CommandDesc = CommandDesc {
@@ -2859,6 +2923,7 @@ pub static C_vkCmdResetEvent2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdResetQueryPool: CommandDesc = CommandDesc {
@@ -2894,6 +2959,7 @@ pub static C_vkCmdResetQueryPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdResolveImage: CommandDesc = CommandDesc {
@@ -2948,6 +3014,7 @@ pub static C_vkCmdResolveImage: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdResolveImage2: CommandDesc = CommandDesc {
@@ -2976,6 +3043,7 @@ pub static C_vkCmdResolveImage2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetAlphaToCoverageEnableEXT: CommandDesc = CommandDesc {
@@ -3001,6 +3069,7 @@ pub static C_vkCmdSetAlphaToCoverageEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetAlphaToOneEnableEXT: CommandDesc = CommandDesc {
@@ -3026,6 +3095,7 @@ pub static C_vkCmdSetAlphaToOneEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetBlendConstants: CommandDesc = CommandDesc {
@@ -3055,6 +3125,7 @@ pub static C_vkCmdSetBlendConstants: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetColorBlendAdvancedEXT: CommandDesc = CommandDesc {
@@ -3094,6 +3165,7 @@ pub static C_vkCmdSetColorBlendAdvancedEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetColorBlendEnableEXT: CommandDesc = CommandDesc {
@@ -3133,6 +3205,7 @@ pub static C_vkCmdSetColorBlendEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetColorBlendEquationEXT: CommandDesc = CommandDesc {
@@ -3172,6 +3245,7 @@ pub static C_vkCmdSetColorBlendEquationEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetColorWriteEnableEXT: CommandDesc = CommandDesc {
@@ -3206,6 +3280,7 @@ pub static C_vkCmdSetColorWriteEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetColorWriteMaskEXT: CommandDesc = CommandDesc {
@@ -3245,6 +3320,7 @@ pub static C_vkCmdSetColorWriteMaskEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetConservativeRasterizationModeEXT: CommandDesc = CommandDesc {
@@ -3270,6 +3346,7 @@ pub static C_vkCmdSetConservativeRasterizationModeEXT: CommandDesc = CommandDesc
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetCoverageModulationModeNV: CommandDesc = CommandDesc {
@@ -3295,6 +3372,7 @@ pub static C_vkCmdSetCoverageModulationModeNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetCoverageModulationTableEnableNV: CommandDesc = CommandDesc {
@@ -3320,6 +3398,7 @@ pub static C_vkCmdSetCoverageModulationTableEnableNV: CommandDesc = CommandDesc 
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetCoverageModulationTableNV: CommandDesc = CommandDesc {
@@ -3354,6 +3433,7 @@ pub static C_vkCmdSetCoverageModulationTableNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetCoverageReductionModeNV: CommandDesc = CommandDesc {
@@ -3379,6 +3459,7 @@ pub static C_vkCmdSetCoverageReductionModeNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetCoverageToColorEnableNV: CommandDesc = CommandDesc {
@@ -3404,6 +3485,7 @@ pub static C_vkCmdSetCoverageToColorEnableNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetCoverageToColorLocationNV: CommandDesc = CommandDesc {
@@ -3429,6 +3511,7 @@ pub static C_vkCmdSetCoverageToColorLocationNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetCullMode: CommandDesc = CommandDesc {
@@ -3454,6 +3537,7 @@ pub static C_vkCmdSetCullMode: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthBias: CommandDesc = CommandDesc {
@@ -3489,6 +3573,7 @@ pub static C_vkCmdSetDepthBias: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthBiasEnable: CommandDesc = CommandDesc {
@@ -3514,6 +3599,7 @@ pub static C_vkCmdSetDepthBiasEnable: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthBounds: CommandDesc = CommandDesc {
@@ -3544,6 +3630,7 @@ pub static C_vkCmdSetDepthBounds: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthBoundsTestEnable: CommandDesc = CommandDesc {
@@ -3569,6 +3656,7 @@ pub static C_vkCmdSetDepthBoundsTestEnable: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthClampEnableEXT: CommandDesc = CommandDesc {
@@ -3594,6 +3682,7 @@ pub static C_vkCmdSetDepthClampEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthClipEnableEXT: CommandDesc = CommandDesc {
@@ -3619,6 +3708,7 @@ pub static C_vkCmdSetDepthClipEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthClipNegativeOneToOneEXT: CommandDesc = CommandDesc {
@@ -3644,6 +3734,7 @@ pub static C_vkCmdSetDepthClipNegativeOneToOneEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthCompareOp: CommandDesc = CommandDesc {
@@ -3669,6 +3760,7 @@ pub static C_vkCmdSetDepthCompareOp: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthTestEnable: CommandDesc = CommandDesc {
@@ -3694,6 +3786,7 @@ pub static C_vkCmdSetDepthTestEnable: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDepthWriteEnable: CommandDesc = CommandDesc {
@@ -3719,6 +3812,7 @@ pub static C_vkCmdSetDepthWriteEnable: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetDeviceMask: CommandDesc = CommandDesc {
@@ -3744,6 +3838,7 @@ pub static C_vkCmdSetDeviceMask: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetEvent: CommandDesc = CommandDesc {
@@ -3774,6 +3869,7 @@ pub static C_vkCmdSetEvent: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetEvent2: CommandDesc = CommandDesc {
@@ -3807,6 +3903,7 @@ pub static C_vkCmdSetEvent2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetExtraPrimitiveOverestimationSizeEXT: CommandDesc = CommandDesc {
@@ -3832,6 +3929,7 @@ pub static C_vkCmdSetExtraPrimitiveOverestimationSizeEXT: CommandDesc = CommandD
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetFrontFace: CommandDesc = CommandDesc {
@@ -3857,6 +3955,7 @@ pub static C_vkCmdSetFrontFace: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetLineRasterizationModeEXT: CommandDesc = CommandDesc {
@@ -3882,6 +3981,7 @@ pub static C_vkCmdSetLineRasterizationModeEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetLineStippleEXT: CommandDesc = CommandDesc {
@@ -3912,6 +4012,7 @@ pub static C_vkCmdSetLineStippleEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetLineStippleEnableEXT: CommandDesc = CommandDesc {
@@ -3937,6 +4038,7 @@ pub static C_vkCmdSetLineStippleEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetLineWidth: CommandDesc = CommandDesc {
@@ -3962,6 +4064,7 @@ pub static C_vkCmdSetLineWidth: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetLogicOpEXT: CommandDesc = CommandDesc {
@@ -3987,6 +4090,7 @@ pub static C_vkCmdSetLogicOpEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetLogicOpEnableEXT: CommandDesc = CommandDesc {
@@ -4012,6 +4116,7 @@ pub static C_vkCmdSetLogicOpEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetPatchControlPointsEXT: CommandDesc = CommandDesc {
@@ -4037,6 +4142,7 @@ pub static C_vkCmdSetPatchControlPointsEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetPolygonModeEXT: CommandDesc = CommandDesc {
@@ -4062,6 +4168,7 @@ pub static C_vkCmdSetPolygonModeEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetPrimitiveRestartEnable: CommandDesc = CommandDesc {
@@ -4087,6 +4194,7 @@ pub static C_vkCmdSetPrimitiveRestartEnable: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetPrimitiveTopology: CommandDesc = CommandDesc {
@@ -4112,6 +4220,7 @@ pub static C_vkCmdSetPrimitiveTopology: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetProvokingVertexModeEXT: CommandDesc = CommandDesc {
@@ -4137,6 +4246,7 @@ pub static C_vkCmdSetProvokingVertexModeEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetRasterizationSamplesEXT: CommandDesc = CommandDesc {
@@ -4162,6 +4272,7 @@ pub static C_vkCmdSetRasterizationSamplesEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetRasterizationStreamEXT: CommandDesc = CommandDesc {
@@ -4187,6 +4298,7 @@ pub static C_vkCmdSetRasterizationStreamEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetRasterizerDiscardEnable: CommandDesc = CommandDesc {
@@ -4212,6 +4324,7 @@ pub static C_vkCmdSetRasterizerDiscardEnable: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetRepresentativeFragmentTestEnableNV: CommandDesc = CommandDesc {
@@ -4237,6 +4350,7 @@ pub static C_vkCmdSetRepresentativeFragmentTestEnableNV: CommandDesc = CommandDe
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetSampleLocationsEnableEXT: CommandDesc = CommandDesc {
@@ -4262,6 +4376,7 @@ pub static C_vkCmdSetSampleLocationsEnableEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetSampleMaskEXT: CommandDesc = CommandDesc {
@@ -4296,6 +4411,7 @@ pub static C_vkCmdSetSampleMaskEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetScissor: CommandDesc = CommandDesc {
@@ -4335,6 +4451,7 @@ pub static C_vkCmdSetScissor: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetScissorWithCount: CommandDesc = CommandDesc {
@@ -4369,6 +4486,7 @@ pub static C_vkCmdSetScissorWithCount: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetShadingRateImageEnableNV: CommandDesc = CommandDesc {
@@ -4394,6 +4512,7 @@ pub static C_vkCmdSetShadingRateImageEnableNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetStencilCompareMask: CommandDesc = CommandDesc {
@@ -4424,6 +4543,7 @@ pub static C_vkCmdSetStencilCompareMask: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetStencilOp: CommandDesc = CommandDesc {
@@ -4469,6 +4589,7 @@ pub static C_vkCmdSetStencilOp: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetStencilReference: CommandDesc = CommandDesc {
@@ -4499,6 +4620,7 @@ pub static C_vkCmdSetStencilReference: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetStencilTestEnable: CommandDesc = CommandDesc {
@@ -4524,6 +4646,7 @@ pub static C_vkCmdSetStencilTestEnable: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetStencilWriteMask: CommandDesc = CommandDesc {
@@ -4554,6 +4677,7 @@ pub static C_vkCmdSetStencilWriteMask: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetTessellationDomainOriginEXT: CommandDesc = CommandDesc {
@@ -4579,6 +4703,7 @@ pub static C_vkCmdSetTessellationDomainOriginEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetVertexInputEXT: CommandDesc = CommandDesc {
@@ -4627,6 +4752,7 @@ pub static C_vkCmdSetVertexInputEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetViewport: CommandDesc = CommandDesc {
@@ -4666,6 +4792,7 @@ pub static C_vkCmdSetViewport: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetViewportSwizzleNV: CommandDesc = CommandDesc {
@@ -4705,6 +4832,7 @@ pub static C_vkCmdSetViewportSwizzleNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetViewportWScalingEnableNV: CommandDesc = CommandDesc {
@@ -4730,6 +4858,7 @@ pub static C_vkCmdSetViewportWScalingEnableNV: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdSetViewportWithCount: CommandDesc = CommandDesc {
@@ -4764,6 +4893,7 @@ pub static C_vkCmdSetViewportWithCount: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdUpdateBuffer: CommandDesc = CommandDesc {
@@ -4806,6 +4936,7 @@ pub static C_vkCmdUpdateBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdWaitEvents: CommandDesc = CommandDesc {
@@ -4892,6 +5023,7 @@ pub static C_vkCmdWaitEvents: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdWaitEvents2: CommandDesc = CommandDesc {
@@ -4935,6 +5067,7 @@ pub static C_vkCmdWaitEvents2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdWriteTimestamp: CommandDesc = CommandDesc {
@@ -4970,6 +5103,7 @@ pub static C_vkCmdWriteTimestamp: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCmdWriteTimestamp2: CommandDesc = CommandDesc {
@@ -5005,6 +5139,7 @@ pub static C_vkCmdWriteTimestamp2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: true,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkCreateBuffer: CommandDesc = CommandDesc {
@@ -5043,6 +5178,7 @@ pub static C_vkCreateBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateBufferView: CommandDesc = CommandDesc {
@@ -5081,6 +5217,7 @@ pub static C_vkCreateBufferView: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateCommandPool: CommandDesc = CommandDesc {
@@ -5119,6 +5256,7 @@ pub static C_vkCreateCommandPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateComputePipelines: CommandDesc = CommandDesc {
@@ -5171,6 +5309,7 @@ pub static C_vkCreateComputePipelines: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateDescriptorPool: CommandDesc = CommandDesc {
@@ -5209,6 +5348,7 @@ pub static C_vkCreateDescriptorPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateDescriptorSetLayout: CommandDesc = CommandDesc {
@@ -5247,6 +5387,7 @@ pub static C_vkCreateDescriptorSetLayout: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateDescriptorUpdateTemplate: CommandDesc = CommandDesc {
@@ -5285,6 +5426,7 @@ pub static C_vkCreateDescriptorUpdateTemplate: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateDevice: CommandDesc = CommandDesc {
@@ -5323,6 +5465,7 @@ pub static C_vkCreateDevice: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkCreateEvent: CommandDesc = CommandDesc {
@@ -5361,6 +5504,7 @@ pub static C_vkCreateEvent: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateFence: CommandDesc = CommandDesc {
@@ -5399,6 +5543,7 @@ pub static C_vkCreateFence: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateFramebuffer: CommandDesc = CommandDesc {
@@ -5437,6 +5582,7 @@ pub static C_vkCreateFramebuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateGraphicsPipelines: CommandDesc = CommandDesc {
@@ -5489,6 +5635,7 @@ pub static C_vkCreateGraphicsPipelines: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateImage: CommandDesc = CommandDesc {
@@ -5527,6 +5674,7 @@ pub static C_vkCreateImage: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateImageView: CommandDesc = CommandDesc {
@@ -5565,6 +5713,7 @@ pub static C_vkCreateImageView: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateInstance: CommandDesc = CommandDesc {
@@ -5598,6 +5747,7 @@ pub static C_vkCreateInstance: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreatePipelineCache: CommandDesc = CommandDesc {
@@ -5636,6 +5786,7 @@ pub static C_vkCreatePipelineCache: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreatePipelineLayout: CommandDesc = CommandDesc {
@@ -5674,6 +5825,7 @@ pub static C_vkCreatePipelineLayout: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreatePrivateDataSlot: CommandDesc = CommandDesc {
@@ -5712,6 +5864,7 @@ pub static C_vkCreatePrivateDataSlot: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateQueryPool: CommandDesc = CommandDesc {
@@ -5750,6 +5903,7 @@ pub static C_vkCreateQueryPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateRenderPass: CommandDesc = CommandDesc {
@@ -5788,6 +5942,7 @@ pub static C_vkCreateRenderPass: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateRenderPass2: CommandDesc = CommandDesc {
@@ -5826,6 +5981,7 @@ pub static C_vkCreateRenderPass2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateSampler: CommandDesc = CommandDesc {
@@ -5864,6 +6020,7 @@ pub static C_vkCreateSampler: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateSamplerYcbcrConversion: CommandDesc = CommandDesc {
@@ -5902,6 +6059,7 @@ pub static C_vkCreateSamplerYcbcrConversion: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateSemaphore: CommandDesc = CommandDesc {
@@ -5940,6 +6098,7 @@ pub static C_vkCreateSemaphore: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkCreateShaderModule: CommandDesc = CommandDesc {
@@ -5978,6 +6137,7 @@ pub static C_vkCreateShaderModule: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkDestroyBuffer: CommandDesc = CommandDesc {
@@ -6008,6 +6168,7 @@ pub static C_vkDestroyBuffer: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyBufferView: CommandDesc = CommandDesc {
@@ -6038,6 +6199,7 @@ pub static C_vkDestroyBufferView: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyCommandPool: CommandDesc = CommandDesc {
@@ -6068,6 +6230,7 @@ pub static C_vkDestroyCommandPool: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyDescriptorPool: CommandDesc = CommandDesc {
@@ -6098,6 +6261,7 @@ pub static C_vkDestroyDescriptorPool: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyDescriptorSetLayout: CommandDesc = CommandDesc {
@@ -6128,6 +6292,7 @@ pub static C_vkDestroyDescriptorSetLayout: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyDescriptorUpdateTemplate: CommandDesc = CommandDesc {
@@ -6158,6 +6323,7 @@ pub static C_vkDestroyDescriptorUpdateTemplate: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyDevice: CommandDesc = CommandDesc {
@@ -6183,6 +6349,7 @@ pub static C_vkDestroyDevice: CommandDesc = CommandDesc {
     destroys: Some(0),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyEvent: CommandDesc = CommandDesc {
@@ -6213,6 +6380,7 @@ pub static C_vkDestroyEvent: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyFence: CommandDesc = CommandDesc {
@@ -6243,6 +6411,7 @@ pub static C_vkDestroyFence: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyFramebuffer: CommandDesc = CommandDesc {
@@ -6273,6 +6442,7 @@ pub static C_vkDestroyFramebuffer: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyImage: CommandDesc = CommandDesc {
@@ -6303,6 +6473,7 @@ pub static C_vkDestroyImage: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyImageView: CommandDesc = CommandDesc {
@@ -6333,6 +6504,7 @@ pub static C_vkDestroyImageView: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyInstance: CommandDesc = CommandDesc {
@@ -6358,6 +6530,7 @@ pub static C_vkDestroyInstance: CommandDesc = CommandDesc {
     destroys: Some(0),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyPipeline: CommandDesc = CommandDesc {
@@ -6388,6 +6561,7 @@ pub static C_vkDestroyPipeline: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyPipelineCache: CommandDesc = CommandDesc {
@@ -6418,6 +6592,7 @@ pub static C_vkDestroyPipelineCache: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyPipelineLayout: CommandDesc = CommandDesc {
@@ -6448,6 +6623,7 @@ pub static C_vkDestroyPipelineLayout: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyPrivateDataSlot: CommandDesc = CommandDesc {
@@ -6478,6 +6654,7 @@ pub static C_vkDestroyPrivateDataSlot: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyQueryPool: CommandDesc = CommandDesc {
@@ -6508,6 +6685,7 @@ pub static C_vkDestroyQueryPool: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyRenderPass: CommandDesc = CommandDesc {
@@ -6538,6 +6716,7 @@ pub static C_vkDestroyRenderPass: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroySampler: CommandDesc = CommandDesc {
@@ -6568,6 +6747,7 @@ pub static C_vkDestroySampler: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroySamplerYcbcrConversion: CommandDesc = CommandDesc {
@@ -6598,6 +6778,7 @@ pub static C_vkDestroySamplerYcbcrConversion: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroySemaphore: CommandDesc = CommandDesc {
@@ -6628,6 +6809,7 @@ pub static C_vkDestroySemaphore: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDestroyShaderModule: CommandDesc = CommandDesc {
@@ -6658,6 +6840,7 @@ pub static C_vkDestroyShaderModule: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkDeviceWaitIdle: CommandDesc = CommandDesc {
@@ -6676,6 +6859,7 @@ pub static C_vkDeviceWaitIdle: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkEndCommandBuffer: CommandDesc = CommandDesc {
@@ -6694,6 +6878,7 @@ pub static C_vkEndCommandBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkEnumerateDeviceExtensionProperties: CommandDesc = CommandDesc {
@@ -6732,6 +6917,7 @@ pub static C_vkEnumerateDeviceExtensionProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkEnumerateDeviceLayerProperties: CommandDesc = CommandDesc {
@@ -6765,6 +6951,7 @@ pub static C_vkEnumerateDeviceLayerProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkEnumerateInstanceExtensionProperties: CommandDesc = CommandDesc {
@@ -6798,6 +6985,7 @@ pub static C_vkEnumerateInstanceExtensionProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkEnumerateInstanceLayerProperties: CommandDesc = CommandDesc {
@@ -6826,6 +7014,7 @@ pub static C_vkEnumerateInstanceLayerProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkEnumerateInstanceVersion: CommandDesc = CommandDesc {
@@ -6844,6 +7033,7 @@ pub static C_vkEnumerateInstanceVersion: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkEnumeratePhysicalDeviceGroups: CommandDesc = CommandDesc {
@@ -6877,6 +7067,7 @@ pub static C_vkEnumeratePhysicalDeviceGroups: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkEnumeratePhysicalDevices: CommandDesc = CommandDesc {
@@ -6910,6 +7101,7 @@ pub static C_vkEnumeratePhysicalDevices: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkFlushMappedMemoryRanges: CommandDesc = CommandDesc {
@@ -6944,6 +7136,7 @@ pub static C_vkFlushMappedMemoryRanges: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkFreeCommandBuffers: CommandDesc = CommandDesc {
@@ -6983,6 +7176,7 @@ pub static C_vkFreeCommandBuffers: CommandDesc = CommandDesc {
     destroys: Some(3),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkFreeDescriptorSets: CommandDesc = CommandDesc {
@@ -7022,6 +7216,7 @@ pub static C_vkFreeDescriptorSets: CommandDesc = CommandDesc {
     destroys: Some(3),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkFreeMemory: CommandDesc = CommandDesc {
@@ -7052,6 +7247,7 @@ pub static C_vkFreeMemory: CommandDesc = CommandDesc {
     destroys: Some(1),
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetBufferDeviceAddress: CommandDesc = CommandDesc {
@@ -7080,6 +7276,7 @@ pub static C_vkGetBufferDeviceAddress: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetBufferMemoryRequirements: CommandDesc = CommandDesc {
@@ -7110,6 +7307,7 @@ pub static C_vkGetBufferMemoryRequirements: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetBufferMemoryRequirements2: CommandDesc = CommandDesc {
@@ -7143,6 +7341,7 @@ pub static C_vkGetBufferMemoryRequirements2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetBufferOpaqueCaptureAddress: CommandDesc = CommandDesc {
@@ -7171,6 +7370,7 @@ pub static C_vkGetBufferOpaqueCaptureAddress: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetCalibratedTimestampsEXT: CommandDesc = CommandDesc {
@@ -7218,6 +7418,7 @@ pub static C_vkGetCalibratedTimestampsEXT: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetDescriptorSetLayoutSupport: CommandDesc = CommandDesc {
@@ -7251,6 +7452,7 @@ pub static C_vkGetDescriptorSetLayoutSupport: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceBufferMemoryRequirements: CommandDesc = CommandDesc {
@@ -7284,6 +7486,7 @@ pub static C_vkGetDeviceBufferMemoryRequirements: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceGroupPeerMemoryFeatures: CommandDesc = CommandDesc {
@@ -7324,6 +7527,7 @@ pub static C_vkGetDeviceGroupPeerMemoryFeatures: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceImageMemoryRequirements: CommandDesc = CommandDesc {
@@ -7357,6 +7561,7 @@ pub static C_vkGetDeviceImageMemoryRequirements: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceImageSparseMemoryRequirements: CommandDesc = CommandDesc {
@@ -7398,6 +7603,7 @@ pub static C_vkGetDeviceImageSparseMemoryRequirements: CommandDesc = CommandDesc
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceMemoryCommitment: CommandDesc = CommandDesc {
@@ -7428,6 +7634,7 @@ pub static C_vkGetDeviceMemoryCommitment: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceMemoryOpaqueCaptureAddress: CommandDesc = CommandDesc {
@@ -7456,6 +7663,7 @@ pub static C_vkGetDeviceMemoryOpaqueCaptureAddress: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceProcAddr: CommandDesc = CommandDesc {
@@ -7481,6 +7689,7 @@ pub static C_vkGetDeviceProcAddr: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceQueue: CommandDesc = CommandDesc {
@@ -7516,6 +7725,7 @@ pub static C_vkGetDeviceQueue: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetDeviceQueue2: CommandDesc = CommandDesc {
@@ -7549,6 +7759,7 @@ pub static C_vkGetDeviceQueue2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetEventStatus: CommandDesc = CommandDesc {
@@ -7574,6 +7785,7 @@ pub static C_vkGetEventStatus: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkGetFenceStatus: CommandDesc = CommandDesc {
@@ -7599,6 +7811,7 @@ pub static C_vkGetFenceStatus: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkGetImageMemoryRequirements: CommandDesc = CommandDesc {
@@ -7629,6 +7842,7 @@ pub static C_vkGetImageMemoryRequirements: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetImageMemoryRequirements2: CommandDesc = CommandDesc {
@@ -7662,6 +7876,7 @@ pub static C_vkGetImageMemoryRequirements2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetImageSparseMemoryRequirements: CommandDesc = CommandDesc {
@@ -7700,6 +7915,7 @@ pub static C_vkGetImageSparseMemoryRequirements: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetImageSparseMemoryRequirements2: CommandDesc = CommandDesc {
@@ -7741,6 +7957,7 @@ pub static C_vkGetImageSparseMemoryRequirements2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetImageSubresourceLayout: CommandDesc = CommandDesc {
@@ -7779,6 +7996,7 @@ pub static C_vkGetImageSubresourceLayout: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetInstanceProcAddr: CommandDesc = CommandDesc {
@@ -7804,6 +8022,7 @@ pub static C_vkGetInstanceProcAddr: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetMemoryFdKHR: CommandDesc = CommandDesc {
@@ -7837,6 +8056,7 @@ pub static C_vkGetMemoryFdKHR: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetMemoryFdPropertiesKHR: CommandDesc = CommandDesc {
@@ -7872,6 +8092,7 @@ pub static C_vkGetMemoryFdPropertiesKHR: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: CommandDesc = CommandDesc {
@@ -7905,6 +8126,7 @@ pub static C_vkGetPhysicalDeviceCalibrateableTimeDomainsEXT: CommandDesc = Comma
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetPhysicalDeviceExternalBufferProperties: CommandDesc = CommandDesc {
@@ -7938,6 +8160,7 @@ pub static C_vkGetPhysicalDeviceExternalBufferProperties: CommandDesc = CommandD
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceExternalFenceProperties: CommandDesc = CommandDesc {
@@ -7971,6 +8194,7 @@ pub static C_vkGetPhysicalDeviceExternalFenceProperties: CommandDesc = CommandDe
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceExternalSemaphoreProperties: CommandDesc = CommandDesc {
@@ -8004,6 +8228,7 @@ pub static C_vkGetPhysicalDeviceExternalSemaphoreProperties: CommandDesc = Comma
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceFeatures: CommandDesc = CommandDesc {
@@ -8029,6 +8254,7 @@ pub static C_vkGetPhysicalDeviceFeatures: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceFeatures2: CommandDesc = CommandDesc {
@@ -8054,6 +8280,7 @@ pub static C_vkGetPhysicalDeviceFeatures2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceFormatProperties: CommandDesc = CommandDesc {
@@ -8084,6 +8311,7 @@ pub static C_vkGetPhysicalDeviceFormatProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceFormatProperties2: CommandDesc = CommandDesc {
@@ -8114,6 +8342,7 @@ pub static C_vkGetPhysicalDeviceFormatProperties2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceImageFormatProperties: CommandDesc = CommandDesc {
@@ -8164,6 +8393,7 @@ pub static C_vkGetPhysicalDeviceImageFormatProperties: CommandDesc = CommandDesc
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetPhysicalDeviceImageFormatProperties2: CommandDesc = CommandDesc {
@@ -8197,6 +8427,7 @@ pub static C_vkGetPhysicalDeviceImageFormatProperties2: CommandDesc = CommandDes
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetPhysicalDeviceMemoryProperties: CommandDesc = CommandDesc {
@@ -8222,6 +8453,7 @@ pub static C_vkGetPhysicalDeviceMemoryProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceMemoryProperties2: CommandDesc = CommandDesc {
@@ -8247,6 +8479,7 @@ pub static C_vkGetPhysicalDeviceMemoryProperties2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceProperties: CommandDesc = CommandDesc {
@@ -8272,6 +8505,7 @@ pub static C_vkGetPhysicalDeviceProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceProperties2: CommandDesc = CommandDesc {
@@ -8297,6 +8531,7 @@ pub static C_vkGetPhysicalDeviceProperties2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceQueueFamilyProperties: CommandDesc = CommandDesc {
@@ -8330,6 +8565,7 @@ pub static C_vkGetPhysicalDeviceQueueFamilyProperties: CommandDesc = CommandDesc
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceQueueFamilyProperties2: CommandDesc = CommandDesc {
@@ -8363,6 +8599,7 @@ pub static C_vkGetPhysicalDeviceQueueFamilyProperties2: CommandDesc = CommandDes
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceSparseImageFormatProperties: CommandDesc = CommandDesc {
@@ -8421,6 +8658,7 @@ pub static C_vkGetPhysicalDeviceSparseImageFormatProperties: CommandDesc = Comma
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceSparseImageFormatProperties2: CommandDesc = CommandDesc {
@@ -8462,6 +8700,7 @@ pub static C_vkGetPhysicalDeviceSparseImageFormatProperties2: CommandDesc = Comm
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetPhysicalDeviceToolProperties: CommandDesc = CommandDesc {
@@ -8495,6 +8734,7 @@ pub static C_vkGetPhysicalDeviceToolProperties: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetPipelineCacheData: CommandDesc = CommandDesc {
@@ -8530,6 +8770,7 @@ pub static C_vkGetPipelineCacheData: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkGetPrivateData: CommandDesc = CommandDesc {
@@ -8570,6 +8811,7 @@ pub static C_vkGetPrivateData: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetQueryPoolResults: CommandDesc = CommandDesc {
@@ -8627,6 +8869,7 @@ pub static C_vkGetQueryPoolResults: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkGetRenderAreaGranularity: CommandDesc = CommandDesc {
@@ -8657,6 +8900,7 @@ pub static C_vkGetRenderAreaGranularity: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkGetSemaphoreCounterValue: CommandDesc = CommandDesc {
@@ -8687,6 +8931,7 @@ pub static C_vkGetSemaphoreCounterValue: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkInvalidateMappedMemoryRanges: CommandDesc = CommandDesc {
@@ -8721,6 +8966,7 @@ pub static C_vkInvalidateMappedMemoryRanges: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkMapMemory: CommandDesc = CommandDesc {
@@ -8735,6 +8981,7 @@ pub static C_vkMapMemory: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkMergePipelineCaches: CommandDesc = CommandDesc {
@@ -8774,6 +9021,7 @@ pub static C_vkMergePipelineCaches: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkQueueBindSparse: CommandDesc = CommandDesc {
@@ -8813,6 +9061,7 @@ pub static C_vkQueueBindSparse: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkQueueSubmit: CommandDesc = CommandDesc {
@@ -8852,6 +9101,7 @@ pub static C_vkQueueSubmit: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkQueueSubmit2: CommandDesc = CommandDesc {
@@ -8891,6 +9141,7 @@ pub static C_vkQueueSubmit2: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkQueueWaitIdle: CommandDesc = CommandDesc {
@@ -8909,6 +9160,7 @@ pub static C_vkQueueWaitIdle: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkResetCommandBuffer: CommandDesc = CommandDesc {
@@ -8934,6 +9186,7 @@ pub static C_vkResetCommandBuffer: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_DEVICE_MEMORY,
 };
 
 pub static C_vkResetCommandPool: CommandDesc = CommandDesc {
@@ -8964,6 +9217,7 @@ pub static C_vkResetCommandPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_DEVICE_MEMORY,
 };
 
 pub static C_vkResetDescriptorPool: CommandDesc = CommandDesc {
@@ -8994,6 +9248,7 @@ pub static C_vkResetDescriptorPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkResetEvent: CommandDesc = CommandDesc {
@@ -9019,6 +9274,7 @@ pub static C_vkResetEvent: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_DEVICE_MEMORY,
 };
 
 pub static C_vkResetFences: CommandDesc = CommandDesc {
@@ -9053,6 +9309,7 @@ pub static C_vkResetFences: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_DEVICE_MEMORY,
 };
 
 pub static C_vkResetQueryPool: CommandDesc = CommandDesc {
@@ -9088,6 +9345,7 @@ pub static C_vkResetQueryPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkSetEvent: CommandDesc = CommandDesc {
@@ -9113,6 +9371,7 @@ pub static C_vkSetEvent: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkSetPrivateData: CommandDesc = CommandDesc {
@@ -9153,6 +9412,7 @@ pub static C_vkSetPrivateData: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkSignalSemaphore: CommandDesc = CommandDesc {
@@ -9181,6 +9441,7 @@ pub static C_vkSignalSemaphore: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::ERROR_OUT_OF_HOST_MEMORY,
 };
 
 pub static C_vkTrimCommandPool: CommandDesc = CommandDesc {
@@ -9211,6 +9472,7 @@ pub static C_vkTrimCommandPool: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkUnmapMemory: CommandDesc = CommandDesc {
@@ -9236,6 +9498,7 @@ pub static C_vkUnmapMemory: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkUpdateDescriptorSetWithTemplate: CommandDesc = CommandDesc {
@@ -9250,6 +9513,7 @@ pub static C_vkUpdateDescriptorSetWithTemplate: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkUpdateDescriptorSets: CommandDesc = CommandDesc {
@@ -9298,6 +9562,7 @@ pub static C_vkUpdateDescriptorSets: CommandDesc = CommandDesc {
     destroys: None,
     blocking: false,
     recorded: false,
+    lost: vk::Result::SUCCESS,
 };
 
 pub static C_vkWaitForFences: CommandDesc = CommandDesc {
@@ -9342,6 +9607,7 @@ pub static C_vkWaitForFences: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 pub static C_vkWaitSemaphores: CommandDesc = CommandDesc {
@@ -9375,6 +9641,7 @@ pub static C_vkWaitSemaphores: CommandDesc = CommandDesc {
     destroys: None,
     blocking: true,
     recorded: false,
+    lost: vk::Result::ERROR_DEVICE_LOST,
 };
 
 /// Every carried command, indexed by id.
@@ -9653,18 +9920,17 @@ pub fn handwritten(id: u32) -> bool {
     matches!(
         id,
         id::vkAllocateCommandBuffers
+            | id::vkAllocateDescriptorSets
             | id::vkAllocateMemory
             | id::vkBeginCommandBuffer
             | id::vkCmdDrawMultiEXT
             | id::vkCmdDrawMultiIndexedEXT
-            | id::vkCmdPushDescriptorSetKHR
             | id::vkCmdPushDescriptorSetWithTemplateKHR
-            | id::vkCreateComputePipelines
             | id::vkCreateDescriptorSetLayout
             | id::vkCreateDescriptorUpdateTemplate
             | id::vkCreateDevice
-            | id::vkCreateGraphicsPipelines
             | id::vkCreateInstance
+            | id::vkCreatePipelineLayout
             | id::vkCreatePrivateDataSlot
             | id::vkDestroyCommandPool
             | id::vkDestroyDescriptorUpdateTemplate
@@ -9677,19 +9943,20 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkEnumerateInstanceLayerProperties
             | id::vkFreeCommandBuffers
             | id::vkFreeMemory
-            | id::vkGetDescriptorSetLayoutSupport
             | id::vkGetDeviceProcAddr
+            | id::vkGetDeviceQueue
+            | id::vkGetDeviceQueue2
             | id::vkGetInstanceProcAddr
             | id::vkGetMemoryFdKHR
             | id::vkGetMemoryFdPropertiesKHR
             | id::vkGetPrivateData
             | id::vkMapMemory
             | id::vkResetCommandBuffer
+            | id::vkResetDescriptorPool
             | id::vkResetFences
             | id::vkSetPrivateData
             | id::vkUnmapMemory
             | id::vkUpdateDescriptorSetWithTemplate
-            | id::vkUpdateDescriptorSets
     )
 }
 

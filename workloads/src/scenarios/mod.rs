@@ -6,7 +6,9 @@ use crate::{Context, Report, Result};
 pub mod compute;
 pub mod dynamic_rendering;
 pub mod external_memory;
+pub mod ignored;
 pub mod layout_lifetime;
+pub mod math;
 pub mod ordering;
 pub mod pipeline_cache;
 pub mod private_data;
@@ -21,7 +23,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 15] = [
+pub const ALL: [(&str, Scenario); 17] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -37,6 +39,8 @@ pub const ALL: [(&str, Scenario); 15] = [
     ("zero_copy", zero_copy::run),
     ("external_memory", external_memory::run),
     ("private_data", private_data::run),
+    ("math", math::run),
+    ("ignored", ignored::run),
 ];
 
 /// Runs `f(0)` … `f(n - 1)` on threads of their own, all at once; their results in that order.

@@ -1,0 +1,16 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+// math.glsl's built-ins in float16_t, one element per invocation.
+#define T float16_t
+#define OUT float
+
+layout(local_size_x = 64) in;
+layout(push_constant) uniform Params { uint count; } pc;
+#include "math.glsl"
+
+void main() {
+    if (gl_GlobalInvocationID.x < pc.count) {
+        store_results(gl_GlobalInvocationID.x);
+    }
+}

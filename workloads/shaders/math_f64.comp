@@ -1,0 +1,16 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// math.glsl's built-ins in double, one element per invocation.
+#define T double
+#define OUT double
+#define DOUBLE
+
+layout(local_size_x = 64) in;
+layout(push_constant) uniform Params { uint count; } pc;
+#include "math.glsl"
+
+void main() {
+    if (gl_GlobalInvocationID.x < pc.count) {
+        store_results(gl_GlobalInvocationID.x);
+    }
+}
