@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages Airlock needs, if any is missing.
 set -euo pipefail
-# g++: libFuzzer, which the fuzz targets (scripts/fuzz.sh) build from source.
+# g++: libFuzzer, which the fuzz targets (scripts/fuzz.sh) build from source. ffmpeg: a real
+# client of the tests (its Vulkan filters).
 # Arguments: more packages, for scripts that need them.
-pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools vulkan-validationlayers glslang-tools g++ "$@")
+pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools vulkan-validationlayers glslang-tools g++ ffmpeg "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

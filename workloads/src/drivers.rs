@@ -122,3 +122,35 @@ impl Drop for Launcher {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// The Khronos validation layer for a program that does not enable it itself, as a developer
+/// enables it (`VK_INSTANCE_LAYERS`), writing its errors and warnings to a file in `dir`,
+/// whose path this returns.
+pub fn with_validation(c: &mut Command, dir: &std::path::Path) -> PathBuf {
+    let log = dir.join("validation.log");
+    let settings = format!(
+        "khronos_validation.report_flags = error,warn\n\
+         khronos_validation.debug_action = VK_DBG_LAYER_ACTION_LOG_MSG\n\
+         khronos_validation.log_filename = {}\n",
+        log.display()
+    );
+    std::fs::write(dir.join("vk_layer_settings.txt"), settings)
+        .unwrap_or_else(|e| panic!("writing the layer settings in {}: {e}", dir.display()));
+    c.env("VK_INSTANCE_LAYERS", "VK_LAYER_KHRONOS_validation")
+        .env("VK_LAYER_SETTINGS_PATH", dir);
+    log
+}
+
+/// The ids (`VUID-…`, `UNASSIGNED-…`) of the messages in a validation log, one per message.
+pub fn validation_ids(log: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            l.split(['(', ' '])
+                .next()
+                .filter(|id| id.starts_with("VUID-") || id.starts_with("UNASSIGNED-"))
+                .map(str::to_string)
+        })
+        .collect()
+}
