@@ -292,13 +292,7 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
             .unwrap();
         }
         let creates = name.starts_with("vkCreate") || name.starts_with("vkAllocate");
-        // Recorded into a command buffer: the client batches these instead of sending each.
-        let recorded = name.starts_with("vkCmd")
-            && c.def
-                .params
-                .first()
-                .is_some_and(|p| p.ty == "VkCommandBuffer")
-            && ret_type(m, &c.def) == "()";
+        let recorded = is_recorded(m, &c.def);
         writeln!(
             s,
             "    ],\n    creates: {creates},\n    destroys: {destroys},\n    blocking: {},\n    recorded: {recorded},\n    lost: vk::Result::{},\n}};\n",
@@ -422,12 +416,25 @@ fn ret_type(m: &Model, c: &CommandDef) -> &'static str {
     }
 }
 
+/// The entry points that look entry points up.
+const LOOKUP: [&str; 2] = ["vkGetInstanceProcAddr", "vkGetDeviceProcAddr"];
+
+/// Recorded into a command buffer: the client batches these instead of sending each.
+fn is_recorded(m: &Model, def: &CommandDef) -> bool {
+    def.name.starts_with("vkCmd")
+        && def
+            .params
+            .first()
+            .is_some_and(|p| p.ty == "VkCommandBuffer")
+        && ret_type(m, def) == "()"
+}
+
 fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String> {
     let mut s = header(
         m,
-        "ICD entry points: each encodes its call and sends it to the server.",
+        "ICD entry points: each encodes its call and sends it to the server (`vkCmd*`: records it\n//! into its command buffer).",
     );
-    s.push_str("use crate::call::call;\nuse ash::vk;\nuse ash::vk::Handle;\n#[allow(unused_imports)]\nuse core::ffi::{c_char, c_void};\nuse wire::generated::commands as c;\n\n");
+    s.push_str("use crate::call::call;\nuse crate::command_buffer::record;\nuse ash::vk;\nuse ash::vk::Handle;\n#[allow(unused_imports)]\nuse core::ffi::{c_char, c_void};\nuse wire::generated::commands as c;\n\n");
     let mut names: BTreeMap<String, (String, u32)> = BTreeMap::new();
     for c in cmds {
         let name = &c.def.name;
@@ -442,7 +449,11 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
                 args.push(to_u64(m, p, &pn));
             }
             let rt = ret_type(m, &c.def);
-            let call = format!("call(&c::C_{name}, &[{}])", args.join(", "));
+            let call = if is_recorded(m, &c.def) {
+                format!("record(&c::C_{name}, &[{}])", args.join(", "))
+            } else {
+                format!("call(&c::C_{name}, &[{}])", args.join(", "))
+            };
             let body = match rt {
                 "vk::Result" => format!("vk::Result::from_raw({call} as i32)"),
                 "()" => format!("{call};"),
@@ -471,7 +482,14 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
             .iter()
             .map(|o| format!("\"{o}\""))
             .collect();
-        writeln!(s, "    (\"{n}\", {id}, Some(unsafe {{ core::mem::transmute::<{ty}, unsafe extern \"system\" fn()>({target}) }}), &[{}]),", origins.join(", ")).unwrap();
+        // The lookup functions themselves are the loader interface's (`loader.rs`), which
+        // answers their names before it looks here.
+        let f = if LOOKUP.contains(&n.as_str()) {
+            "None".to_string()
+        } else {
+            format!("Some(unsafe {{ core::mem::transmute::<{ty}, unsafe extern \"system\" fn()>({target}) }})")
+        };
+        writeln!(s, "    (\"{n}\", {id}, {f}, &[{}]),", origins.join(", ")).unwrap();
     }
     s.push_str("];\n");
     Ok(s)

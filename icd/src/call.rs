@@ -1,51 +1,171 @@
-//! The generic path every generated entry point takes.
+//! The generic path: every entry point takes it unless its family handles the command itself.
+//! The call is encoded from the application's arguments (`wire::interp`, driven by the tables
+//! generated from vk.xml), carried over the connection, and the reply written back into them.
+//! `vkCmd*` calls do not come here: their entry points record them (`command_buffer.rs`).
 
-use crate::conn::{self, failure};
-use crate::objects::Dispatchable;
+use crate::conn::{self, Connection};
+use crate::log::log;
+use crate::objects::{header, ClientCx, NoFacts};
 use ash::vk;
-use wire::desc::{CommandDesc, Level};
+use std::cell::RefCell;
+use std::sync::Arc;
+use wire::codec::{Decoder, Encoder};
+use wire::desc::{CommandDesc, Level, Ret};
+use wire::frame::{self, Status};
+use wire::ignored::Facts;
+use wire::interp;
 
-/// Carries `cmd` with the application's arguments (each widened to 64 bits) to the server
-/// of the object it is called on, and returns the C result widened likewise.
+thread_local! {
+    static BUFS: RefCell<(Encoder, Vec<u8>, Vec<u64>)> = RefCell::new((Encoder::new(), Vec::new(), Vec::new()));
+}
+
+/// Carries `cmd` with the application's arguments (each widened to 64 bits) to the server of
+/// the object it is called on, and returns the C result widened likewise.
 pub fn call(cmd: &'static CommandDesc, args: &[u64]) -> u64 {
-    if cmd.recorded {
-        // SAFETY: a `vkCmd*` call; its first argument is the application's command buffer.
-        unsafe { crate::command_buffer::record(cmd, args) };
-        return 0;
-    }
-    let conn = if cmd.level == Level::Global || args.first().is_none_or(|a| *a == 0) {
-        match conn::current() {
-            Ok(c) => c,
-            Err(r) => return failure(cmd, r),
-        }
-    } else {
-        // SAFETY: the first argument of a non-global command is a live dispatchable handle.
-        unsafe { Dispatchable::conn(args[0]) }
+    call_with(cmd, args, &NoFacts)
+}
+
+/// [`call`], with what the caller's family knows of the objects, for the members Vulkan says
+/// are ignored (`wire::ignored`).
+pub fn call_with(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> u64 {
+    debug_assert!(!cmd.recorded, "{} is recorded, not called", cmd.name);
+    let conn = match connection(cmd, args) {
+        Ok(c) => c,
+        Err(r) => return failure(cmd, r),
     };
-    let r = conn.call(cmd, args);
+    let r = carry(&conn, cmd, args, cmd.needs_reply(), facts);
     if let Some(i) = cmd.destroys {
         // SAFETY: the application's arguments to a destroying command, as Vulkan requires them.
-        unsafe {
-            crate::private_data::destroyed(cmd, i, args);
-            crate::descriptor::destroyed(cmd, i, args);
-        }
+        unsafe { crate::private_data::destroyed(cmd, i, args) };
     }
-    if cmd.ret == wire::desc::Ret::Result
-        && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw()
-    {
-        crate::log::log!(debug, "airlock: {} returned VK_ERROR_DEVICE_LOST", cmd.name);
+    if cmd.ret == Ret::Result && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw() {
+        log!(debug, "airlock: {} returned VK_ERROR_DEVICE_LOST", cmd.name);
     }
     r
 }
 
-/// An application's array of `n` elements at `p` (empty when NULL or empty).
+/// Sends a call without waiting for it, for calls whose result the family answers itself
+/// (`vkBeginCommandBuffer`, `vkResetFences` …). The server still applies them in order.
+pub fn post(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> vk::Result {
+    debug_assert!(!cmd.params.iter().any(|p| p.kind.is_output()));
+    let conn = match connection(cmd, args) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    vk::Result::from_raw(carry(&conn, cmd, args, false, facts) as i32)
+}
+
+/// The connection of the object a call is made on (its first argument), or the process's for
+/// a global command.
+pub fn connection(cmd: &CommandDesc, args: &[u64]) -> Result<Arc<Connection>, vk::Result> {
+    match args.first() {
+        Some(&h) if h != 0 && cmd.level != Level::Global => {
+            // SAFETY: the first argument of a non-global command is a live dispatchable handle.
+            Ok(Arc::clone(unsafe { header(h) }.conn()))
+        }
+        _ => conn::current(),
+    }
+}
+
+fn carry(
+    conn: &Arc<Connection>,
+    cmd: &'static CommandDesc,
+    args: &[u64],
+    wants: bool,
+    facts: &dyn Facts,
+) -> u64 {
+    if conn.is_lost() {
+        // SAFETY: the application's arguments, valid as Vulkan requires of them.
+        return unsafe { after_loss(cmd, args) };
+    }
+    BUFS.with(|b| {
+        let (enc, body, new_ids) = &mut *b.borrow_mut();
+        enc.clear();
+        new_ids.clear();
+        let cx = ClientCx {
+            parent: args.first().copied().unwrap_or(0),
+            level: cmd.level,
+            facts,
+        };
+        // SAFETY: the application's arguments, valid as Vulkan requires of them.
+        if let Err(e) = unsafe { interp::encode_request(enc, cmd, args, &cx, new_ids) } {
+            log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
+            return failure(cmd, vk::Result::ERROR_UNKNOWN);
+        }
+        // The server drops a client whose request is larger than any message may be; such
+        // a call fails alone instead.
+        if enc.buf.len() > frame::MAX_MESSAGE {
+            log!(
+                error,
+                "airlock: {}: the request takes {} bytes, more than the {} a message may \
+                 hold; VK_ERROR_OUT_OF_HOST_MEMORY",
+                cmd.name,
+                enc.buf.len(),
+                frame::MAX_MESSAGE
+            );
+            return failure(cmd, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
+        }
+        let status = match conn.exchange_parts(cmd.id, &[&enc.buf], wants, body) {
+            Ok(None) => return 0,
+            Ok(Some(s)) => s,
+            Err(why) => {
+                conn.lose(&format!("{}: {why}", cmd.name));
+                // SAFETY: as above.
+                return unsafe { after_loss(cmd, args) };
+            }
+        };
+        match status {
+            Status::Ok => {
+                let mut dc = Decoder::new(body);
+                // SAFETY: the same arguments the request was encoded from.
+                match unsafe { interp::decode_reply(&mut dc, cmd, args, &cx, new_ids) } {
+                    Ok(r) => r,
+                    Err(e) => {
+                        conn.lose(&format!("{}: malformed reply: {e}", cmd.name));
+                        // SAFETY: as above.
+                        unsafe { after_loss(cmd, args) }
+                    }
+                }
+            }
+            Status::BadRequest => {
+                let why = String::from_utf8_lossy(body);
+                log!(
+                    error,
+                    "airlock: the server rejected {}: {}",
+                    cmd.name,
+                    why.trim_end_matches('\0')
+                );
+                failure(cmd, vk::Result::ERROR_UNKNOWN)
+            }
+            Status::Unsupported => {
+                log!(
+                    warn,
+                    "airlock: the host driver does not provide {}",
+                    cmd.name
+                );
+                failure(cmd, vk::Result::ERROR_EXTENSION_NOT_PRESENT)
+            }
+        }
+    })
+}
+
+/// What a call gets once the server is gone: the result Vulkan allows that command after a lost
+/// device (`VK_ERROR_DEVICE_LOST` where it may return that; see [`CommandDesc::lost`]), and
+/// `VK_NULL_HANDLE` for every object it would have created.
 ///
 /// # Safety
-/// A non-NULL `p` points at `n` valid elements that outlive the borrow.
-pub unsafe fn app_slice<'a, T>(p: *const T, n: u32) -> &'a [T] {
-    if p.is_null() || n == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p, n as usize)
+/// `args` must be the application's arguments for `cmd`, valid as Vulkan requires.
+pub unsafe fn after_loss(cmd: &CommandDesc, args: &[u64]) -> u64 {
+    if let Err(e) = interp::clear_created(cmd, args) {
+        log!(error, "airlock: {}: {e}", cmd.name);
+    }
+    failure(cmd, cmd.lost)
+}
+
+/// What a call returns when it could not be carried.
+pub fn failure(cmd: &CommandDesc, r: vk::Result) -> u64 {
+    match cmd.ret {
+        Ret::Result => r.as_raw() as i64 as u64,
+        _ => 0,
     }
 }

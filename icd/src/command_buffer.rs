@@ -4,21 +4,29 @@
 //!
 //! Begin, end and reset are answered here and sent without waiting: the server applies them in
 //! order with the batches. A command the ICD cannot encode makes `vkEndCommandBuffer` fail.
+//! Command buffers belong to their pool, and pools to their device: freeing a pool or the device
+//! frees their wrappers.
 
-use crate::call::call;
+use crate::call::{call, post};
 use crate::conn::Connection;
+use crate::descriptor::{self, DescriptorFacts};
 use crate::log::log;
-use crate::objects::{ClientCx, Dispatchable};
+use crate::objects::{header, ClientCx, Header, Object};
 use ash::vk::{self, Handle};
+use parking_lot::Mutex;
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
+use std::ffi::c_void;
 use std::sync::OnceLock;
 use wire::codec::Encoder;
 use wire::desc::{CommandDesc, Kind, Ty};
 use wire::frame::{RequestHeader, REQUEST_HEADER};
 use wire::generated::commands::{
-    C_vkAllocateCommandBuffers, C_vkBeginCommandBuffer, C_vkDestroyCommandPool,
+    C_vkAllocateCommandBuffers, C_vkBeginCommandBuffer, C_vkCmdDrawMultiEXT,
+    C_vkCmdDrawMultiIndexedEXT, C_vkCmdPushDescriptorSetKHR, C_vkDestroyCommandPool,
     C_vkEndCommandBuffer, C_vkFreeCommandBuffers, C_vkResetCommandBuffer, COMMANDS,
 };
+use wire::ignored::Facts;
 use wire::interp;
 use wire::private::RECORDED;
 
@@ -26,14 +34,21 @@ use wire::private::RECORDED;
 /// while the application is still recording it.
 const FLUSH_AT: usize = 256 << 10;
 
+/// A command buffer's own state.
+pub struct CommandBuffer {
+    primary: bool,
+    /// Used by one thread at a time, as Vulkan requires of a command buffer.
+    rec: UnsafeCell<Recording>,
+}
+
+// SAFETY: the recording is touched only by the thread Vulkan lets use the command buffer.
+unsafe impl Sync for CommandBuffer {}
+
 /// The unshipped part of one command buffer's recording.
 #[derive(Default)]
-pub struct Recording {
+struct Recording {
     frames: Encoder,
     commands: u64,
-    primary: bool,
-    /// The id of the device it was allocated from.
-    device: u64,
     /// The first command that could not be encoded; `vkEndCommandBuffer` reports it.
     error: Option<vk::Result>,
 }
@@ -46,14 +61,50 @@ impl Recording {
     }
 }
 
-/// Command buffer wrappers of each pool, freed with it.
+/// A device's command pools: the wrappers of each pool's command buffers, freed with it.
 #[derive(Default)]
-pub struct Pools(HashMap<u64, Vec<u64>>);
+struct Pools(Mutex<HashMap<u64, Vec<u64>>>);
+
+impl Drop for Pools {
+    fn drop(&mut self) {
+        for h in self.0.get_mut().values().flatten() {
+            // SAFETY: the device is destroyed, and its command buffers with it.
+            unsafe { Object::<CommandBuffer>::free(*h) };
+        }
+    }
+}
+
+/// # Safety
+/// `handle` is a live command buffer wrapper.
+unsafe fn object<'a>(handle: u64) -> &'a Object<CommandBuffer> {
+    Object::<CommandBuffer>::get(handle)
+}
 
 /// # Safety
 /// `handle` is a live command buffer wrapper, used by one thread at a time as Vulkan requires.
 unsafe fn recording<'a>(handle: u64) -> &'a mut Recording {
-    &mut *(*(handle as *const Dispatchable)).rec.get()
+    &mut *object(handle).state.rec.get()
+}
+
+/// What the command buffer family knows for the encoder's rules: whether command buffers are
+/// primary, and (its device's) which bindings have immutable samplers.
+struct CommandBufferFacts<'a> {
+    device: &'a Header,
+}
+
+impl Facts for CommandBufferFacts<'_> {
+    fn is_primary(&self, command_buffer: u64) -> bool {
+        // SAFETY: the application's command buffer, live while it begins.
+        command_buffer != 0 && unsafe { object(command_buffer) }.state.primary
+    }
+
+    fn set_binding_immutable(&self, set: u64, binding: u32) -> bool {
+        DescriptorFacts(self.device).set_binding_immutable(set, binding)
+    }
+
+    fn layout_binding_immutable(&self, layout: u64, set: u32, binding: u32) -> bool {
+        DescriptorFacts(self.device).layout_binding_immutable(layout, set, binding)
+    }
 }
 
 /// Encodes one `vkCmd*` call into its command buffer's batch.
@@ -63,7 +114,8 @@ unsafe fn recording<'a>(handle: u64) -> &'a mut Recording {
 pub unsafe fn record(cmd: &'static CommandDesc, args: &[u64]) {
     let handle = args[0];
     let rec = recording(handle);
-    let conn = Dispatchable::conn_borrowed(handle);
+    let cb = header(handle);
+    let conn = cb.conn();
     if conn.is_lost() {
         // Nothing recorded can run any more (vkEndCommandBuffer and every submission say so):
         // keep no bytes and spend no time on it.
@@ -74,11 +126,23 @@ pub unsafe fn record(cmd: &'static CommandDesc, args: &[u64]) {
     rec.frames.buf.extend_from_slice(&[0; REQUEST_HEADER]);
     if is_flat(cmd) {
         put_flat(&mut rec.frames.buf, cmd, args);
-    } else if let Err(e) = encode(rec, cmd, args, &conn, handle) {
-        rec.frames.buf.truncate(start);
-        log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
-        rec.error.get_or_insert(vk::Result::ERROR_UNKNOWN);
-        return;
+    } else {
+        let facts = CommandBufferFacts {
+            device: header(cb.parent),
+        };
+        let cx = ClientCx {
+            parent: handle,
+            level: cmd.level,
+            facts: &facts,
+        };
+        // Recorded commands create nothing, so no ids are named.
+        let encoded = interp::encode_request(&mut rec.frames, cmd, args, &cx, &mut Vec::new());
+        if let Err(e) = encoded {
+            rec.frames.buf.truncate(start);
+            log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
+            rec.error.get_or_insert(vk::Result::ERROR_UNKNOWN);
+            return;
+        }
     }
     let header = RequestHeader {
         size: (rec.frames.len() - start - REQUEST_HEADER) as u32,
@@ -89,26 +153,8 @@ pub unsafe fn record(cmd: &'static CommandDesc, args: &[u64]) {
     rec.frames.buf[start..start + REQUEST_HEADER].copy_from_slice(&header.to_bytes());
     rec.commands += 1;
     if rec.frames.len() >= FLUSH_AT {
-        flush(&conn, handle, rec);
+        flush(conn, handle, rec);
     }
-}
-
-/// The general encoder, for commands with arrays, structs or pointers.
-unsafe fn encode(
-    rec: &mut Recording,
-    cmd: &'static CommandDesc,
-    args: &[u64],
-    conn: &std::sync::Arc<Connection>,
-    handle: u64,
-) -> Result<(), wire::codec::DecodeError> {
-    let cx = ClientCx {
-        conn,
-        parent: handle,
-        level: cmd.level,
-    };
-    // Recorded commands create nothing, so no ids are named.
-    let mut no_ids = Vec::new();
-    interp::encode_request(&mut rec.frames, cmd, args, &cx, &mut no_ids)
 }
 
 /// Whether every parameter of `cmd` is a plain value (most draws, dispatches, state setters):
@@ -142,7 +188,7 @@ unsafe fn put_flat(buf: &mut Vec<u8>, cmd: &CommandDesc, args: &[u64]) {
     for (p, &a) in cmd.params.iter().zip(args) {
         match p.kind {
             Kind::Value(Ty::Dispatchable(_)) | Kind::Object(Ty::Dispatchable(_)) => {
-                buf.extend_from_slice(&Dispatchable::id_of(a).to_le_bytes())
+                buf.extend_from_slice(&crate::objects::id_of(a).to_le_bytes())
             }
             Kind::Value(Ty::U8) => buf.extend_from_slice(&(a as u8 as u32).to_le_bytes()),
             Kind::Value(Ty::U16) => buf.extend_from_slice(&(a as u16 as u32).to_le_bytes()),
@@ -158,7 +204,7 @@ fn flush(conn: &Connection, handle: u64, rec: &mut Recording) {
         return;
     }
     // SAFETY: a live wrapper.
-    let id = unsafe { Dispatchable::id_of(handle) };
+    let id = unsafe { header(handle) }.id;
     let sent = conn.exchange_parts(
         RECORDED,
         &[&id.to_le_bytes(), &rec.frames.buf],
@@ -189,17 +235,25 @@ pub unsafe extern "system" fn vkAllocateCommandBuffers(
         return r;
     }
     let info = &*info;
-    let device_id = Dispatchable::id_of(device.as_raw());
-    let handles = std::slice::from_raw_parts(out, info.command_buffer_count as usize);
-    for h in handles {
-        let rec = recording(h.as_raw());
-        rec.primary = info.level == vk::CommandBufferLevel::PRIMARY;
-        rec.device = device_id;
+    let dev = header(device.as_raw());
+    let handles = std::slice::from_raw_parts_mut(out, info.command_buffer_count as usize);
+    // The generic path leaves the new command buffers' ids; the wrappers carry their state.
+    for h in handles.iter_mut() {
+        let state = CommandBuffer {
+            primary: info.level == vk::CommandBufferLevel::PRIMARY,
+            rec: Default::default(),
+        };
+        *h = vk::CommandBuffer::from_raw(Object::create(
+            h.as_raw(),
+            dev.conn(),
+            device.as_raw(),
+            state,
+        ));
     }
-    let conn = Dispatchable::conn(device.as_raw());
-    conn.pools
-        .lock()
+    dev.families
+        .get::<Pools>()
         .0
+        .lock()
         .entry(info.command_pool.as_raw())
         .or_default()
         .extend(handles.iter().map(|h| h.as_raw()));
@@ -219,17 +273,17 @@ pub unsafe extern "system" fn vkFreeCommandBuffers(
         &C_vkFreeCommandBuffers,
         &[device.as_raw(), pool.as_raw(), count as u64, buffers as u64],
     );
-    let conn = Dispatchable::conn(device.as_raw());
     let freed: Vec<u64> = std::slice::from_raw_parts(buffers, count as usize)
         .iter()
         .map(|h| h.as_raw())
         .filter(|h| *h != 0)
         .collect();
-    if let Some(list) = conn.pools.lock().0.get_mut(&pool.as_raw()) {
+    let pools = header(device.as_raw()).families.get::<Pools>();
+    if let Some(list) = pools.0.lock().get_mut(&pool.as_raw()) {
         list.retain(|h| !freed.contains(h));
     }
     for h in freed {
-        Dispatchable::free(h);
+        Object::<CommandBuffer>::free(h);
     }
 }
 
@@ -245,33 +299,11 @@ pub unsafe extern "system" fn vkDestroyCommandPool(
         &C_vkDestroyCommandPool,
         &[device.as_raw(), pool.as_raw(), allocator as u64],
     );
-    let conn = Dispatchable::conn(device.as_raw());
-    let buffers = conn.pools.lock().0.remove(&pool.as_raw());
+    let pools = header(device.as_raw()).families.get::<Pools>();
+    let buffers = pools.0.lock().remove(&pool.as_raw());
     for h in buffers.unwrap_or_default() {
-        Dispatchable::free(h);
+        Object::<CommandBuffer>::free(h);
     }
-}
-
-/// Frees the command buffer wrappers of every pool of a device being destroyed.
-pub fn forget_pools(conn: &Connection, device: u64) {
-    let mut pools = conn.pools.lock();
-    pools.0.retain(|_, buffers| {
-        // SAFETY: wrappers of the device's command buffers; the device is gone.
-        let ours = buffers
-            .first()
-            .is_some_and(|h| unsafe { owner_device(*h) } == device);
-        if ours {
-            for h in buffers.drain(..) {
-                unsafe { Dispatchable::free(h) };
-            }
-        }
-        !ours
-    });
-}
-
-/// The device id a command buffer wrapper was allocated from.
-unsafe fn owner_device(handle: u64) -> u64 {
-    recording(handle).device
 }
 
 pub unsafe extern "system" fn vkBeginCommandBuffer(
@@ -281,25 +313,18 @@ pub unsafe extern "system" fn vkBeginCommandBuffer(
     let h = cb.as_raw();
     recording(h).discard();
     // What the inheritance info holds for a primary command buffer, or outside a render pass,
-    // is ignored and does not travel (`wire::ignored`, which asks [`is_primary`]).
-    let conn = Dispatchable::conn_borrowed(h);
-    conn.post(&C_vkBeginCommandBuffer, &[h, info as u64])
-}
-
-/// Whether a command buffer was allocated primary.
-///
-/// # Safety
-/// `handle` is a live command buffer wrapper.
-pub unsafe fn is_primary(handle: u64) -> bool {
-    recording(handle).primary
+    // is ignored and does not travel (`wire::ignored`, which asks `is_primary`).
+    let facts = CommandBufferFacts {
+        device: header(header(h).parent),
+    };
+    post(&C_vkBeginCommandBuffer, &[h, info as u64], &facts)
 }
 
 pub unsafe extern "system" fn vkEndCommandBuffer(cb: vk::CommandBuffer) -> vk::Result {
     let h = cb.as_raw();
     let rec = recording(h);
-    let conn = Dispatchable::conn_borrowed(h);
-    flush(&conn, h, rec);
-    let r = conn.post(&C_vkEndCommandBuffer, &[h]);
+    flush(header(h).conn(), h, rec);
+    let r = post(&C_vkEndCommandBuffer, &[h], &crate::objects::NoFacts);
     rec.error.take().unwrap_or(r)
 }
 
@@ -309,8 +334,105 @@ pub unsafe extern "system" fn vkResetCommandBuffer(
 ) -> vk::Result {
     let h = cb.as_raw();
     recording(h).discard();
-    let conn = Dispatchable::conn_borrowed(h);
-    conn.post(&C_vkResetCommandBuffer, &[h, flags.as_raw() as u64])
+    post(
+        &C_vkResetCommandBuffer,
+        &[h, flags.as_raw() as u64],
+        &crate::objects::NoFacts,
+    )
+}
+
+/// Push descriptors through a template: the template's writes (`descriptor.rs`), recorded as
+/// `vkCmdPushDescriptorSetKHR`.
+pub unsafe extern "system" fn vkCmdPushDescriptorSetWithTemplateKHR(
+    cb: vk::CommandBuffer,
+    template: vk::DescriptorUpdateTemplate,
+    layout: vk::PipelineLayout,
+    set: u32,
+    data: *const c_void,
+) {
+    let device = header(header(cb.as_raw()).parent);
+    let Some(t) = descriptor::template(device, template) else {
+        return;
+    };
+    let x = descriptor::expand(&t, vk::DescriptorSet::null(), data);
+    record(
+        &C_vkCmdPushDescriptorSetKHR,
+        &[
+            cb.as_raw(),
+            t.bind_point.as_raw() as u32 as u64,
+            layout.as_raw(),
+            set as u64,
+            x.writes.len() as u64,
+            x.writes.as_ptr() as u64,
+        ],
+    );
+}
+
+/// `count` elements of `T` read every `stride` bytes from `p`.
+unsafe fn packed<T: Copy>(p: *const T, count: u32, stride: u32) -> Vec<T> {
+    if p.is_null() {
+        return Vec::new();
+    }
+    (0..count as usize)
+        .map(|i| std::ptr::read_unaligned((p as *const u8).add(i * stride as usize) as *const T))
+        .collect()
+}
+
+/// The array's address as a call argument; NULL when empty, as the application may pass.
+fn address<T>(v: &[T]) -> u64 {
+    if v.is_empty() {
+        0
+    } else {
+        v.as_ptr() as u64
+    }
+}
+
+/// Multi-draws: their arrays are spaced by the application's own `stride`, not by the element
+/// size the encoder assumes, so they are gathered into a packed copy first.
+pub unsafe extern "system" fn vkCmdDrawMultiEXT(
+    cb: vk::CommandBuffer,
+    count: u32,
+    draws: *const vk::MultiDrawInfoEXT,
+    instances: u32,
+    first_instance: u32,
+    stride: u32,
+) {
+    let draws = packed(draws, count, stride);
+    record(
+        &C_vkCmdDrawMultiEXT,
+        &[
+            cb.as_raw(),
+            count as u64,
+            address(&draws),
+            instances as u64,
+            first_instance as u64,
+            std::mem::size_of::<vk::MultiDrawInfoEXT>() as u64,
+        ],
+    );
+}
+
+pub unsafe extern "system" fn vkCmdDrawMultiIndexedEXT(
+    cb: vk::CommandBuffer,
+    count: u32,
+    draws: *const vk::MultiDrawIndexedInfoEXT,
+    instances: u32,
+    first_instance: u32,
+    stride: u32,
+    vertex_offset: *const i32,
+) {
+    let draws = packed(draws, count, stride);
+    record(
+        &C_vkCmdDrawMultiIndexedEXT,
+        &[
+            cb.as_raw(),
+            count as u64,
+            address(&draws),
+            instances as u64,
+            first_instance as u64,
+            std::mem::size_of::<vk::MultiDrawIndexedInfoEXT>() as u64,
+            vertex_offset as u64,
+        ],
+    );
 }
 
 #[cfg(test)]

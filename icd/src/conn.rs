@@ -1,28 +1,26 @@
-//! The connection to `airlock-server`: starting it, the handshake, sending requests and
-//! waiting for replies.
+//! The connection to `airlock-server`, transport only: starting the server, the handshake,
+//! writing requests into the command ring, waiting for replies, descriptors over the socket.
+//! What a call means is the generic path's (`call.rs`) and its family's.
 //!
 //! One server per client process, started on first need. Requests from all threads go into the
 //! one command ring under a short lock; each waiting thread owns a reply slot, so threads wait
-//! independently. A server that dies makes every later call fail with `VK_ERROR_DEVICE_LOST`:
-//! waits notice through the socket's hang-up, within the ring's liveness interval.
+//! independently. A server that dies marks the connection lost: waits notice through the
+//! socket's hang-up, within the ring's liveness interval, and every later call fails at once.
 
 use crate::log::log;
-use crate::objects::ClientCx;
 use ash::vk;
-use parking_lot::{Condvar, Mutex};
-use std::cell::RefCell;
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use thiserror::Error;
 use wire::channel::{Channel, ChannelLayout};
-use wire::codec::{Decoder, Encoder};
 use wire::control::{self, Hello, SocketLiveness, Welcome};
-use wire::desc::{CommandDesc, Ret};
+use wire::desc::CommandDesc;
 use wire::frame::{self, RequestHeader, Status, FLAG_REPLY, REPLY_HEADER};
-use wire::interp;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A descriptor the server announced arrives with its reply or not at all; this only bounds a
@@ -38,27 +36,41 @@ pub struct Connection {
     lost: AtomicBool,
     child: Mutex<Option<Child>>,
     pub welcome: Welcome,
-    /// Wrappers of dispatchable objects the server named (physical devices, queues).
-    pub(crate) named: Mutex<crate::objects::Named>,
-    /// The queue wrappers handed out, by device.
-    pub(crate) queues: Mutex<crate::queue::Queues>,
-    /// Device memory mapped into this process, by memory id.
-    pub(crate) mappings: Mutex<crate::memory::Mappings>,
-    /// Held across an opaque-fd import's memfd, request and allocation, which the server pairs
-    /// by their order (`external.rs`).
-    pub(crate) imports: Mutex<()>,
-    /// Command buffers of each command pool, by pool id.
-    pub(crate) pools: Mutex<crate::command_buffer::Pools>,
-    /// What each instance and device enabled, for `vkGetDeviceProcAddr`.
-    pub(crate) enabled: Mutex<crate::instance::EnabledSets>,
-    /// Where immutable samplers are (descriptor set layouts, sets, pipeline layouts).
-    pub(crate) immutable: Mutex<crate::descriptor::Immutable>,
-    /// Descriptor update templates, interpreted here.
-    pub(crate) templates: Mutex<crate::descriptor::Templates>,
+    /// Held across a request and the descriptor that goes with it (a memory's memfd either
+    /// way), which the two sides pair by their order on the socket.
+    handover: Mutex<()>,
 }
 
-thread_local! {
-    static BUFS: RefCell<(Encoder, Vec<u8>, Vec<u64>)> = RefCell::new((Encoder::new(), Vec::new(), Vec::new()));
+/// Why the connection could not carry a request; it is lost then.
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error("sending: {0}")]
+    Send(String),
+    #[error("waiting for the reply: {0}")]
+    Reply(String),
+}
+
+/// Why the server could not be started or reached.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("connecting to {path}: {err}")]
+    Connect { path: PathBuf, err: std::io::Error },
+    #[error("socketpair: {0}")]
+    Socketpair(std::io::Error),
+    #[error("{path}: {err}")]
+    Spawn { path: PathBuf, err: std::io::Error },
+    #[error("shared memory: {0}")]
+    SharedMemory(String),
+    #[error("handshake with {path}: {err}")]
+    Handshake { path: PathBuf, err: String },
+    #[error("cannot find where libvulkan_airlock.so is loaded from; set AIRLOCK_SERVER")]
+    NoLibraryPath,
+    #[error(
+        "this process set PR_SET_MDWE, which a server started from it would inherit (the host \
+         driver's JIT needs executable memory): start `airlock-server --listen <socket>` outside \
+         it and set AIRLOCK_SOCKET=<socket>"
+    )]
+    InheritedMdwe,
 }
 
 static CURRENT: Mutex<Option<Arc<Connection>>> = Mutex::new(None);
@@ -93,23 +105,20 @@ fn abort_on_loss() -> bool {
 /// A server started from here inherits this process's `PR_SET_MDWE` (unless it was set with
 /// `PR_MDWE_NO_INHERIT`), and the host driver's JIT cannot work under it. Such a process needs a
 /// server started elsewhere: `airlock-server --listen`, named by `AIRLOCK_SOCKET`.
-fn refuse_inherited_mdwe() -> Result<(), String> {
+fn refuse_inherited_mdwe() -> Result<(), StartError> {
     const PR_GET_MDWE: i32 = 66;
     const REFUSE_EXEC_GAIN: i32 = 1;
     const NO_INHERIT: i32 = 2;
     // SAFETY: prctl with integer arguments only.
     let flags = unsafe { libc::prctl(PR_GET_MDWE, 0u64, 0u64, 0u64, 0u64) };
     if flags > 0 && flags & REFUSE_EXEC_GAIN != 0 && flags & NO_INHERIT == 0 {
-        return Err("this process set PR_SET_MDWE, which a server started from it would inherit \
-                    (the host driver's JIT needs executable memory): start `airlock-server --listen \
-                    <socket>` outside it and set AIRLOCK_SOCKET=<socket>"
-            .into());
+        return Err(StartError::InheritedMdwe);
     }
     Ok(())
 }
 
 /// Where the server binary is: `AIRLOCK_SERVER`, else next to this library.
-fn server_path() -> Result<PathBuf, String> {
+fn server_path() -> Result<PathBuf, StartError> {
     if let Some(p) = std::env::var_os("AIRLOCK_SERVER") {
         return Ok(PathBuf::from(p));
     }
@@ -117,9 +126,7 @@ fn server_path() -> Result<PathBuf, String> {
     // SAFETY: dladdr only reads the address of a function of this library.
     let ok = unsafe { libc::dladdr(server_path as *const libc::c_void, &mut info) };
     if ok == 0 || info.dli_fname.is_null() {
-        return Err(
-            "cannot find where libvulkan_airlock.so is loaded from; set AIRLOCK_SERVER".into(),
-        );
+        return Err(StartError::NoLibraryPath);
     }
     let lib = PathBuf::from(
         unsafe { std::ffi::CStr::from_ptr(info.dli_fname) }
@@ -133,31 +140,40 @@ fn server_path() -> Result<PathBuf, String> {
 }
 
 impl Connection {
-    fn start() -> Result<Connection, String> {
+    fn start() -> Result<Connection, StartError> {
         let (ours, child, path) = match std::env::var_os("AIRLOCK_SOCKET") {
             // A server launcher outside this process tree (`airlock-server --listen`).
             Some(p) => {
                 let path = PathBuf::from(p);
-                let sock = control::connect(&path)
-                    .map_err(|e| format!("connecting to {}: {e}", path.display()))?;
+                let sock = control::connect(&path).map_err(|err| StartError::Connect {
+                    path: path.clone(),
+                    err,
+                })?;
                 (sock, None, path)
             }
             None => {
                 let path = server_path()?;
                 refuse_inherited_mdwe()?;
-                let (ours, theirs) =
-                    control::socketpair().map_err(|e| format!("socketpair: {e}"))?;
-                let child = control::spawn_server(&path, theirs.as_fd())
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let (ours, theirs) = control::socketpair().map_err(StartError::Socketpair)?;
+                let child = control::spawn_server(&path, theirs.as_fd()).map_err(|err| {
+                    StartError::Spawn {
+                        path: path.clone(),
+                        err,
+                    }
+                })?;
                 (ours, Some(child), path)
             }
         };
         let layout = ChannelLayout::default();
-        let channel = Channel::create(layout).map_err(|e| format!("shared memory: {e}"))?;
+        let channel =
+            Channel::create(layout).map_err(|e| StartError::SharedMemory(e.to_string()))?;
         let hello = Hello::new(layout);
         let welcome =
             control::client_handshake(ours.as_fd(), hello, channel.fd(), Some(HANDSHAKE_TIMEOUT))
-                .map_err(|e| format!("handshake with {}: {e}", path.display()))?;
+                .map_err(|e| StartError::Handshake {
+                path: path.clone(),
+                err: e.to_string(),
+            })?;
         log!(info, server_pid = welcome.server_pid, host = %welcome.host_driver, "airlock: connected");
         Ok(Connection {
             sock: ours,
@@ -168,14 +184,7 @@ impl Connection {
             lost: AtomicBool::new(false),
             child: Mutex::new(child),
             welcome,
-            named: Mutex::new(Default::default()),
-            queues: Mutex::new(Default::default()),
-            mappings: Mutex::new(Default::default()),
-            imports: Mutex::new(()),
-            pools: Mutex::new(Default::default()),
-            templates: Mutex::new(Default::default()),
-            immutable: Mutex::new(Default::default()),
-            enabled: Mutex::new(Default::default()),
+            handover: Mutex::new(()),
         })
     }
 
@@ -183,7 +192,8 @@ impl Connection {
         self.lost.load(Ordering::Acquire)
     }
 
-    fn lose(&self, why: &str) {
+    /// Marks the connection lost, once, with a log line saying why.
+    pub fn lose(&self, why: &str) {
         if !self.lost.swap(true, Ordering::AcqRel) {
             log!(
                 error,
@@ -220,92 +230,9 @@ impl Connection {
         self.slot_freed.notify_one();
     }
 
-    /// Sends a call and, if it has results, waits for them and writes them back.
-    pub fn call(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64]) -> u64 {
-        self.carry(cmd, args, cmd.needs_reply())
-    }
-
-    /// Sends a call without waiting for it: for calls whose result Airlock answers itself
-    /// (`vkBeginCommandBuffer`, `vkEndCommandBuffer`). The server still runs them in order.
-    pub fn post(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64]) -> vk::Result {
-        debug_assert!(!cmd.params.iter().any(|p| p.kind.is_output()));
-        vk::Result::from_raw(self.carry(cmd, args, false) as i32)
-    }
-
-    fn carry(self: &Arc<Self>, cmd: &'static CommandDesc, args: &[u64], wants: bool) -> u64 {
-        if self.is_lost() {
-            // SAFETY: the application's arguments, valid as Vulkan requires of them.
-            return unsafe { after_loss(cmd, args) };
-        }
-        BUFS.with(|b| {
-            let (enc, body, new_ids) = &mut *b.borrow_mut();
-            enc.clear();
-            new_ids.clear();
-            let cx = ClientCx {
-                conn: self,
-                parent: args.first().copied().unwrap_or(0),
-                level: cmd.level,
-            };
-            // SAFETY: the application's arguments, valid as Vulkan requires of them.
-            if let Err(e) = unsafe { interp::encode_request(enc, cmd, args, &cx, new_ids) } {
-                log!(error, "airlock: {}: cannot encode the call: {e}", cmd.name);
-                return failure(cmd, vk::Result::ERROR_UNKNOWN);
-            }
-            // The server drops a client whose request is larger than any message may be; such
-            // a call fails alone instead.
-            if enc.buf.len() > frame::MAX_MESSAGE {
-                log!(
-                    error,
-                    "airlock: {}: the request takes {} bytes, more than the {} a message may \
-                     hold; VK_ERROR_OUT_OF_HOST_MEMORY",
-                    cmd.name,
-                    enc.buf.len(),
-                    frame::MAX_MESSAGE
-                );
-                return failure(cmd, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
-            }
-            let status = match self.exchange(cmd.id, &enc.buf, wants, body) {
-                Ok(None) => return 0,
-                Ok(Some(s)) => s,
-                Err(why) => {
-                    self.lose(&format!("{}: {why}", cmd.name));
-                    // SAFETY: as above.
-                    return unsafe { after_loss(cmd, args) };
-                }
-            };
-            match status {
-                Status::Ok => {
-                    let mut dc = Decoder::new(body);
-                    // SAFETY: the same arguments the request was encoded from.
-                    match unsafe { interp::decode_reply(&mut dc, cmd, args, &cx, new_ids) } {
-                        Ok(r) => r,
-                        Err(e) => {
-                            self.lose(&format!("{}: malformed reply: {e}", cmd.name));
-                            // SAFETY: as above.
-                            unsafe { after_loss(cmd, args) }
-                        }
-                    }
-                }
-                Status::BadRequest => {
-                    let why = String::from_utf8_lossy(body);
-                    log!(
-                        error,
-                        "airlock: the server rejected {}: {}",
-                        cmd.name,
-                        why.trim_end_matches('\0')
-                    );
-                    failure(cmd, vk::Result::ERROR_UNKNOWN)
-                }
-                Status::Unsupported => {
-                    log!(
-                        warn,
-                        "airlock: the host driver does not provide {}",
-                        cmd.name
-                    );
-                    failure(cmd, vk::Result::ERROR_EXTENSION_NOT_PRESENT)
-                }
-            }
-        })
+    /// The lock that pairs a request with the descriptor that goes with it.
+    pub fn handover(&self) -> MutexGuard<'_, ()> {
+        self.handover.lock()
     }
 
     /// Sends one request whose parameters are `parts` (concatenated) and, when `wants` a
@@ -316,7 +243,7 @@ impl Connection {
         parts: &[&[u8]],
         wants: bool,
         body: &mut Vec<u8>,
-    ) -> Result<Option<Status>, String> {
+    ) -> Result<Option<Status>, TransportError> {
         let slot = if wants { self.acquire_slot() } else { 0 };
         let size: usize = parts.iter().map(|p| p.len()).sum();
         let header = RequestHeader {
@@ -362,7 +289,7 @@ impl Connection {
             if wants {
                 self.release_slot(slot);
             }
-            return Err(format!("sending: {e}"));
+            return Err(TransportError::Send(e.to_string()));
         }
         if !wants {
             return Ok(None);
@@ -370,23 +297,11 @@ impl Connection {
         let reply = self.read_reply(slot, body);
         // A slot whose reply was not read whole cannot be reused; the connection is lost then.
         self.release_slot(slot);
-        reply
-            .map(Some)
-            .map_err(|e| format!("waiting for the reply: {e}"))
+        reply.map(Some).map_err(TransportError::Reply)
     }
 
-    fn exchange(
-        &self,
-        command: u32,
-        payload: &[u8],
-        wants: bool,
-        body: &mut Vec<u8>,
-    ) -> Result<Option<Status>, String> {
-        self.exchange_parts(command, &[payload], wants, body)
-    }
-
-    /// Marks the connection lost after a failed exchange made outside [`Connection::call`] for
-    /// `cmd`; what `cmd` returns then.
+    /// Marks the connection lost after a failed exchange for `cmd`; what `cmd` returns then
+    /// (see `call::after_loss`).
     pub fn fail(&self, cmd: &CommandDesc, why: &str) -> vk::Result {
         self.lose(&format!("{}: {why}", cmd.name));
         cmd.lost
@@ -417,26 +332,5 @@ impl Connection {
         body.resize(size, 0);
         ring.read_exact(body, &live).map_err(|e| e.to_string())?;
         Ok(status)
-    }
-}
-
-/// What a call gets once the server is gone: the result Vulkan allows that command after a lost
-/// device (`VK_ERROR_DEVICE_LOST` where it may return that; see [`CommandDesc::lost`]), and
-/// `VK_NULL_HANDLE` for every object it would have created.
-///
-/// # Safety
-/// `args` must be the application's arguments for `cmd`, valid as Vulkan requires.
-pub unsafe fn after_loss(cmd: &CommandDesc, args: &[u64]) -> u64 {
-    if let Err(e) = interp::clear_created(cmd, args) {
-        log!(error, "airlock: {}: {e}", cmd.name);
-    }
-    failure(cmd, cmd.lost)
-}
-
-/// What a call returns when it could not be carried.
-pub fn failure(cmd: &CommandDesc, r: vk::Result) -> u64 {
-    match cmd.ret {
-        Ret::Result => r.as_raw() as i64 as u64,
-        _ => 0,
     }
 }

@@ -2,39 +2,44 @@
 //! never crosses), and which bindings take immutable samplers.
 //!
 //! A `VkDescriptorImageInfo`'s sampler is ignored where the binding it updates has immutable
-//! samplers (`wire::ignored`); to tell, the ICD remembers the bindings of each set layout that
+//! samplers (`wire::ignored`); to tell, the device keeps the bindings of each set layout that
 //! has some, the sets allocated with such a layout and the pipeline layouts that use one. Most
-//! programs have none, and then nothing is kept.
+//! programs have none, and then nothing is kept. Templates and these are the device's: they go
+//! with it.
 
-use crate::call::{app_slice as slice, call};
-use crate::objects::Dispatchable;
+use crate::call::{call, call_with};
+use crate::log::log;
+use crate::objects::{header, Header};
+use crate::util::app_slice as slice;
 use ash::vk::{self, Handle};
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Arc;
-use wire::desc::CommandDesc;
 use wire::generated::commands::{
-    C_vkAllocateDescriptorSets, C_vkCmdPushDescriptorSetKHR, C_vkCreateDescriptorSetLayout,
-    C_vkCreateDescriptorUpdateTemplate, C_vkCreatePipelineLayout, C_vkDestroyDescriptorPool,
-    C_vkDestroyDescriptorSetLayout, C_vkDestroyDescriptorUpdateTemplate, C_vkDestroyPipelineLayout,
-    C_vkFreeDescriptorSets, C_vkResetDescriptorPool, C_vkUpdateDescriptorSets,
+    C_vkAllocateDescriptorSets, C_vkCreateDescriptorSetLayout, C_vkCreateDescriptorUpdateTemplate,
+    C_vkCreatePipelineLayout, C_vkDestroyDescriptorPool, C_vkDestroyDescriptorSetLayout,
+    C_vkDestroyDescriptorUpdateTemplate, C_vkDestroyPipelineLayout, C_vkFreeDescriptorSets,
+    C_vkResetDescriptorPool, C_vkUpdateDescriptorSets,
 };
+use wire::ignored::Facts;
 
 /// What a template says about the application's data: one entry per run of descriptors.
 pub struct Template {
     entries: Vec<vk::DescriptorUpdateTemplateEntry>,
-    bind_point: vk::PipelineBindPoint,
+    pub bind_point: vk::PipelineBindPoint,
 }
 
+/// A device's templates, by id.
 #[derive(Default)]
-pub struct Templates(HashMap<u64, std::sync::Arc<Template>>);
+struct Templates(Mutex<HashMap<u64, Arc<Template>>>);
 
 /// The bindings of one set layout that have immutable samplers, sorted.
 type Bindings = Arc<[u32]>;
 
-/// Where immutable samplers are, by object id; only objects that have some are listed.
+/// Where a device's immutable samplers are, by object id; only objects that have some.
 #[derive(Default)]
-pub struct Immutable {
+struct Immutable {
     layouts: HashMap<u64, Bindings>,
     /// Descriptor sets: their pool and their layout's bindings.
     sets: HashMap<u64, (u64, Bindings)>,
@@ -42,15 +47,31 @@ pub struct Immutable {
     pipeline_layouts: HashMap<u64, Vec<Option<Bindings>>>,
 }
 
-impl Immutable {
-    pub fn set_binding(&self, set: u64, binding: u32) -> bool {
-        self.sets
+fn immutable(device: &Header) -> &Mutex<Immutable> {
+    device.families.get::<Mutex<Immutable>>()
+}
+
+/// What the descriptor family knows for the encoder's ignored-member rules: which bindings
+/// have immutable samplers, on `device`.
+pub struct DescriptorFacts<'a>(pub &'a Header);
+
+impl Facts for DescriptorFacts<'_> {
+    fn is_primary(&self, _: u64) -> bool {
+        false
+    }
+
+    fn set_binding_immutable(&self, set: u64, binding: u32) -> bool {
+        immutable(self.0)
+            .lock()
+            .sets
             .get(&set)
             .is_some_and(|(_, b)| b.binary_search(&binding).is_ok())
     }
 
-    pub fn layout_binding(&self, layout: u64, set: u32, binding: u32) -> bool {
-        self.pipeline_layouts
+    fn layout_binding_immutable(&self, layout: u64, set: u32, binding: u32) -> bool {
+        immutable(self.0)
+            .lock()
+            .pipeline_layouts
             .get(&layout)
             .and_then(|sets| sets.get(set as usize))
             .and_then(|b| b.as_ref())
@@ -86,23 +107,23 @@ fn source(ty: vk::DescriptorType) -> Source {
     }
 }
 
-unsafe fn push(
-    cb: vk::CommandBuffer,
-    bind_point: vk::PipelineBindPoint,
-    layout: vk::PipelineLayout,
-    set: u32,
-    writes: &[vk::WriteDescriptorSet<'_>],
+pub unsafe extern "system" fn vkUpdateDescriptorSets(
+    device: vk::Device,
+    write_count: u32,
+    writes: *const vk::WriteDescriptorSet<'_>,
+    copy_count: u32,
+    copies: *const vk::CopyDescriptorSet<'_>,
 ) {
-    call(
-        &C_vkCmdPushDescriptorSetKHR,
+    call_with(
+        &C_vkUpdateDescriptorSets,
         &[
-            cb.as_raw(),
-            bind_point.as_raw() as u32 as u64,
-            layout.as_raw(),
-            set as u64,
-            writes.len() as u64,
-            writes.as_ptr() as u64,
+            device.as_raw(),
+            write_count as u64,
+            writes as u64,
+            copy_count as u64,
+            copies as u64,
         ],
+        &DescriptorFacts(header(device.as_raw())),
     );
 }
 
@@ -135,14 +156,28 @@ pub unsafe extern "system" fn vkCreateDescriptorSetLayout(
             .collect();
         if !bindings.is_empty() {
             bindings.sort_unstable();
-            let conn = Dispatchable::conn_borrowed(device.as_raw());
-            conn.immutable
+            immutable(header(device.as_raw()))
                 .lock()
                 .layouts
                 .insert((*layout).as_raw(), bindings.into());
         }
     }
     r
+}
+
+pub unsafe extern "system" fn vkDestroyDescriptorSetLayout(
+    device: vk::Device,
+    layout: vk::DescriptorSetLayout,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    immutable(header(device.as_raw()))
+        .lock()
+        .layouts
+        .remove(&layout.as_raw());
+    call(
+        &C_vkDestroyDescriptorSetLayout,
+        &[device.as_raw(), layout.as_raw(), allocator as u64],
+    );
 }
 
 pub unsafe extern "system" fn vkAllocateDescriptorSets(
@@ -156,8 +191,7 @@ pub unsafe extern "system" fn vkAllocateDescriptorSets(
     ) as i32);
     if r == vk::Result::SUCCESS {
         let i = &*info;
-        let conn = Dispatchable::conn_borrowed(device.as_raw());
-        let mut imm = conn.immutable.lock();
+        let mut imm = immutable(header(device.as_raw())).lock();
         if !imm.layouts.is_empty() {
             let layouts = slice(i.p_set_layouts, i.descriptor_set_count);
             for (k, l) in layouts.iter().enumerate() {
@@ -169,6 +203,58 @@ pub unsafe extern "system" fn vkAllocateDescriptorSets(
         }
     }
     r
+}
+
+pub unsafe extern "system" fn vkFreeDescriptorSets(
+    device: vk::Device,
+    pool: vk::DescriptorPool,
+    count: u32,
+    sets: *const vk::DescriptorSet,
+) -> vk::Result {
+    {
+        let mut imm = immutable(header(device.as_raw())).lock();
+        if !imm.sets.is_empty() {
+            for s in slice(sets, count) {
+                imm.sets.remove(&s.as_raw());
+            }
+        }
+    }
+    vk::Result::from_raw(call(
+        &C_vkFreeDescriptorSets,
+        &[device.as_raw(), pool.as_raw(), count as u64, sets as u64],
+    ) as i32)
+}
+
+/// Forgets the sets of a pool that is reset or destroyed.
+fn forget_pool(device: &Header, pool: u64) {
+    let mut imm = immutable(device).lock();
+    if !imm.sets.is_empty() {
+        imm.sets.retain(|_, (p, _)| *p != pool);
+    }
+}
+
+pub unsafe extern "system" fn vkResetDescriptorPool(
+    device: vk::Device,
+    pool: vk::DescriptorPool,
+    flags: vk::DescriptorPoolResetFlags,
+) -> vk::Result {
+    forget_pool(header(device.as_raw()), pool.as_raw());
+    vk::Result::from_raw(call(
+        &C_vkResetDescriptorPool,
+        &[device.as_raw(), pool.as_raw(), flags.as_raw() as u64],
+    ) as i32)
+}
+
+pub unsafe extern "system" fn vkDestroyDescriptorPool(
+    device: vk::Device,
+    pool: vk::DescriptorPool,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    forget_pool(header(device.as_raw()), pool.as_raw());
+    call(
+        &C_vkDestroyDescriptorPool,
+        &[device.as_raw(), pool.as_raw(), allocator as u64],
+    );
 }
 
 pub unsafe extern "system" fn vkCreatePipelineLayout(
@@ -188,8 +274,7 @@ pub unsafe extern "system" fn vkCreatePipelineLayout(
     ) as i32);
     if r == vk::Result::SUCCESS {
         let i = &*info;
-        let conn = Dispatchable::conn_borrowed(device.as_raw());
-        let mut imm = conn.immutable.lock();
+        let mut imm = immutable(header(device.as_raw())).lock();
         let sets: Vec<Option<Bindings>> = slice(i.p_set_layouts, i.set_layout_count)
             .iter()
             .map(|l| imm.layouts.get(&l.as_raw()).cloned())
@@ -201,50 +286,19 @@ pub unsafe extern "system" fn vkCreatePipelineLayout(
     r
 }
 
-pub unsafe extern "system" fn vkResetDescriptorPool(
+pub unsafe extern "system" fn vkDestroyPipelineLayout(
     device: vk::Device,
-    pool: vk::DescriptorPool,
-    flags: vk::DescriptorPoolResetFlags,
-) -> vk::Result {
-    forget_pool(device, pool.as_raw());
-    vk::Result::from_raw(call(
-        &C_vkResetDescriptorPool,
-        &[device.as_raw(), pool.as_raw(), flags.as_raw() as u64],
-    ) as i32)
-}
-
-fn forget_pool(device: vk::Device, pool: u64) {
-    // SAFETY: the application passes a live device.
-    let conn = unsafe { Dispatchable::conn_borrowed(device.as_raw()) };
-    let mut imm = conn.immutable.lock();
-    if !imm.sets.is_empty() {
-        imm.sets.retain(|_, (p, _)| *p != pool);
-    }
-}
-
-/// After a destroying command: forgets what it destroyed.
-///
-/// # Safety
-/// `args` are the application's arguments to `cmd`, which destroys the objects at `args[i]`.
-pub unsafe fn destroyed(cmd: &CommandDesc, i: u16, args: &[u64]) {
-    let device = vk::Device::from_raw(args[0]);
-    let target = args[i as usize];
-    let conn = || Dispatchable::conn_borrowed(args[0]);
-    if std::ptr::eq(cmd, &C_vkDestroyDescriptorPool) {
-        forget_pool(device, target);
-    } else if std::ptr::eq(cmd, &C_vkDestroyDescriptorSetLayout) {
-        conn().immutable.lock().layouts.remove(&target);
-    } else if std::ptr::eq(cmd, &C_vkDestroyPipelineLayout) {
-        conn().immutable.lock().pipeline_layouts.remove(&target);
-    } else if std::ptr::eq(cmd, &C_vkFreeDescriptorSets) {
-        let c = conn();
-        let mut imm = c.immutable.lock();
-        if !imm.sets.is_empty() {
-            for s in slice(target as *const u64, args[2] as u32) {
-                imm.sets.remove(s);
-            }
-        }
-    }
+    layout: vk::PipelineLayout,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    immutable(header(device.as_raw()))
+        .lock()
+        .pipeline_layouts
+        .remove(&layout.as_raw());
+    call(
+        &C_vkDestroyPipelineLayout,
+        &[device.as_raw(), layout.as_raw(), allocator as u64],
+    );
 }
 
 pub unsafe extern "system" fn vkCreateDescriptorUpdateTemplate(
@@ -267,11 +321,12 @@ pub unsafe extern "system" fn vkCreateDescriptorUpdateTemplate(
             .to_vec(),
             bind_point: i.pipeline_bind_point,
         };
-        let conn = Dispatchable::conn(device.as_raw());
-        conn.templates
-            .lock()
+        header(device.as_raw())
+            .families
+            .get::<Templates>()
             .0
-            .insert((*out).as_raw(), std::sync::Arc::new(t));
+            .lock()
+            .insert((*out).as_raw(), Arc::new(t));
     }
     r
 }
@@ -284,8 +339,12 @@ pub unsafe extern "system" fn vkDestroyDescriptorUpdateTemplate(
     if template == vk::DescriptorUpdateTemplate::null() {
         return;
     }
-    let conn = Dispatchable::conn(device.as_raw());
-    conn.templates.lock().0.remove(&template.as_raw());
+    header(device.as_raw())
+        .families
+        .get::<Templates>()
+        .0
+        .lock()
+        .remove(&template.as_raw());
     call(
         &C_vkDestroyDescriptorUpdateTemplate,
         &[device.as_raw(), template.as_raw(), allocator as u64],
@@ -293,8 +352,8 @@ pub unsafe extern "system" fn vkDestroyDescriptorUpdateTemplate(
 }
 
 /// The writes a template describes, read from the application's `data`.
-struct Expanded {
-    writes: Vec<vk::WriteDescriptorSet<'static>>,
+pub struct Expanded {
+    pub writes: Vec<vk::WriteDescriptorSet<'static>>,
     // The arrays the writes point into.
     _images: Vec<Vec<vk::DescriptorImageInfo>>,
     _buffers: Vec<Vec<vk::DescriptorBufferInfo>>,
@@ -311,7 +370,11 @@ unsafe fn gather<T: Copy>(base: *const u8, stride: usize, count: u32) -> Vec<T> 
         .collect()
 }
 
-unsafe fn expand(t: &Template, set: vk::DescriptorSet, data: *const c_void) -> Expanded {
+/// The writes template `t` describes for `set`, read from the application's `data`.
+///
+/// # Safety
+/// `data` holds what the template's entries describe, as Vulkan requires.
+pub unsafe fn expand(t: &Template, set: vk::DescriptorSet, data: *const c_void) -> Expanded {
     let mut x = Expanded {
         writes: Vec::with_capacity(t.entries.len()),
         _images: Vec::new(),
@@ -362,15 +425,17 @@ unsafe fn expand(t: &Template, set: vk::DescriptorSet, data: *const c_void) -> E
     x
 }
 
-fn template_of(
-    device_or_cb: u64,
-    template: vk::DescriptorUpdateTemplate,
-) -> Option<std::sync::Arc<Template>> {
-    // SAFETY: the application passes a live dispatchable handle.
-    let conn = unsafe { Dispatchable::conn_borrowed(device_or_cb) };
-    let t = conn.templates.lock().0.get(&template.as_raw()).cloned();
+/// Template `template` of `device`, with a log line when the application names none of its.
+pub fn template(device: &Header, template: vk::DescriptorUpdateTemplate) -> Option<Arc<Template>> {
+    let t = device
+        .families
+        .get::<Templates>()
+        .0
+        .lock()
+        .get(&template.as_raw())
+        .cloned();
     if t.is_none() {
-        crate::log::log!(
+        log!(
             error,
             "airlock: unknown descriptor update template {:#x}",
             template.as_raw()
@@ -385,11 +450,12 @@ pub unsafe extern "system" fn vkUpdateDescriptorSetWithTemplate(
     template: vk::DescriptorUpdateTemplate,
     data: *const c_void,
 ) {
-    let Some(t) = template_of(device.as_raw(), template) else {
+    let dev = header(device.as_raw());
+    let Some(t) = self::template(dev, template) else {
         return;
     };
     let x = expand(&t, set, data);
-    call(
+    call_with(
         &C_vkUpdateDescriptorSets,
         &[
             device.as_raw(),
@@ -398,19 +464,6 @@ pub unsafe extern "system" fn vkUpdateDescriptorSetWithTemplate(
             0,
             0,
         ],
+        &DescriptorFacts(dev),
     );
-}
-
-pub unsafe extern "system" fn vkCmdPushDescriptorSetWithTemplateKHR(
-    cb: vk::CommandBuffer,
-    template: vk::DescriptorUpdateTemplate,
-    layout: vk::PipelineLayout,
-    set: u32,
-    data: *const c_void,
-) {
-    let Some(t) = template_of(cb.as_raw(), template) else {
-        return;
-    };
-    let x = expand(&t, vk::DescriptorSet::null(), data);
-    push(cb, t.bind_point, layout, set, &x.writes);
 }

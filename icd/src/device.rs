@@ -1,10 +1,19 @@
-//! Devices: destroying one frees what the ICD holds for it (queue wrappers, command buffer
-//! wrappers, memory mappings) after the server has destroyed the device.
+//! Devices: the wrapper keeps what the device enabled, and everything the families keep for
+//! it (memory mappings, command pools and their command buffers, templates, queues). Destroying
+//! the device frees the wrapper, and all of that with it.
 
 use crate::call::call;
-use crate::objects::{free_children, Dispatchable};
+use crate::instance::{enabled_of_physical_device, Enabled};
+use crate::objects::{header, Object};
+use crate::util::names;
 use ash::vk::{self, Handle};
+use std::sync::Arc;
 use wire::generated::commands::{C_vkCreateDevice, C_vkDestroyDevice};
+
+/// A device's own state.
+pub struct Device {
+    pub enabled: Arc<Enabled>,
+}
 
 pub unsafe extern "system" fn vkCreateDevice(
     pd: vk::PhysicalDevice,
@@ -16,21 +25,21 @@ pub unsafe extern "system" fn vkCreateDevice(
         &C_vkCreateDevice,
         &[pd.as_raw(), info as u64, allocator as u64, out as u64],
     ) as i32);
-    if r == vk::Result::SUCCESS {
-        let conn = Dispatchable::conn(pd.as_raw());
-        let pd_id = Dispatchable::id_of(pd.as_raw());
-        let instance = conn
-            .named
-            .lock()
-            .get(&pd_id)
-            .map_or(0, |(_, parent, _)| *parent);
-        crate::instance::enable_device(
-            &conn,
-            Dispatchable::id_of((*out).as_raw()),
-            instance,
-            &*info,
-        );
+    if r != vk::Result::SUCCESS {
+        return r;
     }
+    let i = &*info;
+    let enabled = enabled_of_physical_device(pd.as_raw()).with(names(
+        i.pp_enabled_extension_names,
+        i.enabled_extension_count,
+    ));
+    // The generic path leaves the new device's id; the wrapper carries its state.
+    let id = (*out).as_raw();
+    let conn = header(pd.as_raw()).conn();
+    let state = Device {
+        enabled: Arc::new(enabled),
+    };
+    *out = vk::Device::from_raw(Object::create(id, conn, pd.as_raw(), state));
     r
 }
 
@@ -43,12 +52,5 @@ pub unsafe extern "system" fn vkDestroyDevice(
         return;
     }
     call(&C_vkDestroyDevice, &[h, allocator as u64]);
-    let conn = Dispatchable::conn(h);
-    let id = Dispatchable::id_of(h);
-    conn.queues.lock().forget_device(id);
-    free_children(&conn, id);
-    crate::instance::forget_enabled(&conn, id);
-    crate::command_buffer::forget_pools(&conn, id);
-    crate::memory::forget_device(&conn, id);
-    Dispatchable::free(h);
+    Object::<Device>::free(h);
 }

@@ -8,11 +8,11 @@
 //! layout of its own) gets `VK_ERROR_INVALID_EXTERNAL_HANDLE`.
 //! The server offers the extension only where every allocation is such a memfd.
 
-use crate::conn::Connection;
 use crate::log::log;
-use crate::objects::Dispatchable;
+use crate::memfd::{self, Allocations};
+use crate::objects::header;
 use ash::vk::{self, Handle};
-use std::os::fd::{BorrowedFd, IntoRawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use wire::codec::Decoder;
 use wire::control::ControlMsg;
 use wire::frame::Status;
@@ -37,17 +37,15 @@ pub unsafe extern "system" fn vkGetMemoryFdKHR(
         );
         return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
     }
-    let conn = Dispatchable::conn(device.as_raw());
-    // The handover lock, as for a first map.
-    let maps = conn.mappings.lock();
-    let Some(want) = maps.allocation_size(memory) else {
+    let dev = header(device.as_raw());
+    let Some(want) = dev.families.get::<Allocations>().size(memory) else {
         log!(
             warn,
             "airlock: vkGetMemoryFdKHR: memory {memory} was not allocated through this driver"
         );
         return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
     };
-    match crate::memory::receive(&conn, memory, want, &C_vkGetMemoryFdKHR) {
+    match memfd::receive(dev.conn(), memory, want, &C_vkGetMemoryFdKHR) {
         Ok((memfd, _)) => {
             *fd = memfd.into_raw_fd();
             vk::Result::SUCCESS
@@ -124,47 +122,59 @@ fn names_airlock_memory(fd: BorrowedFd<'_>) -> bool {
     }
 }
 
-/// Hands `fd`, which the application imports into an allocation of `size` bytes, to the server
-/// for the allocation that follows. The caller holds [`Connection::imports`] until then.
-pub fn send_import(conn: &Connection, fd: i32, size: u64) -> Result<(), vk::Result> {
-    // SAFETY: the application's descriptor, open for the duration of the call.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-    if !names_airlock_memory(fd) {
+/// Imports `fd` into an allocation of `size` bytes: hands it to the server just before the
+/// allocation, `allocate`, which the server pairs with it by their order; a successful import
+/// owns the descriptor (the server holds its own copy).
+///
+/// # Safety
+/// `device` is a live device wrapper; `fd` the application's descriptor.
+pub unsafe fn import(
+    device: vk::Device,
+    fd: i32,
+    size: u64,
+    allocate: impl FnOnce() -> vk::Result,
+) -> vk::Result {
+    let conn = header(device.as_raw()).conn();
+    let _handover = conn.handover();
+    let borrowed = BorrowedFd::borrow_raw(fd);
+    if !names_airlock_memory(borrowed) {
         log!(
             warn,
             "airlock: vkAllocateMemory: the fd to import is not an opaque fd of Airlock's memory"
         );
-        return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
+        return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
     }
-    if let Err(why) = crate::memory::check_memfd(fd, size) {
+    if let Err(why) = memfd::check(borrowed, size) {
         log!(
             warn,
             "airlock: vkAllocateMemory: the fd to import is not memory of Airlock's: {why}"
         );
-        return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
+        return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
     }
-    conn.send_control(&ControlMsg::ImportMemory, &[fd])
-        .map_err(|e| {
-            conn.fail(
-                &C_vkAllocateMemory,
-                &format!("sending the fd to import: {e}"),
-            )
-        })?;
+    let cmd = &C_vkAllocateMemory;
+    if let Err(e) = conn.send_control(&ControlMsg::ImportMemory, &[borrowed]) {
+        return conn.fail(cmd, &format!("sending the fd to import: {e}"));
+    }
     let mut body = Vec::new();
-    let status = conn
-        .exchange_parts(IMPORT_MEMORY, &[], true, &mut body)
-        .map_err(|why| conn.fail(&C_vkAllocateMemory, &format!("import: {why}")))?;
+    let status = match conn.exchange_parts(IMPORT_MEMORY, &[], true, &mut body) {
+        Ok(s) => s,
+        Err(why) => return conn.fail(cmd, &format!("import: {why}")),
+    };
     let mut dc = Decoder::new(&body);
     let r = match (status, dc.u32(), dc.finish()) {
         (Some(Status::Ok), Ok(r), Ok(())) => vk::Result::from_raw(r as i32),
-        _ => return Err(conn.fail(&C_vkAllocateMemory, "malformed import reply")),
+        _ => return conn.fail(cmd, "malformed import reply"),
     };
     if r != vk::Result::SUCCESS {
         log!(
             warn,
             "airlock: vkAllocateMemory: the server refused the fd to import: {r}"
         );
-        return Err(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE);
+        return vk::Result::ERROR_INVALID_EXTERNAL_HANDLE;
     }
-    Ok(())
+    let r = allocate();
+    if r == vk::Result::SUCCESS {
+        drop(OwnedFd::from_raw_fd(fd));
+    }
+    r
 }

@@ -1,27 +1,26 @@
 //! Every entry point written by hand, in one list: the generated table (`generated::entry`)
 //! points here for the commands `codegen` lists as hand-written. Each lives in the module of the
-//! object it concerns.
+//! object family it concerns.
 
 pub use crate::command_buffer::{
-    vkAllocateCommandBuffers, vkBeginCommandBuffer, vkDestroyCommandPool, vkEndCommandBuffer,
+    vkAllocateCommandBuffers, vkBeginCommandBuffer, vkCmdDrawMultiEXT, vkCmdDrawMultiIndexedEXT,
+    vkCmdPushDescriptorSetWithTemplateKHR, vkDestroyCommandPool, vkEndCommandBuffer,
     vkFreeCommandBuffers, vkResetCommandBuffer,
 };
 pub use crate::descriptor::{
-    vkAllocateDescriptorSets, vkCmdPushDescriptorSetWithTemplateKHR, vkCreateDescriptorSetLayout,
-    vkCreateDescriptorUpdateTemplate, vkCreatePipelineLayout, vkDestroyDescriptorUpdateTemplate,
-    vkResetDescriptorPool, vkUpdateDescriptorSetWithTemplate,
+    vkAllocateDescriptorSets, vkCreateDescriptorSetLayout, vkCreateDescriptorUpdateTemplate,
+    vkCreatePipelineLayout, vkDestroyDescriptorPool, vkDestroyDescriptorSetLayout,
+    vkDestroyDescriptorUpdateTemplate, vkDestroyPipelineLayout, vkFreeDescriptorSets,
+    vkResetDescriptorPool, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
 };
 pub use crate::device::{vkCreateDevice, vkDestroyDevice};
-pub use crate::draw::{vkCmdDrawMultiEXT, vkCmdDrawMultiIndexedEXT};
 pub use crate::external::{vkGetMemoryFdKHR, vkGetMemoryFdPropertiesKHR};
 pub use crate::instance::{
     vkCreateInstance, vkDestroyInstance, vkEnumerateDeviceLayerProperties,
     vkEnumerateInstanceExtensionProperties, vkEnumerateInstanceLayerProperties,
-    vkGetDeviceProcAddr, vkGetInstanceProcAddr,
 };
 pub use crate::memory::{vkAllocateMemory, vkFreeMemory, vkMapMemory, vkUnmapMemory};
 pub use crate::private_data::{
     vkCreatePrivateDataSlot, vkDestroyPrivateDataSlot, vkGetPrivateData, vkSetPrivateData,
 };
-pub use crate::queue::{vkGetDeviceQueue, vkGetDeviceQueue2};
-pub use crate::sync::vkResetFences;
+pub use crate::queue::{vkGetDeviceQueue, vkGetDeviceQueue2, vkResetFences};

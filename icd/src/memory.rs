@@ -9,32 +9,25 @@
 //! The memfd is also the allocation's opaque fd (`external.rs`), which `vkAllocateMemory` may
 //! import.
 //!
-//! The server is not trusted with the mapping: the size it names must cover the application's
-//! `allocationSize` (which the ICD remembers from `vkAllocateMemory`), and the memfd must be at
-//! least that long and sealed against shrinking, so no access the application may make within
-//! its allocation can fall outside the mapping or past the end of the file (SIGBUS).
+//! The mappings are the device's: destroying it unmaps them. The handover of the memfd, and its
+//! checks, are `memfd.rs`'s.
 
 use crate::call::call;
 use crate::conn::Connection;
 use crate::log::log;
-use crate::objects::Dispatchable;
+use crate::memfd::{self, Allocations};
+use crate::objects::header;
 use ash::vk::{self, Handle};
+use parking_lot::Mutex;
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 use std::collections::HashMap;
 use std::ffi::c_void;
 use std::os::fd::AsFd;
-use wire::codec::Decoder;
-use wire::control::ControlMsg;
-use wire::desc::CommandDesc;
-use wire::frame::Status;
 use wire::generated::commands::{C_vkAllocateMemory, C_vkFreeMemory, C_vkMapMemory};
-use wire::private::MAP_MEMORY;
 
-pub struct Mapping {
+struct Mapping {
     ptr: usize,
     len: u64,
-    /// The device the memory was allocated from.
-    device: u64,
 }
 
 impl Drop for Mapping {
@@ -46,24 +39,9 @@ impl Drop for Mapping {
     }
 }
 
+/// A device's memory mapped into this process, by memory id; unmapped with the device.
 #[derive(Default)]
-pub struct Mappings(HashMap<u64, Mapping>, HashMap<u64, Allocation>);
-
-/// What the application asked `vkAllocateMemory` for.
-struct Allocation {
-    size: u64,
-    device: u64,
-}
-
-/// Most the server may round an allocation up by (its import alignment).
-const MAX_ROUNDING: u64 = 64 << 20;
-
-impl Mappings {
-    /// The size the application asked for when it allocated `memory`.
-    pub(crate) fn allocation_size(&self, memory: u64) -> Option<u64> {
-        self.1.get(&memory).map(|a| a.size)
-    }
-}
+struct Mappings(Mutex<HashMap<u64, Mapping>>);
 
 pub unsafe extern "system" fn vkAllocateMemory(
     device: vk::Device,
@@ -77,50 +55,20 @@ pub unsafe extern "system" fn vkAllocateMemory(
         allocator as u64,
         memory as u64,
     ];
-    let imported = match crate::external::imported_fd(info) {
-        Ok(fd) => fd,
+    let r = match crate::external::imported_fd(info) {
         Err(r) => return r,
+        Ok(None) => vk::Result::from_raw(call(&C_vkAllocateMemory, &args) as i32),
+        Ok(Some(fd)) => crate::external::import(device, fd, (*info).allocation_size, || {
+            vk::Result::from_raw(call(&C_vkAllocateMemory, &args) as i32)
+        }),
     };
-    let r = match imported {
-        None => call(&C_vkAllocateMemory, &args),
-        Some(fd) => {
-            let conn = Dispatchable::conn(device.as_raw());
-            let _order = conn.imports.lock();
-            if let Err(r) = crate::external::send_import(&conn, fd, (*info).allocation_size) {
-                return r;
-            }
-            let r = call(&C_vkAllocateMemory, &args);
-            if r == 0 {
-                // A successful import owns the descriptor; the server holds its own copy.
-                drop(<std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd));
-            }
-            r
-        }
-    };
-    if r == 0 {
-        allocated(&args);
+    if r == vk::Result::SUCCESS && !info.is_null() {
+        header(device.as_raw())
+            .families
+            .get::<Allocations>()
+            .insert((*memory).as_raw(), (*info).allocation_size);
     }
-    vk::Result::from_raw(r as i64 as i32)
-}
-
-/// Remembers the size of a successful `vkAllocateMemory`.
-///
-/// # Safety
-/// `args` are the application's arguments of a `vkAllocateMemory` that succeeded.
-unsafe fn allocated(args: &[u64]) {
-    let (device, info, out) = (args[0], args[1] as *const vk::MemoryAllocateInfo, args[3]);
-    if info.is_null() || out == 0 {
-        return;
-    }
-    let conn = Dispatchable::conn_borrowed(device);
-    let memory = *(out as *const u64);
-    conn.mappings.lock().1.insert(
-        memory,
-        Allocation {
-            size: (*info).allocation_size,
-            device: Dispatchable::id_of(device),
-        },
-    );
+    r
 }
 
 pub unsafe extern "system" fn vkMapMemory(
@@ -135,33 +83,25 @@ pub unsafe extern "system" fn vkMapMemory(
         return vk::Result::ERROR_MEMORY_MAP_FAILED;
     }
     *pp_data = std::ptr::null_mut();
-    let conn = Dispatchable::conn(device.as_raw());
-    let dev_id = Dispatchable::id_of(device.as_raw());
-    // One lock for the whole handover, so concurrent first maps cannot take each other's
-    // descriptors off the socket.
-    let mut maps = conn.mappings.lock();
+    let dev = header(device.as_raw());
     let id = memory.as_raw();
-    let maps = &mut *maps;
-    let m = match maps.0.entry(id) {
+    let mut maps = dev.families.get::<Mappings>().0.lock();
+    let m = match maps.entry(id) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let Some(want) = maps.1.get(&id).map(|a| a.size) else {
+            let Some(want) = dev.families.get::<Allocations>().size(id) else {
                 log!(
                     warn,
                     "airlock: vkMapMemory: memory {id} was not allocated through this driver"
                 );
                 return vk::Result::ERROR_MEMORY_MAP_FAILED;
             };
-            let (ptr, len) = match fetch(&conn, id, want) {
+            let (ptr, len) = match fetch(dev.conn(), id, want) {
                 Ok(m) => m,
                 Err(r) => return r,
             };
             crate::stats::mapped(len);
-            v.insert(Mapping {
-                ptr,
-                len,
-                device: dev_id,
-            })
+            v.insert(Mapping { ptr, len })
         }
     };
     let fits = offset < m.len && (size == vk::WHOLE_SIZE || size <= m.len - offset);
@@ -179,7 +119,7 @@ pub unsafe extern "system" fn vkMapMemory(
 
 /// Asks the server for the memfd of `memory`, of at least `want` bytes, and maps it.
 fn fetch(conn: &Connection, memory: u64, want: u64) -> Result<(usize, u64), vk::Result> {
-    let (fd, size) = receive(conn, memory, want, &C_vkMapMemory)?;
+    let (fd, size) = memfd::receive(conn, memory, want, &C_vkMapMemory)?;
     // SAFETY: a fresh shared mapping of a memfd of at least `size` bytes that cannot shrink.
     let ptr = unsafe {
         mmap(
@@ -200,71 +140,6 @@ fn fetch(conn: &Connection, memory: u64, want: u64) -> Result<(usize, u64), vk::
     }
 }
 
-/// Asks the server for the memfd of `memory`, of at least `want` bytes: the descriptor and the
-/// size the server maps. The caller holds the `mappings` lock, so that concurrent requests cannot
-/// take each other's descriptors off the socket. `ERROR_MEMORY_MAP_FAILED`: the server has no
-/// memfd behind that memory.
-pub(crate) fn receive(
-    conn: &Connection,
-    memory: u64,
-    want: u64,
-    cmd: &CommandDesc,
-) -> Result<(std::os::fd::OwnedFd, u64), vk::Result> {
-    let what = cmd.name;
-    let mut body = Vec::new();
-    let status = conn
-        .exchange_parts(MAP_MEMORY, &[&memory.to_le_bytes()], true, &mut body)
-        .map_err(|why| conn.fail(cmd, &why))?;
-    if status != Some(Status::Ok) {
-        log!(error, "airlock: {what}: the server rejected the request");
-        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
-    }
-    let mut dc = Decoder::new(&body);
-    let (r, size) = match (dc.u32(), dc.u64()) {
-        (Ok(r), Ok(s)) => (vk::Result::from_raw(r as i32), s),
-        _ => return Err(conn.fail(cmd, "malformed reply")),
-    };
-    if r != vk::Result::SUCCESS {
-        // A map can fail only so (anything else would be a result the application does not
-        // expect from vkMapMemory).
-        return Err(vk::Result::ERROR_MEMORY_MAP_FAILED);
-    }
-    if dc.finish().is_err() || size < want.max(1) || size - want > MAX_ROUNDING {
-        return Err(conn.fail(
-            cmd,
-            &format!("the server offers {size} bytes for an allocation of {want}"),
-        ));
-    }
-    let (msg, fds) = conn
-        .recv_control()
-        .map_err(|e| conn.fail(cmd, &format!("waiting for the memory: {e}")))?;
-    let fd = match (msg, <[_; 1]>::try_from(fds)) {
-        (ControlMsg::MemoryFd { memory: m, size: s }, Ok([fd])) if m == memory && s == size => fd,
-        _ => return Err(conn.fail(cmd, "the server sent something else than the memory")),
-    };
-    if let Err(why) = check_memfd(fd.as_fd(), size) {
-        return Err(conn.fail(cmd, &why));
-    }
-    Ok((fd, size))
-}
-
-/// Whether a memfd can back a mapping of `size` bytes for good: pages past the end of a file
-/// raise SIGBUS when touched, so it must be that long and unable to shrink.
-pub(crate) fn check_memfd(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<(), String> {
-    use rustix::fs::{fcntl_get_seals, fstat, SealFlags};
-    let len = fstat(fd)
-        .map_err(|e| format!("fstat of the memory: {e}"))?
-        .st_size;
-    if (len as u64) < size {
-        return Err(format!("the memfd has {len} bytes, fewer than {size}"));
-    }
-    let seals = fcntl_get_seals(fd).map_err(|e| format!("not a memfd ({e})"))?;
-    if !seals.contains(SealFlags::SHRINK) {
-        return Err("the memfd can shrink under the mapping".into());
-    }
-    Ok(())
-}
-
 /// The mapping stays until the memory is freed: nothing to tell the server.
 pub unsafe extern "system" fn vkUnmapMemory(_device: vk::Device, _memory: vk::DeviceMemory) {}
 
@@ -276,21 +151,15 @@ pub unsafe extern "system" fn vkFreeMemory(
     if memory == vk::DeviceMemory::null() {
         return;
     }
-    let conn = Dispatchable::conn(device.as_raw());
-    {
-        let mut maps = conn.mappings.lock();
-        maps.0.remove(&memory.as_raw());
-        maps.1.remove(&memory.as_raw());
-    }
+    let dev = header(device.as_raw());
+    dev.families
+        .get::<Mappings>()
+        .0
+        .lock()
+        .remove(&memory.as_raw());
+    dev.families.get::<Allocations>().remove(memory.as_raw());
     call(
         &C_vkFreeMemory,
         &[device.as_raw(), memory.as_raw(), allocator as u64],
     );
-}
-
-/// Unmaps the memory of a device being destroyed.
-pub fn forget_device(conn: &Connection, device_id: u64) {
-    let mut maps = conn.mappings.lock();
-    maps.0.retain(|_, m| m.device != device_id);
-    maps.1.retain(|_, a| a.device != device_id);
 }

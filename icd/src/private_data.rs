@@ -9,12 +9,11 @@
 //! keep their values until the slot goes; their ids are never given out again, so no other
 //! object can read them.
 
-use crate::call::app_slice;
-use crate::objects::new_id;
+use crate::util::app_slice;
 use ash::vk::{self, Handle};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::LazyLock;
 use wire::desc::{CommandDesc, Kind, Len, Ty};
 
@@ -26,13 +25,16 @@ static VALUES: LazyLock<Mutex<Values>> = LazyLock::new(Default::default);
 /// Whether the process ever set a value: until then, destroying objects costs no lock.
 static USED: AtomicBool = AtomicBool::new(false);
 
+/// Slot ids: the server never sees them.
+static NEXT_SLOT: AtomicU64 = AtomicU64::new(1);
+
 pub unsafe extern "system" fn vkCreatePrivateDataSlot(
     _device: vk::Device,
     _info: *const vk::PrivateDataSlotCreateInfo<'_>,
     _allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::PrivateDataSlot,
 ) -> vk::Result {
-    *out = vk::PrivateDataSlot::from_raw(new_id());
+    *out = vk::PrivateDataSlot::from_raw(NEXT_SLOT.fetch_add(1, Ordering::Relaxed));
     vk::Result::SUCCESS
 }
 

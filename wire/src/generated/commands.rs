@@ -9933,15 +9933,19 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkCreatePipelineLayout
             | id::vkCreatePrivateDataSlot
             | id::vkDestroyCommandPool
+            | id::vkDestroyDescriptorPool
+            | id::vkDestroyDescriptorSetLayout
             | id::vkDestroyDescriptorUpdateTemplate
             | id::vkDestroyDevice
             | id::vkDestroyInstance
+            | id::vkDestroyPipelineLayout
             | id::vkDestroyPrivateDataSlot
             | id::vkEndCommandBuffer
             | id::vkEnumerateDeviceLayerProperties
             | id::vkEnumerateInstanceExtensionProperties
             | id::vkEnumerateInstanceLayerProperties
             | id::vkFreeCommandBuffers
+            | id::vkFreeDescriptorSets
             | id::vkFreeMemory
             | id::vkGetDeviceProcAddr
             | id::vkGetDeviceQueue
@@ -9957,6 +9961,7 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkSetPrivateData
             | id::vkUnmapMemory
             | id::vkUpdateDescriptorSetWithTemplate
+            | id::vkUpdateDescriptorSets
     )
 }
 
