@@ -1,6 +1,8 @@
 //! Writes the generated Rust files.
 
-use crate::lower::{rust_type, snake, stype_const, Lowering, BLOCKING, HANDWRITTEN};
+use crate::lower::{
+    rust_type, snake, stype_const, Lowering, BLOCKING, HANDWRITTEN, SERVER_HANDLED,
+};
 use crate::model::{Category, CommandDef, Decl, Model};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -100,6 +102,10 @@ pub fn generate(m: &Model) -> Result<Vec<(String, String)>, String> {
     files.push((
         "server/src/generated/calls.rs".to_string(),
         calls_rs(m, &mut lw, &cmds)?,
+    ));
+    files.push((
+        "server/src/generated/views.rs".to_string(),
+        views_rs(m, &mut lw, &cmds)?,
     ));
     files.push(("wire/src/generated/mod.rs".to_string(), format!(
         "{}pub mod commands;\npub mod structs;\n\n/// The `VK_HEADER_VERSION` of the pinned vk.xml.\npub const VK_XML_VERSION: u32 = ash::vk::make_api_version(0, 1, 3, {});\n",
@@ -507,6 +513,54 @@ fn fn_type(m: &Model, lw: &mut Lowering, c: &CommandDef) -> Result<String, Strin
         params.join(", "),
         ret_type(m, c)
     ))
+}
+
+/// Typed views of the decoded arguments of the commands the server handles itself, so that no
+/// handler reads its arguments as raw words.
+fn views_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String> {
+    let mut s = header(
+        m,
+        "Typed views of the decoded arguments of the commands the server's families handle\n//! themselves (`dispatch.rs` routes them): one struct per command, its parameters as ash types\n//! (handles are the host's, pointers point into the request's arena), and each parameter's\n//! position for the few handlers that replace one.",
+    );
+    // Each family reads what it needs of a view.
+    s.push_str("#![allow(dead_code)]\n\nuse ash::vk;\n#[allow(unused_imports)]\nuse core::ffi::{c_char, c_void};\n\n");
+    for c in cmds {
+        let name = &c.def.name;
+        if !SERVER_HANDLED.contains(&name.as_str()) {
+            continue;
+        }
+        let ty = name.trim_start_matches("vk");
+        writeln!(
+            s,
+            "/// `{name}`'s arguments.\n#[derive(Clone, Copy)]\npub struct {ty} {{"
+        )
+        .unwrap();
+        for p in &c.def.params {
+            let t = param_type(m, lw, p)?.replace("'_", "'static");
+            writeln!(s, "    pub {}: {t},", snake(&p.name)).unwrap();
+        }
+        writeln!(s, "}}\n\nimpl {ty} {{").unwrap();
+        for (i, p) in c.def.params.iter().enumerate() {
+            writeln!(
+                s,
+                "    pub const {}: usize = {i};",
+                snake(&p.name).to_uppercase()
+            )
+            .unwrap();
+        }
+        writeln!(s, "    /// # Safety\n    /// `a` holds the decoded arguments of `{name}`.\n    pub unsafe fn of(a: &[u64]) -> Self {{\n        Self {{").unwrap();
+        for (i, p) in c.def.params.iter().enumerate() {
+            writeln!(
+                s,
+                "            {}: {},",
+                snake(&p.name),
+                from_u64(m, p, &format!("a[{i}]"))
+            )
+            .unwrap();
+        }
+        s.push_str("        }\n    }\n}\n\n");
+    }
+    Ok(s)
 }
 
 fn calls_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String> {

@@ -52,6 +52,48 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkCmdDrawMultiIndexedEXT",
 ];
 
+/// The commands the server's families handle themselves (besides the host call): each gets a
+/// typed view of its arguments (`server/src/generated/views.rs`).
+pub const SERVER_HANDLED: &[&str] = &[
+    "vkCreateInstance",
+    "vkDestroyInstance",
+    "vkGetPhysicalDeviceProperties2",
+    "vkGetPhysicalDeviceMemoryProperties",
+    "vkGetPhysicalDeviceMemoryProperties2",
+    "vkGetPhysicalDeviceExternalBufferProperties",
+    "vkGetPhysicalDeviceImageFormatProperties2",
+    "vkGetPhysicalDeviceExternalSemaphoreProperties",
+    "vkGetPhysicalDeviceExternalFenceProperties",
+    "vkEnumerateDeviceExtensionProperties",
+    "vkCreateDevice",
+    "vkAllocateMemory",
+    "vkGetMemoryFdKHR",
+    "vkGetMemoryFdPropertiesKHR",
+    "vkCreateBuffer",
+    "vkCreateImage",
+    "vkCreateSemaphore",
+    "vkGetSemaphoreCounterValue",
+    "vkSignalSemaphore",
+    "vkWaitSemaphores",
+    "vkQueueSubmit",
+    "vkQueueSubmit2",
+    "vkAllocateCommandBuffers",
+    "vkBeginCommandBuffer",
+    "vkEndCommandBuffer",
+    "vkResetCommandBuffer",
+    "vkFreeCommandBuffers",
+    "vkResetCommandPool",
+    "vkDestroyCommandPool",
+    "vkCreateDescriptorSetLayout",
+    "vkAllocateDescriptorSets",
+    "vkResetDescriptorPool",
+    "vkCreateRenderPass",
+    "vkCreateRenderPass2",
+    "vkDestroyPipelineLayout",
+    "vkSetPrivateData",
+    "vkGetPrivateData",
+];
+
 /// Waits and compiles: run off the server's reader thread.
 pub const BLOCKING: &[&str] = &[
     "vkWaitForFences",

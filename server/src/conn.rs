@@ -76,8 +76,7 @@ pub fn serve(sock: OwnedFd) -> Result<(), String> {
         wire_version: WIRE_VERSION,
         vk_xml_version: VK_XML_VERSION,
         host_driver: server.host.library.display().to_string(),
-        extensions: server
-            .instance_extensions()
+        extensions: crate::instance::extensions(&server)
             .iter()
             .map(|p| ExtensionInfo {
                 name: p
@@ -252,7 +251,7 @@ fn handle(
     out.clear();
     let status = match COMMANDS.get(header.command as usize) {
         None if header.command == private::RECORDED => {
-            crate::recorded::replay(&shared.server, payload, arena, out);
+            crate::command_buffer::replay(&shared.server, payload, arena, out);
             Status::Ok
         }
         None if header.command == private::MAP_MEMORY => map_memory(shared, payload, out),
@@ -299,58 +298,16 @@ fn handle(
 
 /// Hands the memfd behind a client memory object to the client (`private::MAP_MEMORY`).
 fn map_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
-    let Ok(id) = <[u8; 8]>::try_from(payload).map(u64::from_le_bytes) else {
-        out.bytes(b"MAP_MEMORY: expected one memory id");
-        return Status::BadRequest;
-    };
-    if let Err(e) = shared
-        .server
-        .objects
-        .lookup(vk::ObjectType::DEVICE_MEMORY, id)
-    {
-        out.bytes(format!("MAP_MEMORY: {e}").as_bytes());
-        return Status::BadRequest;
-    }
-    let sent = shared.server.memory.with_fd(id, |fd, size| {
-        let msg = ControlMsg::MemoryFd { memory: id, size };
-        control::send(shared.sock.as_fd(), &msg, &[fd]).map(|()| size)
-    });
-    let (r, size) = match sent {
-        Some(Ok(size)) => (vk::Result::SUCCESS, size),
-        Some(Err(e)) => {
-            warn!(memory = id, "sending memory to the client: {e}");
-            (vk::Result::ERROR_MEMORY_MAP_FAILED, 0)
-        }
-        None => {
-            warn!(
-                memory = id,
-                "vkMapMemory of memory that is not host-visible shared memory"
-            );
-            (vk::Result::ERROR_MEMORY_MAP_FAILED, 0)
-        }
-    };
-    out.u32(r.as_raw() as u32);
-    out.u64(size);
-    Status::Ok
+    crate::memory::map_request(&shared.server, payload, out, |fd, msg| {
+        control::send(shared.sock.as_fd(), msg, &[fd])
+    })
 }
 
 /// Takes the memfd the client sent for its next opaque-fd import (`private::IMPORT_MEMORY`).
 fn import_memory(shared: &Shared, payload: &[u8], out: &mut Encoder) -> Status {
-    if !payload.is_empty() {
-        out.bytes(b"IMPORT_MEMORY: expected no parameters");
-        return Status::BadRequest;
-    }
-    let received = import_fd(shared.sock.as_fd(), IMPORT_WAIT)
-        .and_then(|fd| shared.server.memory.receive_import(fd));
-    let r = match received {
-        Ok(()) => vk::Result::SUCCESS,
-        Err(why) => {
-            warn!("opaque fd import: {why}; VK_ERROR_INVALID_EXTERNAL_HANDLE");
-            vk::Result::ERROR_INVALID_EXTERNAL_HANDLE
-        }
-    };
-    out.u32(r.as_raw() as u32);
-    Status::Ok
+    crate::memory::import_request(&shared.server, payload, out, || {
+        import_fd(shared.sock.as_fd(), IMPORT_WAIT)
+    })
 }
 
 /// The one descriptor of the `ImportMemory` message the client sends ahead of its
@@ -371,10 +328,10 @@ fn cleanup(server: &Server) {
     let all = server.objects.all();
     let mut freed = 0;
     for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::DEVICE) {
-        freed += 1 + server.destroy_device(e.host);
+        freed += 1 + crate::device::destroy(server, e.host);
     }
     for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::INSTANCE) {
-        server.destroy_instance(e.host);
+        crate::instance::destroy(server, e.host);
         freed += 1;
     }
     info!(objects = freed, "cleaned up after the client");

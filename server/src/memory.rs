@@ -8,7 +8,16 @@
 //!
 //! The same memfds are the opaque fds of `VK_KHR_external_memory_fd` (`external.rs`): an
 //! import brings one back, which the server checks like any descriptor from the client.
+//!
+//! The memory family's calls: allocation (shared memory behind it, within the client's
+//! limit), the memfd handover for a map or an export (`private::MAP_MEMORY`) and for an import
+//! (`private::IMPORT_MEMORY`), buffers and images that such memory backs, and the heaps the
+//! client sees (no larger than what it may allocate).
 
+use crate::dispatch::{answer, Before, Hook, Pending, Server, HOST};
+use crate::external::{take_external, OPAQUE};
+use crate::generated::views;
+use crate::objects::ClientId;
 use ash::vk::{self, Handle};
 use parking_lot::{Mutex, RwLock};
 use rustix::fs::{
@@ -19,6 +28,9 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use tracing::{debug, warn};
+use wire::codec::Encoder;
+use wire::control::{ControlError, ControlMsg};
+use wire::frame::Status;
 
 pub const IMPORT_EXTENSION: &std::ffi::CStr = c"VK_EXT_external_memory_host";
 
@@ -273,6 +285,219 @@ pub unsafe fn device_memory(
         alignment: ext.min_imported_host_pointer_alignment.max(page),
         host_pointer_properties,
     }
+}
+
+// ---------------------------------------------------------------- the family's calls
+
+/// Shared memory behind every host-visible allocation, the client's memfd behind an opaque-fd
+/// import.
+///
+/// # Safety
+/// `args` are the decoded arguments of `vkAllocateMemory`, in `h.arena`.
+pub unsafe fn before_allocate(server: &Server, args: &mut [u64], h: &Hook) -> Before {
+    let v = views::AllocateMemory::of(args);
+    let device = vk::Handle::as_raw(v.device);
+    let info = &mut *(v.p_allocate_info as *mut vk::MemoryAllocateInfo);
+    // Refused before anything is reserved: no memfd, no host allocation.
+    if !server.limits.memory_fits(info.allocation_size) {
+        return answer(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
+    }
+    let (import, export) = take_external(&mut info.p_next);
+    let refuse = |why: String| {
+        warn!("vkAllocateMemory: {why}; VK_ERROR_INVALID_EXTERNAL_HANDLE");
+        answer(vk::Result::ERROR_INVALID_EXTERNAL_HANDLE)
+    };
+    let (ty, size) = (info.memory_type_index, info.allocation_size);
+    let backing = match import {
+        Some(t) if t != OPAQUE => return refuse(format!("import of handle type {t:?}")),
+        Some(_) => match server.memory.take_import(device, ty, size) {
+            Ok(b) => b,
+            Err(why) => return refuse(format!("opaque fd import: {why}")),
+        },
+        None if !(export & !OPAQUE).is_empty() => {
+            return refuse(format!("export of handle types {export:?}"));
+        }
+        None => match server.memory.back(device, ty, size) {
+            Some(b) => b,
+            None if !export.is_empty() => {
+                return refuse(format!("memory type {ty} cannot be exported"));
+            }
+            None => return HOST,
+        },
+    };
+    let import = h.arena.alloc(backing.import_info());
+    import.p_next = info.p_next;
+    info.p_next = import as *const _ as *const c_void;
+    info.allocation_size = backing.size();
+    (None, Pending::Backing(backing))
+}
+
+/// The new allocation keeps its shared memory and counts against the client's limit.
+///
+/// # Safety
+/// `call` is a `vkAllocateMemory` that succeeded.
+pub unsafe fn after_allocate(server: &Server, call: &wire::interp::DecodedCall, pending: Pending) {
+    let Some(n) = call.new_handles.first() else {
+        return;
+    };
+    if let Pending::Backing(b) = pending {
+        server.memory.adopt(n.id, b);
+    }
+    // Its size is the one the host allocated (rounded up when shared memory backs it).
+    let v = views::AllocateMemory::of(&call.args);
+    let size = (*v.p_allocate_info).allocation_size;
+    server
+        .limits
+        .allocated(n.id, size, vk::Handle::as_raw(v.device));
+}
+
+/// Vulkan lets memory imported from a host pointer back only resources created for that handle
+/// type; the client cannot know its memory is imported, so buffers and images of a device that
+/// imports are created for it.
+///
+/// # Safety
+/// `args` are the decoded arguments of `vkCreateBuffer` or `vkCreateImage`, in `h.arena`.
+pub unsafe fn before_create_resource(server: &Server, args: &mut [u64], h: &Hook) -> Before {
+    let host = vk::ExternalMemoryHandleTypeFlags::HOST_ALLOCATION_EXT;
+    let (device, head, s_type) = if h.cmd.id == wire::generated::commands::id::vkCreateBuffer {
+        let v = views::CreateBuffer::of(args);
+        let info = &mut *(v.p_create_info as *mut vk::BufferCreateInfo);
+        let t = vk::StructureType::EXTERNAL_MEMORY_BUFFER_CREATE_INFO;
+        (v.device, &mut info.p_next, t)
+    } else {
+        let v = views::CreateImage::of(args);
+        let info = &mut *(v.p_create_info as *mut vk::ImageCreateInfo);
+        let t = vk::StructureType::EXTERNAL_MEMORY_IMAGE_CREATE_INFO;
+        (v.device, &mut info.p_next, t)
+    };
+    if !server.memory.imports(vk::Handle::as_raw(device)) {
+        return HOST;
+    }
+    // Both structs are {sType, pNext, handleTypes}.
+    let mut node = *head as *mut vk::ExternalMemoryBufferCreateInfo;
+    while !node.is_null() && (*node).s_type != s_type {
+        node = (*node).p_next as *mut vk::ExternalMemoryBufferCreateInfo;
+    }
+    if let Some(n) = node.as_mut() {
+        // An opaque fd is the client's name for the same shared memory.
+        n.handle_types = (n.handle_types & !OPAQUE) | host;
+    } else {
+        let n = h.arena.alloc(vk::ExternalMemoryBufferCreateInfo {
+            s_type,
+            p_next: *head,
+            handle_types: host,
+            ..Default::default()
+        });
+        *head = n as *const _ as *const c_void;
+    }
+    HOST
+}
+
+/// The heaps the client sees are no larger than what it may allocate.
+///
+/// # Safety
+/// `args` are the arguments of a memory-properties query that returned.
+pub unsafe fn after_properties(server: &Server, args: &[u64], h: &Hook) {
+    if h.cmd.id == wire::generated::commands::id::vkGetPhysicalDeviceMemoryProperties {
+        let v = views::GetPhysicalDeviceMemoryProperties::of(args);
+        clamp_heaps(server, &mut *v.p_memory_properties);
+        return;
+    }
+    let v = views::GetPhysicalDeviceMemoryProperties2::of(args);
+    let p = &mut *v.p_memory_properties;
+    clamp_heaps(server, &mut p.memory_properties);
+    let mut node = p.p_next as *mut vk::BaseOutStructure;
+    while !node.is_null() {
+        if (*node).s_type == vk::StructureType::PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT {
+            clamp_budget(
+                server,
+                &mut *(node as *mut vk::PhysicalDeviceMemoryBudgetPropertiesEXT),
+            );
+        }
+        node = (*node).p_next;
+    }
+}
+
+fn clamp_heaps(server: &Server, p: &mut vk::PhysicalDeviceMemoryProperties) {
+    let Some(max) = server.limits.max_device_memory else {
+        return;
+    };
+    let n = (p.memory_heap_count as usize).min(p.memory_heaps.len());
+    for h in &mut p.memory_heaps[..n] {
+        h.size = h.size.min(max);
+    }
+}
+
+fn clamp_budget(server: &Server, b: &mut vk::PhysicalDeviceMemoryBudgetPropertiesEXT<'_>) {
+    let Some(max) = server.limits.max_device_memory else {
+        return;
+    };
+    let left = max.saturating_sub(server.limits.memory_in_use());
+    for budget in &mut b.heap_budget {
+        *budget = (*budget).min(left);
+    }
+}
+
+/// `private::MAP_MEMORY`: hands the memfd behind a client memory object to the client with
+/// `send` (the control socket), for a first map or an export.
+pub fn map_request(
+    server: &Server,
+    payload: &[u8],
+    out: &mut Encoder,
+    send: impl FnOnce(BorrowedFd<'_>, &ControlMsg) -> Result<(), ControlError>,
+) -> Status {
+    let Ok(id) = <[u8; 8]>::try_from(payload).map(|b| ClientId(u64::from_le_bytes(b))) else {
+        out.bytes(b"MAP_MEMORY: expected one memory id");
+        return Status::BadRequest;
+    };
+    if let Err(e) = server.objects.lookup(vk::ObjectType::DEVICE_MEMORY, id) {
+        out.bytes(format!("MAP_MEMORY: {e}").as_bytes());
+        return Status::BadRequest;
+    }
+    let sent = server.memory.with_fd(id.0, |fd, size| {
+        let msg = ControlMsg::MemoryFd { memory: id.0, size };
+        send(fd, &msg).map(|()| size)
+    });
+    let (r, size) = match sent {
+        Some(Ok(size)) => (vk::Result::SUCCESS, size),
+        Some(Err(e)) => {
+            warn!(memory = id.0, "sending memory to the client: {e}");
+            (vk::Result::ERROR_MEMORY_MAP_FAILED, 0)
+        }
+        None => {
+            warn!(
+                memory = id.0,
+                "vkMapMemory of memory that is not host-visible shared memory"
+            );
+            (vk::Result::ERROR_MEMORY_MAP_FAILED, 0)
+        }
+    };
+    out.u32(r.as_raw() as u32);
+    out.u64(size);
+    Status::Ok
+}
+
+/// `private::IMPORT_MEMORY`: takes the memfd the client sent (`received`) for its next
+/// opaque-fd import.
+pub fn import_request(
+    server: &Server,
+    payload: &[u8],
+    out: &mut Encoder,
+    received: impl FnOnce() -> Result<OwnedFd, String>,
+) -> Status {
+    if !payload.is_empty() {
+        out.bytes(b"IMPORT_MEMORY: expected no parameters");
+        return Status::BadRequest;
+    }
+    let r = match received().and_then(|fd| server.memory.receive_import(fd)) {
+        Ok(()) => vk::Result::SUCCESS,
+        Err(why) => {
+            warn!("opaque fd import: {why}; VK_ERROR_INVALID_EXTERNAL_HANDLE");
+            vk::Result::ERROR_INVALID_EXTERNAL_HANDLE
+        }
+    };
+    out.u32(r.as_raw() as u32);
+    Status::Ok
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@
 
 use crate::dispatch::{ExecError, Server};
 use crate::host::{HostDriver, HostError};
+use crate::objects::ClientId;
 use ash::vk;
 use bumpalo::Bump;
 use std::collections::HashSet;
@@ -192,10 +193,10 @@ impl Session {
 
     /// A `RECORDED` batch: rejected when the server marked its command buffer broken.
     fn recorded(&mut self, payload: &[u8]) -> Outcome {
-        crate::recorded::replay(&self.server, payload, &mut self.arena, &mut self.out);
+        crate::command_buffer::replay(&self.server, payload, &mut self.arena, &mut self.out);
         let host = payload
             .first_chunk::<8>()
-            .map(|b| u64::from_le_bytes(*b))
+            .map(|b| ClientId(u64::from_le_bytes(*b)))
             .and_then(|id| {
                 self.server
                     .objects
@@ -204,7 +205,9 @@ impl Session {
             })
             .map(|e| e.host);
         match host {
-            Some(h) if !self.server.broken.lock().contains(&h) => Outcome::Executed,
+            Some(h) if self.server.command_buffers.first_broken(&[h.0]).is_none() => {
+                Outcome::Executed
+            }
             Some(_) => Outcome::Rejected("recorded batch: the command buffer is broken".into()),
             None => Outcome::Rejected("recorded batch: no such command buffer".into()),
         }
@@ -212,7 +215,7 @@ impl Session {
 
     /// `MAP_MEMORY` up to where the real server sends the memfd to the client.
     fn map_memory(&self, payload: &[u8]) -> Outcome {
-        let Ok(id) = <[u8; 8]>::try_from(payload).map(u64::from_le_bytes) else {
+        let Ok(id) = <[u8; 8]>::try_from(payload).map(|b| ClientId(u64::from_le_bytes(b))) else {
             return Outcome::Rejected("MAP_MEMORY: expected one memory id".into());
         };
         match self
@@ -245,10 +248,10 @@ impl Drop for Session {
     fn drop(&mut self) {
         let all = self.server.objects.all();
         for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::DEVICE) {
-            self.server.destroy_device(e.host);
+            crate::device::destroy(&self.server, e.host);
         }
         for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::INSTANCE) {
-            self.server.destroy_instance(e.host);
+            crate::instance::destroy(&self.server, e.host);
         }
     }
 }

@@ -1,2 +1,3 @@
 //! Generated server code.
 pub mod calls;
+pub mod views;

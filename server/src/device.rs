@@ -1,0 +1,216 @@
+//! Devices: creation with host-memory import enabled where the host has it (the shared memory
+//! behind every allocation), the device extensions the client sees, and the cleanup of a
+//! device the client left behind.
+
+use crate::dispatch::{Before, Hook, Pending, Pfn, Server, HOST};
+use crate::generated::views;
+use crate::memory;
+use crate::objects::HostHandle;
+use crate::tables::Table;
+use crate::util::{enumerate, fill};
+use ash::vk::{self, Handle};
+use std::ffi::CStr;
+
+/// `vkDestroy*(device, object, allocator)` and `vkFreeMemory`.
+type DestroyChild = unsafe extern "system" fn(vk::Device, u64, *const std::ffi::c_void);
+
+/// How the objects of a device are destroyed when the client left them behind, users before
+/// what they use; command buffers and descriptor sets go with their pools.
+const CHILD_DESTROYERS: &[(vk::ObjectType, &CStr)] = &[
+    (vk::ObjectType::PIPELINE, c"vkDestroyPipeline"),
+    (vk::ObjectType::PIPELINE_CACHE, c"vkDestroyPipelineCache"),
+    (vk::ObjectType::PIPELINE_LAYOUT, c"vkDestroyPipelineLayout"),
+    (
+        vk::ObjectType::DESCRIPTOR_UPDATE_TEMPLATE,
+        c"vkDestroyDescriptorUpdateTemplate",
+    ),
+    (vk::ObjectType::DESCRIPTOR_POOL, c"vkDestroyDescriptorPool"),
+    (
+        vk::ObjectType::DESCRIPTOR_SET_LAYOUT,
+        c"vkDestroyDescriptorSetLayout",
+    ),
+    (vk::ObjectType::SHADER_MODULE, c"vkDestroyShaderModule"),
+    (vk::ObjectType::FRAMEBUFFER, c"vkDestroyFramebuffer"),
+    (vk::ObjectType::RENDER_PASS, c"vkDestroyRenderPass"),
+    (vk::ObjectType::IMAGE_VIEW, c"vkDestroyImageView"),
+    (vk::ObjectType::BUFFER_VIEW, c"vkDestroyBufferView"),
+    (vk::ObjectType::SAMPLER, c"vkDestroySampler"),
+    (
+        vk::ObjectType::SAMPLER_YCBCR_CONVERSION,
+        c"vkDestroySamplerYcbcrConversion",
+    ),
+    (vk::ObjectType::IMAGE, c"vkDestroyImage"),
+    (vk::ObjectType::BUFFER, c"vkDestroyBuffer"),
+    (vk::ObjectType::COMMAND_POOL, c"vkDestroyCommandPool"),
+    (vk::ObjectType::QUERY_POOL, c"vkDestroyQueryPool"),
+    (vk::ObjectType::EVENT, c"vkDestroyEvent"),
+    (vk::ObjectType::FENCE, c"vkDestroyFence"),
+    (vk::ObjectType::SEMAPHORE, c"vkDestroySemaphore"),
+    (
+        vk::ObjectType::PRIVATE_DATA_SLOT,
+        c"vkDestroyPrivateDataSlot",
+    ),
+    (vk::ObjectType::DEVICE_MEMORY, c"vkFreeMemory"),
+];
+
+/// Enables host-memory import on a device whose physical device has it.
+///
+/// # Safety
+/// `args` are the decoded arguments of `vkCreateDevice`, in `h.arena`.
+pub unsafe fn before_create(server: &Server, args: &mut [u64], h: &Hook) -> Before {
+    let v = views::CreateDevice::of(args);
+    if !host_has_import(server, v.physical_device, h.table) {
+        return HOST;
+    }
+    let info = &mut *(v.p_create_info as *mut vk::DeviceCreateInfo);
+    let names = crate::util::slice(
+        info.pp_enabled_extension_names,
+        u64::from(info.enabled_extension_count),
+    );
+    if !names
+        .iter()
+        .any(|n| CStr::from_ptr(*n) == memory::IMPORT_EXTENSION)
+    {
+        let more = h
+            .arena
+            .alloc_slice_fill_copy(names.len() + 1, std::ptr::null());
+        more[..names.len()].copy_from_slice(names);
+        more[names.len()] = memory::IMPORT_EXTENSION.as_ptr();
+        info.pp_enabled_extension_names = more.as_ptr();
+        info.enabled_extension_count = more.len() as u32;
+    }
+    (None, Pending::ImportEnabled)
+}
+
+/// Learns how the new device imports host memory, and serves its calls from now on.
+///
+/// # Safety
+/// `args` are the arguments of a `vkCreateDevice` that succeeded.
+pub unsafe fn after_create(server: &Server, args: &[u64], h: &Hook, pending: Pending) {
+    let v = views::CreateDevice::of(args);
+    let device = *v.p_device;
+    let Some(t) = h.table else { return };
+    if matches!(pending, Pending::ImportEnabled) {
+        add_device_memory(server, v.physical_device, device, t);
+    }
+    if let Some(gdpa) = server
+        .host
+        .instance_proc(t.instance, c"vkGetDeviceProcAddr")
+    {
+        let gdpa: vk::PFN_vkGetDeviceProcAddr = std::mem::transmute(gdpa);
+        let owner = HostHandle(device.as_raw());
+        server.add_table(owner, t.instance, Some((device, gdpa)));
+    }
+}
+
+/// Whether the host driver can import host memory on `pd`.
+pub fn host_has_import(server: &Server, pd: vk::PhysicalDevice, table: Option<&Table>) -> bool {
+    let Some(f) = table.and_then(|t| {
+        server
+            .host
+            .instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")
+    }) else {
+        return false;
+    };
+    // SAFETY: the host's function of that name, called on one of its physical devices.
+    let list = unsafe {
+        let f: vk::PFN_vkEnumerateDeviceExtensionProperties = std::mem::transmute(f);
+        enumerate(|n, p| f(pd, std::ptr::null(), n, p))
+    };
+    list.iter()
+        .any(|p| p.extension_name_as_c_str() == Ok(memory::IMPORT_EXTENSION))
+}
+
+/// Learns how a new device imports host memory.
+unsafe fn add_device_memory(
+    server: &Server,
+    pd: vk::PhysicalDevice,
+    device: vk::Device,
+    t: &Table,
+) {
+    let inst = |n: &CStr| server.host.instance_proc(t.instance, n);
+    let (Some(mp), Some(p2), Some(gdpa)) = (
+        inst(c"vkGetPhysicalDeviceMemoryProperties"),
+        inst(c"vkGetPhysicalDeviceProperties2"),
+        inst(c"vkGetDeviceProcAddr"),
+    ) else {
+        return;
+    };
+    let gdpa: vk::PFN_vkGetDeviceProcAddr = std::mem::transmute(gdpa);
+    let Some(hp) = gdpa(device, c"vkGetMemoryHostPointerPropertiesEXT".as_ptr()) else {
+        return;
+    };
+    let info = memory::device_memory(
+        pd,
+        std::mem::transmute::<Pfn, vk::PFN_vkGetPhysicalDeviceMemoryProperties>(mp),
+        std::mem::transmute::<Pfn, vk::PFN_vkGetPhysicalDeviceProperties2>(p2),
+        std::mem::transmute::<Pfn, vk::PFN_vkGetMemoryHostPointerPropertiesEXT>(hp),
+    );
+    server.memory.add_device(device.as_raw(), info);
+}
+
+/// `vkEnumerateDeviceExtensionProperties`: the host's list, less what Airlock cannot carry.
+///
+/// # Safety
+/// `v` are decoded arguments: a count and a (possibly NULL) array of as many elements.
+pub unsafe fn extensions(
+    server: &Server,
+    v: views::EnumerateDeviceExtensionProperties,
+    table: Option<&Table>,
+) -> u64 {
+    let res = |r: vk::Result| r.as_raw() as i64 as u64;
+    if !v.p_layer_name.is_null() {
+        return res(vk::Result::ERROR_LAYER_NOT_PRESENT);
+    }
+    let Some(f) = table.and_then(|t| {
+        server
+            .host
+            .instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")
+    }) else {
+        return res(vk::Result::ERROR_INITIALIZATION_FAILED);
+    };
+    let f: vk::PFN_vkEnumerateDeviceExtensionProperties = std::mem::transmute(f);
+    let pd = v.physical_device;
+    let all = enumerate(|n, p| f(pd, std::ptr::null(), n, p));
+    let mut list = server.filter_extensions(all, false);
+    if !crate::external::opaque_fds(server, pd, table) {
+        list.retain(|p| p.extension_name_as_c_str() != Ok(crate::external::EXTENSION));
+    }
+    fill(&list, v.p_property_count, v.p_properties)
+}
+
+/// Destroys a device the client left behind, and every object the client made on it: the
+/// device's work is waited for, then its children go in an order where nothing is destroyed
+/// before what uses it. Returns how many children it destroyed.
+pub fn destroy(server: &Server, host: HostHandle) -> usize {
+    let mut freed = 0;
+    if let Some((dev, gdpa)) = server.device_table(host).and_then(|t| t.device) {
+        // SAFETY: a device the host created, its children, and nobody using either now.
+        unsafe {
+            let f = |n: &CStr| gdpa(dev, n.as_ptr());
+            if let Some(wait) = f(c"vkDeviceWaitIdle") {
+                let wait: vk::PFN_vkDeviceWaitIdle = std::mem::transmute(wait);
+                let _ = wait(dev);
+            }
+            let live = server.objects.all();
+            for (ty, name) in CHILD_DESTROYERS {
+                let Some(destroy) = f(name) else { continue };
+                let destroy: DestroyChild = std::mem::transmute(destroy);
+                for (id, e) in live.iter().filter(|(_, e)| e.owner == host && e.ty == *ty) {
+                    destroy(dev, e.host.0, std::ptr::null());
+                    server.objects.unbind(*id);
+                    freed += 1;
+                }
+            }
+            if let Some(d) = f(c"vkDestroyDevice") {
+                let d: vk::PFN_vkDestroyDevice = std::mem::transmute(d);
+                d(dev, std::ptr::null());
+            }
+        }
+    }
+    server.objects.unbind_owned_by(host);
+    server.remove_table(host);
+    server.memory.forget_device(host.0);
+    server.limits.device_gone(host.0);
+    freed
+}

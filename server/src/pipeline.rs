@@ -1,0 +1,115 @@
+//! Pipelines and render passes: render passes whose attachment or subpass indices leave their
+//! arrays are refused (the host driver indexes with them unchecked), and pipeline layouts
+//! destroyed while command buffers record wait until none does.
+//!
+//! Since Vulkan 1.3 (maintenance4) an application may destroy a pipeline layout right after
+//! recording commands that name it. Airlock ships recorded commands later, in batches, so the
+//! server would meet the layout after it is gone. While any command buffer records, the server
+//! therefore postpones destroying pipeline layouts until none does.
+
+use crate::dispatch::{answer, Before, Hook, Pending, Server, HOST};
+use crate::generated::calls;
+use crate::generated::views;
+use crate::indices;
+use crate::objects::{ClientId, HostHandle};
+use ash::vk::{self, Handle};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use tracing::warn;
+use wire::generated::commands::{id, C_vkDestroyPipelineLayout};
+
+/// A pipeline layout waiting to be destroyed: client id, host handle, host device.
+type Layout = (ClientId, HostHandle, HostHandle);
+
+/// What the pipeline family keeps: the command buffers recording, and the layouts waiting.
+#[derive(Default)]
+pub struct Pipelines {
+    state: Mutex<Deferred>,
+}
+
+#[derive(Default)]
+struct Deferred {
+    /// Host command buffers between begin and end (or reset, or free).
+    recording: HashSet<u64>,
+    layouts: Vec<Layout>,
+}
+
+impl Pipelines {
+    /// A command buffer began recording.
+    pub fn recording(&self, command_buffer: u64) {
+        self.state.lock().recording.insert(command_buffer);
+    }
+
+    /// The command buffers stopped recording; the layouts that can go now.
+    fn ended(&self, command_buffers: impl IntoIterator<Item = u64>) -> Vec<Layout> {
+        let mut s = self.state.lock();
+        for c in command_buffers {
+            s.recording.remove(&c);
+        }
+        if s.recording.is_empty() {
+            std::mem::take(&mut s.layouts)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Postpones destroying `layout` if a command buffer records; false: destroy it now.
+    fn defer(&self, layout: Layout) -> bool {
+        let mut s = self.state.lock();
+        if s.recording.is_empty() {
+            return false;
+        }
+        s.layouts.push(layout);
+        true
+    }
+}
+
+/// # Safety
+/// `args` are the decoded arguments of `vkCreateRenderPass` or `vkCreateRenderPass2`.
+pub unsafe fn before_render_pass(args: &mut [u64], h: &Hook) -> Before {
+    let checked = if h.cmd.id == id::vkCreateRenderPass {
+        indices::render_pass(&*views::CreateRenderPass::of(args).p_create_info)
+    } else {
+        indices::render_pass2(&*views::CreateRenderPass2::of(args).p_create_info)
+    };
+    match checked {
+        Ok(()) => HOST,
+        Err(why) => {
+            warn!("{}: {why}; VK_ERROR_VALIDATION_FAILED_EXT", h.cmd.name);
+            answer(vk::Result::ERROR_VALIDATION_FAILED_EXT)
+        }
+    }
+}
+
+/// # Safety
+/// `args` are the decoded arguments of `vkDestroyPipelineLayout`.
+pub unsafe fn before_destroy_layout(server: &Server, args: &mut [u64]) -> Before {
+    let v = views::DestroyPipelineLayout::of(args);
+    let host = HostHandle(v.pipeline_layout.as_raw());
+    if host.0 == 0 {
+        return HOST;
+    }
+    let Some(id) = server.objects.id_of(vk::ObjectType::PIPELINE_LAYOUT, host) else {
+        return HOST;
+    };
+    let device = HostHandle(v.device.as_raw());
+    if server.pipelines.defer((id, host, device)) {
+        (Some(0), Pending::Deferred)
+    } else {
+        HOST
+    }
+}
+
+/// Command buffers stopped recording: destroys the layouts that waited for them.
+pub fn recording_ended(server: &Server, command_buffers: Vec<u64>) {
+    for (id, host, device) in server.pipelines.ended(command_buffers) {
+        let table = server.device_table(device);
+        if let Some(fp) = table.and_then(|t| server.resolve(&C_vkDestroyPipelineLayout, Some(&t))) {
+            // SAFETY: a layout the client destroyed, that no recording names any more.
+            unsafe {
+                calls::call(id::vkDestroyPipelineLayout, fp, &[device.0, host.0, 0]);
+            }
+        }
+        server.objects.unbind(id);
+    }
+}
