@@ -18,9 +18,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use wire::channel::{Channel, ChannelLayout};
+use wire::codec::DecodeError;
 use wire::control::{self, Hello, SocketLiveness, Welcome};
 use wire::desc::CommandDesc;
 use wire::frame::{self, RequestHeader, Status, FLAG_REPLY, REPLY_HEADER};
+use wire::ring::RingError;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A descriptor the server announced arrives with its reply or not at all; this only bounds a
@@ -45,9 +47,11 @@ pub struct Connection {
 #[derive(Debug, Error)]
 pub enum TransportError {
     #[error("sending: {0}")]
-    Send(String),
+    Send(RingError),
     #[error("waiting for the reply: {0}")]
-    Reply(String),
+    Reply(RingError),
+    #[error("waiting for the reply: {0}")]
+    BadReply(DecodeError),
 }
 
 /// Why the server could not be started or reached.
@@ -289,7 +293,7 @@ impl Connection {
             if wants {
                 self.release_slot(slot);
             }
-            return Err(TransportError::Send(e.to_string()));
+            return Err(TransportError::Send(e));
         }
         if !wants {
             return Ok(None);
@@ -297,7 +301,7 @@ impl Connection {
         let reply = self.read_reply(slot, body);
         // A slot whose reply was not read whole cannot be reused; the connection is lost then.
         self.release_slot(slot);
-        reply.map(Some).map_err(TransportError::Reply)
+        reply.map(Some)
     }
 
     /// Marks the connection lost after a failed exchange for `cmd`; what `cmd` returns then
@@ -323,14 +327,16 @@ impl Connection {
         control::recv(self.sock.as_fd(), Some(CONTROL_TIMEOUT))
     }
 
-    fn read_reply(&self, slot: u32, body: &mut Vec<u8>) -> Result<Status, String> {
+    fn read_reply(&self, slot: u32, body: &mut Vec<u8>) -> Result<Status, TransportError> {
         let ring = &self.channel.replies[slot as usize];
         let live = SocketLiveness(self.sock.as_fd());
         let mut h = [0u8; REPLY_HEADER];
-        ring.read_exact(&mut h, &live).map_err(|e| e.to_string())?;
-        let (size, status) = frame::parse_reply_header(&h).map_err(|e| e.to_string())?;
+        ring.read_exact(&mut h, &live)
+            .map_err(TransportError::Reply)?;
+        let (size, status) = frame::parse_reply_header(&h).map_err(TransportError::BadReply)?;
         body.resize(size, 0);
-        ring.read_exact(body, &live).map_err(|e| e.to_string())?;
+        ring.read_exact(body, &live)
+            .map_err(TransportError::Reply)?;
         Ok(status)
     }
 }

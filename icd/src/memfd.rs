@@ -87,24 +87,35 @@ pub fn receive(
         _ => return Err(conn.fail(cmd, "the server sent something else than the memory")),
     };
     if let Err(why) = check(fd.as_fd(), size) {
-        return Err(conn.fail(cmd, &why));
+        return Err(conn.fail(cmd, &why.to_string()));
     }
     Ok((fd, size))
 }
 
+/// Why a descriptor cannot back a mapping.
+#[derive(Debug, thiserror::Error)]
+pub enum MemfdError {
+    #[error("fstat of the memory: {0}")]
+    Stat(rustix::io::Errno),
+    #[error("the memfd has {len} bytes, fewer than {size}")]
+    TooShort { len: i64, size: u64 },
+    #[error("not a memfd ({0})")]
+    NotMemfd(rustix::io::Errno),
+    #[error("the memfd can shrink under the mapping")]
+    CanShrink,
+}
+
 /// Whether a memfd can back a mapping of `size` bytes for good: pages past the end of a file
 /// raise SIGBUS when touched, so it must be that long and unable to shrink.
-pub fn check(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<(), String> {
+pub fn check(fd: std::os::fd::BorrowedFd<'_>, size: u64) -> Result<(), MemfdError> {
     use rustix::fs::{fcntl_get_seals, fstat, SealFlags};
-    let len = fstat(fd)
-        .map_err(|e| format!("fstat of the memory: {e}"))?
-        .st_size;
+    let len = fstat(fd).map_err(MemfdError::Stat)?.st_size;
     if (len as u64) < size {
-        return Err(format!("the memfd has {len} bytes, fewer than {size}"));
+        return Err(MemfdError::TooShort { len, size });
     }
-    let seals = fcntl_get_seals(fd).map_err(|e| format!("not a memfd ({e})"))?;
+    let seals = fcntl_get_seals(fd).map_err(MemfdError::NotMemfd)?;
     if !seals.contains(SealFlags::SHRINK) {
-        return Err("the memfd can shrink under the mapping".into());
+        return Err(MemfdError::CanShrink);
     }
     Ok(())
 }

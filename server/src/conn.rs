@@ -71,7 +71,7 @@ pub fn serve(sock: OwnedFd) -> Result<(), String> {
     let server = Server::new(host, &hello.extensions);
     // Locked down before the client is welcomed: a strict sandbox that cannot be applied is a
     // refusal the client sees (VK_ERROR_INITIALIZATION_FAILED).
-    crate::sandbox::after_init(&server.host, sock.as_fd()).map_err(refuse)?;
+    crate::sandbox::after_init(&server.host, sock.as_fd()).map_err(|e| refuse(e.to_string()))?;
     let welcome = Welcome {
         wire_version: WIRE_VERSION,
         vk_xml_version: VK_XML_VERSION,

@@ -8,16 +8,21 @@
 //! validation layer's manifest directory again at every `vkCreateInstance`: those stay
 //! readable, nothing else (the libraries are already loaded for good, see `host.rs`).
 
+use super::SandboxError;
 use ::landlock::{
     path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, LandlockStatus,
     RestrictSelfAttr, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, Scope, ABI,
 };
 use std::path::Path;
 
+fn unavailable(why: &str) -> SandboxError {
+    SandboxError::Unavailable(why.into())
+}
+
 /// Every right of the newest ABI this crate knows; the kernel's subset is what gets enforced.
 const NEWEST: ABI = ABI::V9;
 
-pub fn restrict(readable: &[&Path]) -> Result<String, String> {
+pub fn restrict(readable: &[&Path]) -> Result<String, SandboxError> {
     let threads = threads();
     let status = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -31,16 +36,16 @@ pub fn restrict(readable: &[&Path]) -> Result<String, String> {
         // below).
         .and_then(|r| r.all_threads(true))
         .and_then(|r| r.restrict_self())
-        .map_err(|e| e.to_string())?;
+        .map_err(SandboxError::call("landlock"))?;
     let abi = match status.landlock {
         LandlockStatus::Available { effective_abi, .. } => effective_abi,
-        LandlockStatus::NotEnabled => return Err("not enabled in this kernel (lsm=)".into()),
-        LandlockStatus::NotImplemented => return Err("not built into this kernel".into()),
+        LandlockStatus::NotEnabled => return Err(unavailable("not enabled in this kernel (lsm=)")),
+        LandlockStatus::NotImplemented => return Err(unavailable("not built into this kernel")),
     };
     if threads > 1 && !status.all_threads {
-        return Err(format!(
+        return Err(SandboxError::Unavailable(format!(
             "{threads} threads at lock-down and no ABI 8 to confine them all; only one is"
-        ));
+        )));
     }
     let what = match abi {
         _ if abi >= ABI::V6 => "no file system, no TCP, no signals or abstract sockets outside",
@@ -61,7 +66,10 @@ pub fn restrict(readable: &[&Path]) -> Result<String, String> {
             "ABI {}: {what} (every right this kernel has)",
             abi as i32
         )),
-        RulesetStatus::NotEnforced => Err(format!("ABI {}: not enforced", abi as i32)),
+        RulesetStatus::NotEnforced => Err(SandboxError::Unavailable(format!(
+            "ABI {}: not enforced",
+            abi as i32
+        ))),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Resource limits: descriptors, address space, core dumps.
 
+use super::SandboxError;
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 
 /// Open files when the hard limit is unlimited (the kernel's default `fs.nr_open`).
@@ -10,7 +11,7 @@ const NOFILE_IF_UNLIMITED: u64 = 1 << 20;
 const MIN_DEFAULT_AS: u64 = 16 << 30;
 
 /// Applies the limits; the description for the log, or why it could not.
-pub fn apply() -> Result<String, String> {
+pub fn apply() -> Result<String, SandboxError> {
     // Open files: as many as allowed. The server holds one memfd per host-visible allocation,
     // so a low limit would turn into allocation failures, not safety.
     let nofile = getrlimit(Resource::Nofile);
@@ -22,7 +23,7 @@ pub fn apply() -> Result<String, String> {
             maximum: Some(hard),
         },
     )
-    .map_err(|e| format!("RLIMIT_NOFILE: {e}"))?;
+    .map_err(SandboxError::call("RLIMIT_NOFILE"))?;
 
     // No core dumps: they would write the client's data (its buffers are mapped here) to disk.
     // Not dumpable also keeps other processes of the user from attaching to the server.
@@ -33,9 +34,9 @@ pub fn apply() -> Result<String, String> {
             maximum: Some(0),
         },
     )
-    .map_err(|e| format!("RLIMIT_CORE: {e}"))?;
+    .map_err(SandboxError::call("RLIMIT_CORE"))?;
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| format!("PR_SET_DUMPABLE: {e}"))?;
+        .map_err(SandboxError::call("PR_SET_DUMPABLE"))?;
 
     // Address space: bounded, so a client cannot make the server take the machine's memory.
     let limit = address_space_limit()?;
@@ -48,7 +49,7 @@ pub fn apply() -> Result<String, String> {
                     maximum: Some(bytes),
                 },
             )
-            .map_err(|e| format!("RLIMIT_AS: {e}"))?;
+            .map_err(SandboxError::call("RLIMIT_AS"))?;
             format!("address space {}", human(bytes))
         }
         None => "address space unlimited (AIRLOCK_MAX_MEMORY=unlimited)".into(),
@@ -59,11 +60,12 @@ pub fn apply() -> Result<String, String> {
 /// `AIRLOCK_MAX_MEMORY` (bytes, or with a K, M, G or T suffix, or `unlimited`), else twice the
 /// machine's memory and at least [`MIN_DEFAULT_AS`]: what lavapipe advertises as its heap is
 /// the machine's memory, and the CTS allocates that much.
-pub fn address_space_limit() -> Result<Option<u64>, String> {
+pub fn address_space_limit() -> Result<Option<u64>, SandboxError> {
     match std::env::var("AIRLOCK_MAX_MEMORY") {
-        Ok(v) if !v.is_empty() => parse_size(&v).map_err(|e| format!("AIRLOCK_MAX_MEMORY: {e}")),
+        Ok(v) if !v.is_empty() => parse_size(&v),
         _ => Ok(Some(
-            crate::limits::physical_memory()?
+            crate::limits::physical_memory()
+                .map_err(SandboxError::Unavailable)?
                 .saturating_mul(2)
                 .max(MIN_DEFAULT_AS),
         )),
@@ -71,14 +73,18 @@ pub fn address_space_limit() -> Result<Option<u64>, String> {
 }
 
 /// A size for the address-space limit: [`crate::limits::parse_size`], at least 1 GiB.
-fn parse_size(v: &str) -> Result<Option<u64>, String> {
-    let Some(bytes) = crate::limits::parse_size(v)? else {
+fn parse_size(v: &str) -> Result<Option<u64>, SandboxError> {
+    let setting = |why| SandboxError::Setting {
+        var: "AIRLOCK_MAX_MEMORY",
+        why,
+    };
+    let Some(bytes) = crate::limits::parse_size(v).map_err(setting)? else {
         return Ok(None);
     };
     if bytes < 1 << 30 {
-        return Err(format!(
+        return Err(setting(format!(
             "{v:?} is below 1G, less than the host driver needs to start"
-        ));
+        )));
     }
     Ok(Some(bytes))
 }

@@ -26,7 +26,44 @@ mod selftest;
 use crate::host::HostDriver;
 use std::os::fd::BorrowedFd;
 use std::sync::OnceLock;
+use thiserror::Error;
 use tracing::{info, warn};
+
+/// Why the sandbox, or one of its layers, could not be set up.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum SandboxError {
+    /// `AIRLOCK_SANDBOX` names no mode.
+    #[error("AIRLOCK_SANDBOX={0:?}: expected strict, best-effort or off")]
+    Mode(String),
+    /// A call a layer needs failed.
+    #[error("{call}: {err}")]
+    Call { call: &'static str, err: String },
+    /// What the layer needs is not there (the kernel, the architecture, the set-up).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A setting of the environment is malformed.
+    #[error("{var}: {why}")]
+    Setting { var: &'static str, why: String },
+    /// Strict mode, and these layers failed.
+    #[error("sandbox (strict) refuses to serve: {failed} failed. {summary}")]
+    Strict { failed: String, summary: String },
+}
+
+impl From<&str> for SandboxError {
+    fn from(why: &str) -> SandboxError {
+        SandboxError::Unavailable(why.into())
+    }
+}
+
+impl SandboxError {
+    /// A failed call, for `map_err`.
+    pub fn call<E: std::fmt::Display>(call: &'static str) -> impl FnOnce(E) -> SandboxError {
+        move |e| SandboxError::Call {
+            call,
+            err: e.to_string(),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -36,17 +73,18 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn from_env() -> Result<Mode, String> {
+    pub fn from_env() -> Result<Mode, SandboxError> {
         match std::env::var("AIRLOCK_SANDBOX").as_deref() {
             Err(std::env::VarError::NotPresent) | Ok("") | Ok("best-effort") => {
                 Ok(Mode::BestEffort)
             }
             Ok("strict") => Ok(Mode::Strict),
             Ok("off") => Ok(Mode::Off),
-            Ok(other) => Err(format!(
-                "AIRLOCK_SANDBOX={other:?}: expected strict, best-effort or off"
-            )),
-            Err(e) => Err(format!("AIRLOCK_SANDBOX: {e}")),
+            Ok(other) => Err(SandboxError::Mode(other.to_string())),
+            Err(e) => Err(SandboxError::Setting {
+                var: "AIRLOCK_SANDBOX",
+                why: e.to_string(),
+            }),
         }
     }
 
@@ -62,7 +100,7 @@ impl Mode {
 #[derive(Clone, Debug)]
 pub enum Outcome {
     Applied(String),
-    Failed(String),
+    Failed(SandboxError),
     /// Left out on request (the self-test's `--skip`).
     Skipped,
 }
@@ -75,7 +113,7 @@ pub struct Layer {
 }
 
 impl Layer {
-    fn new(name: &'static str, r: Result<String, String>) -> Layer {
+    fn new(name: &'static str, r: Result<String, SandboxError>) -> Layer {
         Layer {
             name,
             outcome: match r {
@@ -153,7 +191,7 @@ static EARLY: OnceLock<Early> = OnceLock::new();
 /// First thing in `main`, before any thread exists (a multithreaded process cannot enter a new
 /// user namespace, and changing the environment is only sound while no other thread reads it).
 /// Errors only for a malformed `AIRLOCK_SANDBOX`.
-pub fn early() -> Result<Mode, String> {
+pub fn early() -> Result<Mode, SandboxError> {
     let mode = Mode::from_env()?;
     let mut early = Early {
         mode,
@@ -196,7 +234,7 @@ fn disable_shader_cache() -> String {
 /// locks the process down. `control` is the client's socket, the only one the server may use
 /// afterwards. In strict mode, an error names the layers that failed; the caller refuses the
 /// client with it.
-pub fn after_init(host: &HostDriver, control: BorrowedFd<'_>) -> Result<Report, String> {
+pub fn after_init(host: &HostDriver, control: BorrowedFd<'_>) -> Result<Report, SandboxError> {
     lock_down(host, control, &[])
 }
 
@@ -205,7 +243,7 @@ fn lock_down(
     host: &HostDriver,
     control: BorrowedFd<'_>,
     skip: &[String],
-) -> Result<Report, String> {
+) -> Result<Report, SandboxError> {
     let (mode, namespaces, mut notes) = match EARLY.get() {
         Some(e) => (e.mode, e.namespaces.clone(), e.notes.clone()),
         // main always calls early(); without it, say so rather than pretend.
@@ -213,7 +251,9 @@ fn lock_down(
             Mode::from_env()?,
             Some(Layer::new(
                 "namespaces",
-                Err("not entered (sandbox::early was not called)".into()),
+                Err(SandboxError::Unavailable(
+                    "not entered (sandbox::early was not called)".into(),
+                )),
             )),
             Vec::new(),
         ),
@@ -231,7 +271,7 @@ fn lock_down(
         Err(e) => notes.push(format!("warm-up failed: {e}")),
     }
     let mut layers: Vec<Layer> = namespaces.into_iter().collect();
-    let mut apply = |name: &'static str, f: &dyn Fn() -> Result<String, String>| {
+    let mut apply = |name: &'static str, f: &dyn Fn() -> Result<String, SandboxError>| {
         layers.push(if skip.iter().any(|s| s == name) {
             Layer {
                 name,
@@ -258,11 +298,10 @@ fn lock_down(
         info!("sandbox ({}): {}", mode.name(), report.summary());
     } else if mode == Mode::Strict {
         let names: Vec<&str> = failures.iter().map(|l| l.name).collect();
-        return Err(format!(
-            "sandbox (strict) refuses to serve: {} failed. {}",
-            names.join(", "),
-            report.summary()
-        ));
+        return Err(SandboxError::Strict {
+            failed: names.join(", "),
+            summary: report.summary(),
+        });
     } else {
         warn!(
             "sandbox ({}): some layers failed: {}",
@@ -276,9 +315,9 @@ fn lock_down(
 /// `PR_SET_NO_NEW_PRIVS`, which landlock and seccomp need and which makes any later `execve`
 /// unable to gain privileges; and every capability dropped (a server started as root, or in the
 /// user namespace it owns, holds some).
-fn privileges() -> Result<String, String> {
-    rustix::thread::set_no_new_privs(true).map_err(|e| format!("PR_SET_NO_NEW_PRIVS: {e}"))?;
-    let caps = rustix::thread::capabilities(None).map_err(|e| format!("capget: {e}"))?;
+fn privileges() -> Result<String, SandboxError> {
+    rustix::thread::set_no_new_privs(true).map_err(SandboxError::call("PR_SET_NO_NEW_PRIVS"))?;
+    let caps = rustix::thread::capabilities(None).map_err(SandboxError::call("capget"))?;
     if caps.permitted.is_empty() && caps.effective.is_empty() && caps.inheritable.is_empty() {
         return Ok("set, no capabilities held".into());
     }
@@ -291,21 +330,21 @@ fn privileges() -> Result<String, String> {
             inheritable: none,
         },
     )
-    .map_err(|e| format!("dropping capabilities: {e}"))?;
+    .map_err(SandboxError::call("dropping capabilities"))?;
     Ok("set, capabilities dropped".into())
 }
 
 #[cfg(target_arch = "x86_64")]
-fn seccomp_layer(control: BorrowedFd<'_>, validated: bool) -> Result<String, String> {
+fn seccomp_layer(control: BorrowedFd<'_>, validated: bool) -> Result<String, SandboxError> {
     seccomp::install(&policy::policy(validated), control)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn seccomp_layer(_control: BorrowedFd<'_>) -> Result<String, String> {
-    Err(format!(
+fn seccomp_layer(_control: BorrowedFd<'_>, _validated: bool) -> Result<String, SandboxError> {
+    Err(SandboxError::Unavailable(format!(
         "no policy for {} yet (server/src/sandbox/policy.rs is x86_64's)",
         std::env::consts::ARCH
-    ))
+    )))
 }
 
 /// Calls trapped (refused with `EPERM` and logged) by the seccomp filter so far.

@@ -12,10 +12,11 @@
 //!   namespace, and the kernel then refuses `CLONE_THREAD` to the caller, so the server could
 //!   start no threads; the seccomp policy refuses new processes and signals to others anyway.
 
+use super::SandboxError;
 use std::io;
 
 /// Enters the namespaces; which ones, or why none could be.
-pub fn enter() -> Result<String, String> {
+pub fn enter() -> Result<String, SandboxError> {
     let (uid, gid) = (rustix::process::getuid(), rustix::process::getgid());
     let others = libc::CLONE_NEWNS
         | libc::CLONE_NEWNET
@@ -35,9 +36,10 @@ pub fn enter() -> Result<String, String> {
         // privileged server can still leave the host's network and the rest.
         Err(user_err) => match unshare(others) {
             Ok(()) => Ok(format!("{OTHERS} (no user namespace: {user_err})")),
-            Err(_) => Err(format!(
-                "unshare: {user_err} (unprivileged user namespaces are disabled here?)"
-            )),
+            Err(_) => Err(SandboxError::Call {
+                call: "unshare",
+                err: format!("{user_err} (unprivileged user namespaces are disabled here?)"),
+            }),
         },
     }
 }

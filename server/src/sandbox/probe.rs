@@ -10,6 +10,7 @@
 //! process's first pipeline compile (LLVM's JIT: threads, executable mappings) and a dispatch
 //! work there.
 
+use super::SandboxError;
 use crate::host::HostDriver;
 use ash::vk;
 use std::time::{Duration, Instant};
@@ -41,7 +42,7 @@ pub enum Stage {
 
 /// Runs the job on `host` up to `stage`. Everything it created is destroyed before it returns,
 /// whatever the outcome (so no driver thread outlives it). Returns the time it took.
-pub fn run(host: &HostDriver, stage: Stage) -> Result<Duration, String> {
+pub fn run(host: &HostDriver, stage: Stage) -> Result<Duration, SandboxError> {
     let start = Instant::now();
     let static_fn = ash::StaticFn {
         get_instance_proc_addr: host.get_instance_proc_addr,
@@ -58,7 +59,7 @@ pub fn run(host: &HostDriver, stage: Stage) -> Result<Duration, String> {
             None,
         )
     }
-    .map_err(|e| format!("vkCreateInstance: {e}"))?;
+    .map_err(SandboxError::call("vkCreateInstance"))?;
     let mut o = Objects::new(instance);
     o.job(stage)?;
     drop(o);
@@ -97,15 +98,17 @@ impl Objects {
         }
     }
 
-    fn job(&mut self, stage: Stage) -> Result<(), String> {
-        let vkerr = |what: &'static str| move |e: vk::Result| format!("{what}: {e}");
+    fn job(&mut self, stage: Stage) -> Result<(), SandboxError> {
+        let vkerr = |what: &'static str| SandboxError::call::<vk::Result>(what);
         // SAFETY (whole function): every handle passed is one created just before from the
         // same instance or device, and every create info points at live locals.
         let pd = unsafe { self.instance.enumerate_physical_devices() }
             .map_err(vkerr("vkEnumeratePhysicalDevices"))?
             .into_iter()
             .next()
-            .ok_or("the host driver has no physical device")?;
+            .ok_or_else(|| {
+                SandboxError::Unavailable("the host driver has no physical device".into())
+            })?;
         let family = unsafe {
             self.instance
                 .get_physical_device_queue_family_properties(pd)
@@ -206,7 +209,7 @@ impl Objects {
             .layout(self.layout);
         self.pipeline =
             unsafe { device.create_compute_pipelines(vk::PipelineCache::null(), &[info], None) }
-                .map_err(|(_, e)| format!("vkCreateComputePipelines: {e}"))?[0];
+                .map_err(|(_, e)| SandboxError::call("vkCreateComputePipelines")(e))?[0];
 
         let sizes = [vk::DescriptorPoolSize::default()
             .ty(vk::DescriptorType::STORAGE_BUFFER)
@@ -300,10 +303,10 @@ impl Objects {
             // SAFETY: as above; the fence wait and the barrier made the shader's writes visible.
             let got = unsafe { ptr.add(i as usize).read_volatile() };
             if got != expected(i) {
-                return Err(format!(
+                return Err(SandboxError::Unavailable(format!(
                     "the probe shader wrote {got:#x} at word {i}, expected {:#x}",
                     expected(i)
-                ));
+                )));
             }
         }
         Ok(())

@@ -14,6 +14,7 @@
 //! a Vulkan error) instead of dying with no word of what it tried; a sandbox that killed the
 //! process would protect no more, since the call is refused either way.
 
+use super::SandboxError;
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
     SeccompRule, TargetArch,
@@ -129,13 +130,14 @@ impl Cond {
 
 /// Installs the policy on every thread (`SECCOMP_FILTER_FLAG_TSYNC`). `no_new_privs` must be
 /// set already. Returns a description for the log.
-pub fn install(policy: &[Group], control: BorrowedFd<'_>) -> Result<String, String> {
+pub fn install(policy: &[Group], control: BorrowedFd<'_>) -> Result<String, SandboxError> {
     let programs = compile(policy, control)?;
     install_sigsys_handler()?;
     // The errno filters first: a failure part way leaves refusals without the allow-list, never
     // the allow-list without its refusals (which would trap calls meant to fail quietly).
     for p in programs.iter().rev() {
-        seccompiler::apply_filter_all_threads(p).map_err(|e| format!("installing: {e}"))?;
+        seccompiler::apply_filter_all_threads(p)
+            .map_err(SandboxError::call("installing the filter"))?;
     }
     let allowed = policy
         .iter()
@@ -198,7 +200,7 @@ pub fn describe(policy: &[Group]) -> String {
 const ARCH: TargetArch = TargetArch::x86_64;
 
 /// The BPF programs: the allow-list first, then one per errno.
-fn compile(policy: &[Group], control: BorrowedFd<'_>) -> Result<Vec<BpfProgram>, String> {
+fn compile(policy: &[Group], control: BorrowedFd<'_>) -> Result<Vec<BpfProgram>, SandboxError> {
     let pid = std::process::id() as u64;
     let sock = control.as_raw_fd() as u64;
     let rules_of = |calls: &mut dyn Iterator<Item = &Call>| {
@@ -216,12 +218,15 @@ fn compile(policy: &[Group], control: BorrowedFd<'_>) -> Result<Vec<BpfProgram>,
                         .iter()
                         .map(|k| condition(k, pid, sock))
                         .collect::<Result<Vec<_>, _>>()?;
-                    rules.push(SeccompRule::new(conds).map_err(|e| format!("{}: {e}", c.name()))?);
+                    rules.push(SeccompRule::new(conds).map_err(|e| SandboxError::Call {
+                        call: "a seccomp rule",
+                        err: format!("{}: {e}", c.name()),
+                    })?);
                 }
             }
         }
         // seccompiler: an empty rule list matches the call whatever its arguments.
-        Ok::<_, String>(
+        Ok::<_, SandboxError>(
             map.into_iter()
                 .map(|(nr, r)| (nr, r.unwrap_or_default()))
                 .collect::<BTreeMap<_, _>>(),
@@ -229,8 +234,8 @@ fn compile(policy: &[Group], control: BorrowedFd<'_>) -> Result<Vec<BpfProgram>,
     };
     let build = |rules, mismatch, matched| {
         let filter = SeccompFilter::new(rules, mismatch, matched, ARCH)
-            .map_err(|e| format!("building the filter: {e}"))?;
-        BpfProgram::try_from(filter).map_err(|e| format!("compiling the filter: {e}"))
+            .map_err(SandboxError::call("building the filter"))?;
+        BpfProgram::try_from(filter).map_err(SandboxError::call("compiling the filter"))
     };
     let mut programs = vec![build(
         rules_of(&mut policy.iter().flat_map(|g| g.calls))?,
@@ -260,7 +265,7 @@ fn compile(policy: &[Group], control: BorrowedFd<'_>) -> Result<Vec<BpfProgram>,
     Ok(programs)
 }
 
-fn condition(c: &Cond, pid: u64, sock: u64) -> Result<SeccompCondition, String> {
+fn condition(c: &Cond, pid: u64, sock: u64) -> Result<SeccompCondition, SandboxError> {
     let value = match c.value {
         Value::Const(v) => v,
         Value::OwnPid => pid,
@@ -275,7 +280,10 @@ fn condition(c: &Cond, pid: u64, sock: u64) -> Result<SeccompCondition, String> 
         Op::Eq => SeccompCmpOp::Eq,
         Op::MaskedEq(m) => SeccompCmpOp::MaskedEq(m),
     };
-    SeccompCondition::new(c.arg, len, op, value).map_err(|e| format!("condition {c:?}: {e}"))
+    SeccompCondition::new(c.arg, len, op, value).map_err(|e| SandboxError::Call {
+        call: "a seccomp condition",
+        err: format!("{c:?}: {e}"),
+    })
 }
 
 /// Trapped calls so far (all threads).
@@ -288,7 +296,7 @@ pub fn trapped() -> u32 {
     TRAPPED.load(Ordering::Relaxed)
 }
 
-fn install_sigsys_handler() -> Result<(), String> {
+fn install_sigsys_handler() -> Result<(), SandboxError> {
     // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe (below).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
@@ -296,9 +304,8 @@ fn install_sigsys_handler() -> Result<(), String> {
         sa.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut sa.sa_mask);
         if libc::sigaction(libc::SIGSYS, &sa, std::ptr::null_mut()) != 0 {
-            return Err(format!(
-                "SIGSYS handler: {}",
-                std::io::Error::last_os_error()
+            return Err(SandboxError::call("sigaction(SIGSYS)")(
+                std::io::Error::last_os_error(),
             ));
         }
     }
