@@ -1,5 +1,6 @@
 //! The driver helpers shared with the device tests (`workloads::drivers`), and the probe
-//! example. Every device test runs the same thing natively on lavapipe and through Airlock.
+//! (`workloads/src/bin/airlock-probe.rs`). Every device test runs the same thing natively on
+//! lavapipe and through Airlock.
 #![allow(dead_code)]
 
 pub use workloads::drivers::*;
@@ -7,9 +8,9 @@ pub use workloads::drivers::*;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The probe example, run as its own process.
+/// The probe, run as its own process.
 pub fn probe(manifest: &PathBuf, args: &[&str]) -> Command {
-    let p = target_dir().join("examples/airlock_probe");
+    let p = target_dir().join("airlock-probe");
     assert!(
         p.exists(),
         "{} is missing: run `cargo build --workspace --all-targets`",

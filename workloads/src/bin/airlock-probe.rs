@@ -1,5 +1,6 @@
-//! Scenarios the integration tests run in a process of their own, because a Vulkan driver's
-//! state (Airlock's server connection) is per process. Prints `key=value` lines.
+//! `airlock-probe <scenario>`: the ICD's process-level test helper (`icd/tests/process.rs`).
+//! Each scenario runs in a process of its own, because a Vulkan driver's state (Airlock's server
+//! connection) is per process. Prints `key=value` lines.
 //!
 //! - `enumerate`: instance, physical devices, their names and driver.
 //! - `mdwe-enumerate`: the same after `prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`.
@@ -67,7 +68,7 @@ fn mdwe() -> Result<(), String> {
 fn enumerate() -> Result<(ash::Entry, ash::Instance, Vec<vk::PhysicalDevice>), String> {
     let entry = unsafe { ash::Entry::load() }.map_err(|e| e.to_string())?;
     let app = vk::ApplicationInfo::default()
-        .application_name(c"airlock_probe")
+        .application_name(c"airlock-probe")
         .api_version(vk::API_VERSION_1_3);
     let instance = unsafe {
         entry.create_instance(
