@@ -44,6 +44,18 @@ pub fn call_with(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> 
     r
 }
 
+/// A `vkCreate*(parent, info, allocator, out)` call on the generic path, as a `VkResult`.
+pub fn create<I, A, O>(
+    cmd: &'static CommandDesc,
+    parent: u64,
+    info: *const I,
+    allocator: *const A,
+    out: *mut O,
+) -> vk::Result {
+    let args = [parent, info as u64, allocator as u64, out as u64];
+    vk::Result::from_raw(call(cmd, &args) as i32)
+}
+
 /// Sends a call without waiting for it, for calls whose result the family answers itself
 /// (`vkBeginCommandBuffer`, `vkResetFences` …). The server still applies them in order.
 pub fn post(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> vk::Result {

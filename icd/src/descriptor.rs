@@ -7,7 +7,7 @@
 //! programs have none, and then nothing is kept. Templates and these are the device's: they go
 //! with it.
 
-use crate::call::{call, call_with};
+use crate::call::{call, call_with, create};
 use crate::log::log;
 use crate::objects::{header, Header};
 use crate::util::app_slice as slice;
@@ -133,15 +133,13 @@ pub unsafe extern "system" fn vkCreateDescriptorSetLayout(
     allocator: *const vk::AllocationCallbacks<'_>,
     layout: *mut vk::DescriptorSetLayout,
 ) -> vk::Result {
-    let r = vk::Result::from_raw(call(
+    let r = create(
         &C_vkCreateDescriptorSetLayout,
-        &[
-            device.as_raw(),
-            info as u64,
-            allocator as u64,
-            layout as u64,
-        ],
-    ) as i32);
+        device.as_raw(),
+        info,
+        allocator,
+        layout,
+    );
     if r == vk::Result::SUCCESS {
         let i = &*info;
         let mut bindings: Vec<u32> = slice(i.p_bindings, i.binding_count)
@@ -263,15 +261,13 @@ pub unsafe extern "system" fn vkCreatePipelineLayout(
     allocator: *const vk::AllocationCallbacks<'_>,
     layout: *mut vk::PipelineLayout,
 ) -> vk::Result {
-    let r = vk::Result::from_raw(call(
+    let r = create(
         &C_vkCreatePipelineLayout,
-        &[
-            device.as_raw(),
-            info as u64,
-            allocator as u64,
-            layout as u64,
-        ],
-    ) as i32);
+        device.as_raw(),
+        info,
+        allocator,
+        layout,
+    );
     if r == vk::Result::SUCCESS {
         let i = &*info;
         let mut imm = immutable(header(device.as_raw())).lock();
@@ -307,10 +303,13 @@ pub unsafe extern "system" fn vkCreateDescriptorUpdateTemplate(
     allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::DescriptorUpdateTemplate,
 ) -> vk::Result {
-    let r = vk::Result::from_raw(call(
+    let r = create(
         &C_vkCreateDescriptorUpdateTemplate,
-        &[device.as_raw(), info as u64, allocator as u64, out as u64],
-    ) as i32);
+        device.as_raw(),
+        info,
+        allocator,
+        out,
+    );
     if r == vk::Result::SUCCESS {
         let i = &*info;
         let t = Template {

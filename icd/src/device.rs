@@ -2,7 +2,7 @@
 //! it (memory mappings, command pools and their command buffers, templates, queues). Destroying
 //! the device frees the wrapper, and all of that with it.
 
-use crate::call::call;
+use crate::call::{call, create};
 use crate::instance::{enabled_of_physical_device, Enabled};
 use crate::objects::{header, Object};
 use crate::util::names;
@@ -21,10 +21,7 @@ pub unsafe extern "system" fn vkCreateDevice(
     allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::Device,
 ) -> vk::Result {
-    let r = vk::Result::from_raw(call(
-        &C_vkCreateDevice,
-        &[pd.as_raw(), info as u64, allocator as u64, out as u64],
-    ) as i32);
+    let r = create(&C_vkCreateDevice, pd.as_raw(), info, allocator, out);
     if r != vk::Result::SUCCESS {
         return r;
     }
