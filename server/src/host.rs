@@ -336,10 +336,11 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
-    /// What lavapipe's JIT asked for by name in the sample runs (math built-ins in 16, 32 and
-    /// 64 bits: `workloads` scenario `math`, the CTS's spirv_assembly, glsl and subgroups
-    /// groups), and the helpers LLVM calls for half floats and 128-bit integers, resolve in the
-    /// global scope once a driver is loaded.
+    /// What lavapipe's JIT asked for by name (`dlsym`) in a survey of 1,015 CTS cases of math
+    /// built-ins in 16, 32 and 64 bits through Airlock (`exp2f`, `log2f`, `sinf`, `cosf`,
+    /// `sincosf`: none missing once libm is global), the rest of libm's that LLVM lowers
+    /// intrinsics to, and libgcc's helpers for half floats, `powi` and 128-bit integers, all
+    /// resolve in the global scope once a driver is loaded.
     #[test]
     fn the_jit_finds_the_c_runtime_in_the_global_scope() {
         offer_c_runtime().unwrap();
@@ -363,6 +364,7 @@ mod tests {
             c"log2",
             c"pow",
             c"sinf",
+            c"sincosf",
             c"cosf",
             c"sin",
             c"cos",
