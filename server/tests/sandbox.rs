@@ -172,9 +172,9 @@ fn a_malformed_mode_is_an_error() {
     assert!(get(&v, "error", &o).contains("expected strict, best-effort or off"));
 }
 
-/// The probe example, through Airlock.
+/// The probe (`workloads/src/bin/airlock-probe.rs`), through Airlock.
 fn probe(scenario: &str) -> Command {
-    let p = target_dir().join("examples/airlock_probe");
+    let p = target_dir().join("airlock-probe");
     assert!(
         p.exists(),
         "{} is missing: run `cargo build --workspace --all-targets`",
