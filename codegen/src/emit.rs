@@ -320,13 +320,13 @@ fn commands_rs(m: &Model, cmds: &[Cmd], left_out: &[String]) -> String {
         .map(|c| format!("id::{}", c.def.name))
         .collect();
     s.push_str(&hw.join(" | "));
-    s.push_str(")\n}\n\n/// Extensions the generated code carries, with the spec version of the pinned vk.xml.\npub static EXTENSIONS: &[ExtensionDesc] = &[\n");
+    s.push_str(")\n}\n\n/// Extensions the generated code carries (or the ICD implements alone: `client`), with the\n/// spec version of the pinned vk.xml.\npub static EXTENSIONS: &[ExtensionDesc] = &[\n");
     let mut exts = m.extensions.clone();
     exts.sort();
-    for (n, v, inst) in exts {
+    for (n, v, inst, client) in exts {
         writeln!(
             s,
-            "    ExtensionDesc {{ name: \"{n}\", spec_version: {v}, instance: {inst} }},"
+            "    ExtensionDesc {{ name: \"{n}\", spec_version: {v}, instance: {inst}, client: {client} }},"
         )
         .unwrap();
     }
@@ -349,6 +349,8 @@ fn param_type(m: &Model, lw: &mut Lowering, d: &Decl) -> Result<String, String> 
                 format!("vk::{}", rust_type(&m.type_name(ty)))
             }
             Category::FuncPointer => format!("vk::{ty}"),
+            // Window-system types, for the ICD's own entry points: ash names them.
+            Category::Other if PLATFORM_TYPES.contains(&ty) => format!("vk::{ty}"),
             Category::Other => return Err(format!("type {ty}")),
         })
     };
@@ -422,6 +424,18 @@ fn ret_type(m: &Model, c: &CommandDef) -> &'static str {
     }
 }
 
+/// The types of the window systems the ICD's own entry points take (`ash::vk::platform_types`).
+const PLATFORM_TYPES: [&str; 8] = [
+    "Display",
+    "Window",
+    "VisualID",
+    "xcb_connection_t",
+    "xcb_window_t",
+    "xcb_visualid_t",
+    "wl_display",
+    "wl_surface",
+];
+
 /// The entry points that look entry points up.
 const LOOKUP: [&str; 2] = ["vkGetInstanceProcAddr", "vkGetDeviceProcAddr"];
 
@@ -440,8 +454,9 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
         m,
         "ICD entry points: each encodes its call and sends it to the server (`vkCmd*`: records it\n//! into its command buffer).",
     );
-    s.push_str("use crate::call::call;\nuse crate::command_buffer::record;\nuse ash::vk;\nuse ash::vk::Handle;\n#[allow(unused_imports)]\nuse core::ffi::{c_char, c_void};\nuse wire::generated::commands as c;\n\n");
-    let mut names: BTreeMap<String, (String, u32)> = BTreeMap::new();
+    s.push_str("use crate::call::call;\nuse crate::command_buffer::record;\nuse ash::vk;\nuse ash::vk::Handle;\n#[allow(unused_imports)]\nuse core::ffi::{c_char, c_void};\nuse wire::desc::Level;\nuse wire::generated::commands as c;\n\n");
+    // name → (entry point, level, definition)
+    let mut names: BTreeMap<String, (String, &'static str, CommandDef)> = BTreeMap::new();
     for c in cmds {
         let name = &c.def.name;
         let target = if HANDWRITTEN.contains(&name.as_str()) {
@@ -477,13 +492,29 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
         // Only the names a carried feature or extension gives (not aliases from others).
         for n in std::iter::once(name).chain(&c.def.aliases) {
             if m.command_names.contains_key(n) {
-                names.insert(n.clone(), (target.clone(), c.id));
+                names.insert(n.clone(), (target.clone(), c.level, c.def.clone()));
             }
         }
     }
-    s.push_str("/// Every carried command by name (aliases included), sorted for binary search:\n/// (name, command id, entry point, the core versions and extensions that give that name).\npub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[\n");
-    for (n, (target, id)) in &names {
-        let ty = fn_type(m, lw, &cmds[*id as usize].def)?;
+    // The ICD's own commands (window-system integration): written by hand, never carried.
+    for (name, _) in &m.client_commands {
+        if !HANDWRITTEN.contains(&name.as_str()) {
+            return Err(format!(
+                "{name} belongs to an extension the ICD implements alone: write it by hand"
+            ));
+        }
+        let def = m.commands.get(name).ok_or(format!("no command {name}"))?.clone();
+        let level = level_of(m, &def);
+        for n in std::iter::once(name).chain(&def.aliases) {
+            if m.command_names.contains_key(n) {
+                let target = format!("crate::handwritten::{name}");
+                names.insert(n.clone(), (target, level, def.clone()));
+            }
+        }
+    }
+    s.push_str("/// Every entry point by name (aliases included), sorted for binary search: (name, the\n/// dispatch level, entry point, the core versions and extensions that give that name).\npub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[\n");
+    for (n, (target, level, def)) in &names {
+        let ty = fn_type(m, lw, def)?;
         let origins: Vec<String> = m.command_names[n]
             .iter()
             .map(|o| format!("\"{o}\""))
@@ -495,7 +526,7 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
         } else {
             format!("Some(unsafe {{ core::mem::transmute::<{ty}, unsafe extern \"system\" fn()>({target}) }})")
         };
-        writeln!(s, "    (\"{n}\", {id}, {f}, &[{}]),", origins.join(", ")).unwrap();
+        writeln!(s, "    (\"{n}\", Level::{level}, {f}, &[{}]),", origins.join(", ")).unwrap();
     }
     s.push_str("];\n");
     Ok(s)

@@ -38,15 +38,19 @@ fn run(root: &Path, check: bool) -> Result<Vec<String>, String> {
     let xml = root.join("codegen/vk.xml");
     let (registry, _) =
         vk_parse::parse_file(&xml).map_err(|e| format!("{}: {e:?}", xml.display()))?;
-    let allowed: BTreeSet<String> = std::fs::read_to_string(root.join("codegen/extensions.txt"))
-        .map_err(|e| e.to_string())?
-        .lines()
-        .flat_map(|l| l.split('#').next())
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
-    let mut model = model::Model::load(&registry, &allowed)?;
+    let list = |name: &str| -> Result<BTreeSet<String>, String> {
+        Ok(std::fs::read_to_string(root.join("codegen").join(name))
+            .map_err(|e| format!("codegen/{name}: {e}"))?
+            .lines()
+            .flat_map(|l| l.split('#').next())
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect())
+    };
+    let allowed = list("extensions.txt")?;
+    let client = list("icd-extensions.txt")?;
+    let mut model = model::Model::load(&registry, &allowed, &client)?;
     let text = std::fs::read_to_string(&xml).map_err(|e| e.to_string())?;
     model.header_version = text
         .split("VK_HEADER_VERSION</name>")

@@ -66,8 +66,13 @@ pub struct Model {
     pub command_names: BTreeMap<String, BTreeSet<String>>,
     /// Types named by the selected features and extensions.
     pub selected_types: BTreeSet<String>,
-    /// Selected extensions: name, spec version, instance (true) or device.
-    pub extensions: Vec<(String, u32, bool)>,
+    /// Selected extensions: name, spec version, instance (true) or device, and whether the ICD
+    /// implements it alone (window-system integration: it never reaches the server).
+    pub extensions: Vec<(String, u32, bool, bool)>,
+    /// The commands of the ICD's own extensions (and of the parts of other extensions that
+    /// depend on them), with the feature or extension that brings each in: entry points only,
+    /// written by hand, never carried.
+    pub client_commands: BTreeMap<String, String>,
 }
 
 fn base_type(c: &str) -> Option<&'static str> {
@@ -120,7 +125,11 @@ fn is_vulkan_api(api: &Option<String>) -> bool {
 }
 
 impl Model {
-    pub fn load(registry: &Registry, allowed: &BTreeSet<String>) -> Result<Model, String> {
+    pub fn load(
+        registry: &Registry,
+        allowed: &BTreeSet<String>,
+        client: &BTreeSet<String>,
+    ) -> Result<Model, String> {
         let mut m = Model {
             header_version: 0,
             categories: HashMap::new(),
@@ -132,6 +141,7 @@ impl Model {
             command_names: BTreeMap::new(),
             selected_types: BTreeSet::new(),
             extensions: Vec::new(),
+            client_commands: BTreeMap::new(),
         };
         let mut command_aliases: Vec<(String, String)> = Vec::new();
         for child in &registry.0 {
@@ -220,7 +230,7 @@ impl Model {
                 c.aliases.push(alias);
             }
         }
-        m.select(registry, allowed)?;
+        m.select(registry, allowed, client)?;
         Ok(m)
     }
 
@@ -359,7 +369,12 @@ impl Model {
         }
     }
 
-    fn select(&mut self, registry: &Registry, allowed: &BTreeSet<String>) -> Result<(), String> {
+    fn select(
+        &mut self,
+        registry: &Registry,
+        allowed: &BTreeSet<String>,
+        client: &BTreeSet<String>,
+    ) -> Result<(), String> {
         const FEATURES: [&str; 4] = [
             "VK_VERSION_1_0",
             "VK_VERSION_1_1",
@@ -368,6 +383,12 @@ impl Model {
         ];
         let mut enabled: BTreeSet<String> = FEATURES.iter().map(|s| s.to_string()).collect();
         enabled.extend(allowed.iter().cloned());
+        enabled.extend(client.iter().cloned());
+        // A require block is the ICD's own when its extension is, or when a condition names one.
+        let names_client = |c: &str| {
+            c.split([',', '+', '(', ')'])
+                .any(|x| client.contains(x.trim()))
+        };
         let satisfied = |cond: &str| -> bool {
             // `a,b` is any of; `a+b` is all of; parentheses do not occur in the pinned registry.
             cond.split(',').any(|alt| {
@@ -377,6 +398,7 @@ impl Model {
         };
         let mut found: BTreeSet<String> = BTreeSet::new();
         let take = |origin: &str, children: &[ExtensionChild], m: &mut Model| {
+            let origin_is_client = client.contains(origin);
             for ch in children {
                 let ExtensionChild::Require {
                     api,
@@ -399,6 +421,10 @@ impl Model {
                 {
                     continue;
                 }
+                let is_client = origin_is_client
+                    || conds
+                        .iter()
+                        .any(|c| c.as_deref().is_some_and(names_client));
                 for it in items {
                     match it {
                         InterfaceItem::Command { name, .. } => {
@@ -407,11 +433,15 @@ impl Model {
                                 .or_default()
                                 .insert(origin.to_string());
                             let canon = m.canonical_command(name);
-                            m.selected_commands
-                                .entry(canon)
-                                .or_insert_with(|| origin.to_string());
+                            let list = if is_client {
+                                &mut m.client_commands
+                            } else {
+                                &mut m.selected_commands
+                            };
+                            list.entry(canon).or_insert_with(|| origin.to_string());
                         }
-                        InterfaceItem::Type { name, .. } => {
+                        // The ICD's own structures never travel: not carried, dropped from chains.
+                        InterfaceItem::Type { name, .. } if !is_client => {
                             m.selected_types.insert(m.resolve(name).to_string());
                         }
                         _ => {}
@@ -429,7 +459,7 @@ impl Model {
                 }
                 RegistryChild::Extensions(exts) => {
                     for e in &exts.children {
-                        if !allowed.contains(&e.name) {
+                        if !allowed.contains(&e.name) && !client.contains(&e.name) {
                             continue;
                         }
                         found.insert(e.name.clone());
@@ -454,6 +484,7 @@ impl Model {
                             e.name.clone(),
                             spec_version,
                             e.ext_type.as_deref() == Some("instance"),
+                            client.contains(&e.name),
                         ));
                         take(&e.name, &e.children, self);
                     }
@@ -461,7 +492,11 @@ impl Model {
                 _ => {}
             }
         }
-        if let Some(missing) = allowed.iter().find(|a| !found.contains(*a)) {
+        // A command both carried and the ICD's own (brought in by both) is the ICD's.
+        for c in self.client_commands.keys() {
+            self.selected_commands.remove(c);
+        }
+        if let Some(missing) = allowed.iter().chain(client).find(|a| !found.contains(*a)) {
             return Err(format!("allow-listed extension {missing} is not in vk.xml"));
         }
         if let Some(v) = self.constants.get("VK_HEADER_VERSION") {

@@ -113,6 +113,8 @@ pub struct ExtensionDesc {
     pub name: &'static str,
     pub spec_version: u32,
     pub instance: bool,
+    /// Implemented by the ICD alone (window-system integration): never carried to the server.
+    pub client: bool,
 }
 
 #[derive(Debug)]

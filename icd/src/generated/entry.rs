@@ -9,6 +9,7 @@ use ash::vk;
 use ash::vk::Handle;
 #[allow(unused_imports)]
 use core::ffi::{c_char, c_void};
+use wire::desc::Level;
 use wire::generated::commands as c;
 
 pub unsafe extern "system" fn vkBindBufferMemory(
@@ -3354,12 +3355,45 @@ pub unsafe extern "system" fn vkWaitSemaphores(
     ) as i32)
 }
 
-/// Every carried command by name (aliases included), sorted for binary search:
-/// (name, command id, entry point, the core versions and extensions that give that name).
-pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
+/// Every entry point by name (aliases included), sorted for binary search: (name, the
+/// dispatch level, entry point, the core versions and extensions that give that name).
+pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
+    (
+        "vkAcquireNextImage2KHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    *const vk::AcquireNextImageInfoKHR<'_>,
+                    *mut u32,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkAcquireNextImage2KHR)
+        }),
+        &["VK_KHR_device_group", "VK_KHR_swapchain"],
+    ),
+    (
+        "vkAcquireNextImageKHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::SwapchainKHR,
+                    u64,
+                    vk::Semaphore,
+                    vk::Fence,
+                    *mut u32,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkAcquireNextImageKHR)
+        }),
+        &["VK_KHR_swapchain"],
+    ),
     (
         "vkAllocateCommandBuffers",
-        0,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3374,7 +3408,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkAllocateDescriptorSets",
-        1,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3389,7 +3423,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkAllocateMemory",
-        2,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3405,7 +3439,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkBeginCommandBuffer",
-        3,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3419,7 +3453,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkBindBufferMemory",
-        4,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3435,7 +3469,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkBindBufferMemory2",
-        5,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3450,7 +3484,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkBindBufferMemory2KHR",
-        5,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3465,7 +3499,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkBindImageMemory",
-        6,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3481,7 +3515,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkBindImageMemory2",
-        7,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3496,7 +3530,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkBindImageMemory2KHR",
-        7,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3511,7 +3545,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginConditionalRenderingEXT",
-        8,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3525,7 +3559,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginQuery",
-        9,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3541,7 +3575,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginQueryIndexedEXT",
-        10,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3558,7 +3592,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginRenderPass",
-        11,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3573,7 +3607,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginRenderPass2",
-        12,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3588,7 +3622,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginRenderPass2KHR",
-        12,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3603,7 +3637,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginRendering",
-        13,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::RenderingInfo<'_>) -> (),
@@ -3614,7 +3648,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginRenderingKHR",
-        13,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::RenderingInfo<'_>) -> (),
@@ -3625,7 +3659,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBeginTransformFeedbackEXT",
-        14,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3642,7 +3676,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBindDescriptorSets",
-        15,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3662,7 +3696,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBindIndexBuffer",
-        16,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Buffer, u64, vk::IndexType) -> (),
@@ -3673,7 +3707,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBindPipeline",
-        17,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3688,7 +3722,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBindTransformFeedbackBuffersEXT",
-        18,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3706,7 +3740,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBindVertexBuffers",
-        19,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3723,7 +3757,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBindVertexBuffers2",
-        20,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3742,7 +3776,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBindVertexBuffers2EXT",
-        20,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3761,7 +3795,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBlitImage",
-        21,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3781,7 +3815,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBlitImage2",
-        22,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::BlitImageInfo2<'_>) -> (),
@@ -3792,7 +3826,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdBlitImage2KHR",
-        22,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::BlitImageInfo2<'_>) -> (),
@@ -3803,7 +3837,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdClearAttachments",
-        23,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3820,7 +3854,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdClearColorImage",
-        24,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3838,7 +3872,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdClearDepthStencilImage",
-        25,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3856,7 +3890,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyBuffer",
-        26,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3873,7 +3907,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyBuffer2",
-        27,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::CopyBufferInfo2<'_>) -> (),
@@ -3884,7 +3918,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyBuffer2KHR",
-        27,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::CopyBufferInfo2<'_>) -> (),
@@ -3895,7 +3929,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyBufferToImage",
-        28,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3913,7 +3947,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyBufferToImage2",
-        29,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3927,7 +3961,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyBufferToImage2KHR",
-        29,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3941,7 +3975,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyImage",
-        30,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -3960,7 +3994,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyImage2",
-        31,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::CopyImageInfo2<'_>) -> (),
@@ -3971,7 +4005,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyImage2KHR",
-        31,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::CopyImageInfo2<'_>) -> (),
@@ -3982,7 +4016,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyImageToBuffer",
-        32,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4000,7 +4034,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyImageToBuffer2",
-        33,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4014,7 +4048,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyImageToBuffer2KHR",
-        33,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4028,7 +4062,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdCopyQueryPoolResults",
-        34,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4048,7 +4082,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDispatch",
-        35,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, u32) -> (),
@@ -4059,7 +4093,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDispatchBase",
-        36,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, u32, u32, u32, u32) -> (),
@@ -4070,7 +4104,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDispatchBaseKHR",
-        36,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, u32, u32, u32, u32) -> (),
@@ -4081,7 +4115,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDispatchIndirect",
-        37,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Buffer, u64) -> (),
@@ -4092,7 +4126,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDraw",
-        38,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, u32, u32) -> (),
@@ -4103,7 +4137,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndexed",
-        39,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, u32, i32, u32) -> (),
@@ -4114,7 +4148,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndexedIndirect",
-        40,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Buffer, u64, u32, u32) -> (),
@@ -4125,7 +4159,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndexedIndirectCount",
-        41,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4144,7 +4178,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndexedIndirectCountKHR",
-        41,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4163,7 +4197,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndirect",
-        42,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Buffer, u64, u32, u32) -> (),
@@ -4174,7 +4208,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndirectByteCountEXT",
-        43,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4193,7 +4227,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndirectCount",
-        44,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4212,7 +4246,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawIndirectCountKHR",
-        44,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4231,7 +4265,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawMultiEXT",
-        45,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4249,7 +4283,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdDrawMultiIndexedEXT",
-        46,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4268,7 +4302,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndConditionalRenderingEXT",
-        47,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer) -> (),
@@ -4279,7 +4313,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndQuery",
-        48,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::QueryPool, u32) -> (),
@@ -4290,7 +4324,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndQueryIndexedEXT",
-        49,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::QueryPool, u32, u32) -> (),
@@ -4301,7 +4335,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndRenderPass",
-        50,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer) -> (),
@@ -4312,7 +4346,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndRenderPass2",
-        51,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::SubpassEndInfo<'_>) -> (),
@@ -4323,7 +4357,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndRenderPass2KHR",
-        51,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::SubpassEndInfo<'_>) -> (),
@@ -4334,7 +4368,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndRendering",
-        52,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer) -> (),
@@ -4345,7 +4379,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndRenderingKHR",
-        52,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer) -> (),
@@ -4356,7 +4390,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdEndTransformFeedbackEXT",
-        53,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4373,7 +4407,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdExecuteCommands",
-        54,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::CommandBuffer) -> (),
@@ -4384,7 +4418,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdFillBuffer",
-        55,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Buffer, u64, u64, u32) -> (),
@@ -4395,7 +4429,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdNextSubpass",
-        56,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::SubpassContents) -> (),
@@ -4406,7 +4440,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdNextSubpass2",
-        57,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4421,7 +4455,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdNextSubpass2KHR",
-        57,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4436,7 +4470,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdPipelineBarrier",
-        58,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4458,7 +4492,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdPipelineBarrier2",
-        59,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::DependencyInfo<'_>) -> (),
@@ -4469,7 +4503,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdPipelineBarrier2KHR",
-        59,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const vk::DependencyInfo<'_>) -> (),
@@ -4480,7 +4514,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdPushConstants",
-        60,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4498,7 +4532,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdPushDescriptorSetKHR",
-        61,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4516,7 +4550,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdPushDescriptorSetWithTemplateKHR",
-        62,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4536,7 +4570,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdResetEvent",
-        63,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4551,7 +4585,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdResetEvent2",
-        64,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4566,7 +4600,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdResetEvent2KHR",
-        64,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4581,7 +4615,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdResetQueryPool",
-        65,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::QueryPool, u32, u32) -> (),
@@ -4592,7 +4626,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdResolveImage",
-        66,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4611,7 +4645,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdResolveImage2",
-        67,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4625,7 +4659,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdResolveImage2KHR",
-        67,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4639,7 +4673,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetAlphaToCoverageEnableEXT",
-        68,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4650,7 +4684,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetAlphaToOneEnableEXT",
-        69,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4661,7 +4695,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetBlendConstants",
-        70,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, *const [f32; 4]) -> (),
@@ -4672,7 +4706,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetColorBlendAdvancedEXT",
-        71,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4688,7 +4722,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetColorBlendEnableEXT",
-        72,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, *const vk::Bool32) -> (),
@@ -4699,7 +4733,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetColorBlendEquationEXT",
-        73,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4715,7 +4749,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetColorWriteEnableEXT",
-        74,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Bool32) -> (),
@@ -4726,7 +4760,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetColorWriteMaskEXT",
-        75,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4742,7 +4776,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetConservativeRasterizationModeEXT",
-        76,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -4756,7 +4790,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCoverageModulationModeNV",
-        77,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CoverageModulationModeNV) -> (),
@@ -4767,7 +4801,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCoverageModulationTableEnableNV",
-        78,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4778,7 +4812,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCoverageModulationTableNV",
-        79,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const f32) -> (),
@@ -4789,7 +4823,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCoverageReductionModeNV",
-        80,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CoverageReductionModeNV) -> (),
@@ -4800,7 +4834,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCoverageToColorEnableNV",
-        81,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4811,7 +4845,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCoverageToColorLocationNV",
-        82,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -4822,7 +4856,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCullMode",
-        83,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CullModeFlags) -> (),
@@ -4833,7 +4867,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetCullModeEXT",
-        83,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CullModeFlags) -> (),
@@ -4844,7 +4878,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthBias",
-        84,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32, f32, f32) -> (),
@@ -4855,7 +4889,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthBiasEnable",
-        85,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4866,7 +4900,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthBiasEnableEXT",
-        85,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4877,7 +4911,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthBounds",
-        86,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32, f32) -> (),
@@ -4888,7 +4922,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthBoundsTestEnable",
-        87,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4899,7 +4933,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthBoundsTestEnableEXT",
-        87,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4910,7 +4944,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthClampEnableEXT",
-        88,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4921,7 +4955,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthClipEnableEXT",
-        89,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4932,7 +4966,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthClipNegativeOneToOneEXT",
-        90,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4943,7 +4977,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthCompareOp",
-        91,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CompareOp) -> (),
@@ -4954,7 +4988,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthCompareOpEXT",
-        91,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::CompareOp) -> (),
@@ -4965,7 +4999,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthTestEnable",
-        92,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4976,7 +5010,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthTestEnableEXT",
-        92,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4987,7 +5021,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthWriteEnable",
-        93,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -4998,7 +5032,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDepthWriteEnableEXT",
-        93,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5009,7 +5043,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDeviceMask",
-        94,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5020,7 +5054,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetDeviceMaskKHR",
-        94,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5031,7 +5065,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetEvent",
-        95,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5046,7 +5080,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetEvent2",
-        96,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5061,7 +5095,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetEvent2KHR",
-        96,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5076,7 +5110,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetExtraPrimitiveOverestimationSizeEXT",
-        97,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32) -> (),
@@ -5087,7 +5121,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetFrontFace",
-        98,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::FrontFace) -> (),
@@ -5098,7 +5132,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetFrontFaceEXT",
-        98,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::FrontFace) -> (),
@@ -5109,7 +5143,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetLineRasterizationModeEXT",
-        99,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::LineRasterizationModeEXT) -> (),
@@ -5120,7 +5154,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetLineStippleEXT",
-        100,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u16) -> (),
@@ -5131,7 +5165,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetLineStippleEnableEXT",
-        101,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5142,7 +5176,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetLineWidth",
-        102,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, f32) -> (),
@@ -5153,7 +5187,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetLogicOpEXT",
-        103,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::LogicOp) -> (),
@@ -5164,7 +5198,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetLogicOpEnableEXT",
-        104,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5175,7 +5209,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetPatchControlPointsEXT",
-        105,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5186,7 +5220,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetPolygonModeEXT",
-        106,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::PolygonMode) -> (),
@@ -5197,7 +5231,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetPrimitiveRestartEnable",
-        107,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5208,7 +5242,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetPrimitiveRestartEnableEXT",
-        107,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5219,7 +5253,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetPrimitiveTopology",
-        108,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::PrimitiveTopology) -> (),
@@ -5230,7 +5264,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetPrimitiveTopologyEXT",
-        108,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::PrimitiveTopology) -> (),
@@ -5241,7 +5275,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetProvokingVertexModeEXT",
-        109,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::ProvokingVertexModeEXT) -> (),
@@ -5252,7 +5286,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetRasterizationSamplesEXT",
-        110,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::SampleCountFlags) -> (),
@@ -5263,7 +5297,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetRasterizationStreamEXT",
-        111,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32) -> (),
@@ -5274,7 +5308,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetRasterizerDiscardEnable",
-        112,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5285,7 +5319,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetRasterizerDiscardEnableEXT",
-        112,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5296,7 +5330,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetRepresentativeFragmentTestEnableNV",
-        113,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5307,7 +5341,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetSampleLocationsEnableEXT",
-        114,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5318,7 +5352,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetSampleMaskEXT",
-        115,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5333,7 +5367,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetScissor",
-        116,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, *const vk::Rect2D) -> (),
@@ -5344,7 +5378,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetScissorWithCount",
-        117,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Rect2D) -> (),
@@ -5355,7 +5389,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetScissorWithCountEXT",
-        117,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Rect2D) -> (),
@@ -5366,7 +5400,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetShadingRateImageEnableNV",
-        118,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5377,7 +5411,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetStencilCompareMask",
-        119,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::StencilFaceFlags, u32) -> (),
@@ -5388,7 +5422,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetStencilOp",
-        120,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5406,7 +5440,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetStencilOpEXT",
-        120,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5424,7 +5458,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetStencilReference",
-        121,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::StencilFaceFlags, u32) -> (),
@@ -5435,7 +5469,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetStencilTestEnable",
-        122,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5446,7 +5480,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetStencilTestEnableEXT",
-        122,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5457,7 +5491,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetStencilWriteMask",
-        123,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::StencilFaceFlags, u32) -> (),
@@ -5468,7 +5502,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetTessellationDomainOriginEXT",
-        124,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::TessellationDomainOrigin) -> (),
@@ -5479,7 +5513,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetVertexInputEXT",
-        125,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5496,7 +5530,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetViewport",
-        126,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, u32, *const vk::Viewport) -> (),
@@ -5507,7 +5541,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetViewportSwizzleNV",
-        127,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5523,7 +5557,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetViewportWScalingEnableNV",
-        128,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, vk::Bool32) -> (),
@@ -5534,7 +5568,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetViewportWithCount",
-        129,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Viewport) -> (),
@@ -5545,7 +5579,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdSetViewportWithCountEXT",
-        129,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer, u32, *const vk::Viewport) -> (),
@@ -5556,7 +5590,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdUpdateBuffer",
-        130,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5573,7 +5607,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdWaitEvents",
-        131,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5596,7 +5630,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdWaitEvents2",
-        132,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5612,7 +5646,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdWaitEvents2KHR",
-        132,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5628,7 +5662,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdWriteTimestamp",
-        133,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5644,7 +5678,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdWriteTimestamp2",
-        134,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5660,7 +5694,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCmdWriteTimestamp2KHR",
-        134,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5676,7 +5710,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateBuffer",
-        135,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5692,7 +5726,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateBufferView",
-        136,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5708,7 +5742,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateCommandPool",
-        137,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5724,7 +5758,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateComputePipelines",
-        138,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5742,7 +5776,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateDescriptorPool",
-        139,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5758,7 +5792,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateDescriptorSetLayout",
-        140,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5774,7 +5808,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateDescriptorUpdateTemplate",
-        141,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5790,7 +5824,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateDescriptorUpdateTemplateKHR",
-        141,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5806,7 +5840,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateDevice",
-        142,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5822,7 +5856,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateEvent",
-        143,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5838,7 +5872,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateFence",
-        144,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5854,7 +5888,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateFramebuffer",
-        145,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5870,7 +5904,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateGraphicsPipelines",
-        146,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5887,8 +5921,24 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_VERSION_1_0"],
     ),
     (
+        "vkCreateHeadlessSurfaceEXT",
+        Level::Instance,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Instance,
+                    *const vk::HeadlessSurfaceCreateInfoEXT<'_>,
+                    *const vk::AllocationCallbacks<'_>,
+                    *mut vk::SurfaceKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkCreateHeadlessSurfaceEXT)
+        }),
+        &["VK_EXT_headless_surface"],
+    ),
+    (
         "vkCreateImage",
-        147,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5904,7 +5954,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateImageView",
-        148,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5920,7 +5970,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateInstance",
-        149,
+        Level::Global,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5935,7 +5985,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreatePipelineCache",
-        150,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5951,7 +6001,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreatePipelineLayout",
-        151,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5967,7 +6017,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreatePrivateDataSlot",
-        152,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5983,7 +6033,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreatePrivateDataSlotEXT",
-        152,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -5999,7 +6049,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateQueryPool",
-        153,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6015,7 +6065,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateRenderPass",
-        154,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6031,7 +6081,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateRenderPass2",
-        155,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6047,7 +6097,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateRenderPass2KHR",
-        155,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6063,7 +6113,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateSampler",
-        156,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6079,7 +6129,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateSamplerYcbcrConversion",
-        157,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6095,7 +6145,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateSemaphore",
-        158,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6111,7 +6161,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkCreateShaderModule",
-        159,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6126,8 +6176,72 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_VERSION_1_0"],
     ),
     (
+        "vkCreateSwapchainKHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    *const vk::SwapchainCreateInfoKHR<'_>,
+                    *const vk::AllocationCallbacks<'_>,
+                    *mut vk::SwapchainKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkCreateSwapchainKHR)
+        }),
+        &["VK_KHR_swapchain"],
+    ),
+    (
+        "vkCreateWaylandSurfaceKHR",
+        Level::Instance,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Instance,
+                    *const vk::WaylandSurfaceCreateInfoKHR<'_>,
+                    *const vk::AllocationCallbacks<'_>,
+                    *mut vk::SurfaceKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkCreateWaylandSurfaceKHR)
+        }),
+        &["VK_KHR_wayland_surface"],
+    ),
+    (
+        "vkCreateXcbSurfaceKHR",
+        Level::Instance,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Instance,
+                    *const vk::XcbSurfaceCreateInfoKHR<'_>,
+                    *const vk::AllocationCallbacks<'_>,
+                    *mut vk::SurfaceKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkCreateXcbSurfaceKHR)
+        }),
+        &["VK_KHR_xcb_surface"],
+    ),
+    (
+        "vkCreateXlibSurfaceKHR",
+        Level::Instance,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Instance,
+                    *const vk::XlibSurfaceCreateInfoKHR<'_>,
+                    *const vk::AllocationCallbacks<'_>,
+                    *mut vk::SurfaceKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkCreateXlibSurfaceKHR)
+        }),
+        &["VK_KHR_xlib_surface"],
+    ),
+    (
         "vkDestroyBuffer",
-        160,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6142,7 +6256,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyBufferView",
-        161,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6157,7 +6271,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyCommandPool",
-        162,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6172,7 +6286,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyDescriptorPool",
-        163,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6187,7 +6301,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyDescriptorSetLayout",
-        164,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6202,7 +6316,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyDescriptorUpdateTemplate",
-        165,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6217,7 +6331,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyDescriptorUpdateTemplateKHR",
-        165,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6232,7 +6346,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyDevice",
-        166,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, *const vk::AllocationCallbacks<'_>) -> (),
@@ -6243,7 +6357,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyEvent",
-        167,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6258,7 +6372,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyFence",
-        168,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6273,7 +6387,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyFramebuffer",
-        169,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6288,7 +6402,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyImage",
-        170,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6303,7 +6417,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyImageView",
-        171,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6318,7 +6432,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyInstance",
-        172,
+        Level::Instance,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Instance, *const vk::AllocationCallbacks<'_>) -> (),
@@ -6329,7 +6443,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyPipeline",
-        173,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6344,7 +6458,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyPipelineCache",
-        174,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6359,7 +6473,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyPipelineLayout",
-        175,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6374,7 +6488,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyPrivateDataSlot",
-        176,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6389,7 +6503,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyPrivateDataSlotEXT",
-        176,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6404,7 +6518,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyQueryPool",
-        177,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6419,7 +6533,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyRenderPass",
-        178,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6434,7 +6548,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroySampler",
-        179,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6449,7 +6563,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroySamplerYcbcrConversion",
-        180,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6464,7 +6578,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroySemaphore",
-        181,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6479,7 +6593,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkDestroyShaderModule",
-        182,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6493,8 +6607,38 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_VERSION_1_0"],
     ),
     (
+        "vkDestroySurfaceKHR",
+        Level::Instance,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Instance,
+                    vk::SurfaceKHR,
+                    *const vk::AllocationCallbacks<'_>,
+                ) -> (),
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkDestroySurfaceKHR)
+        }),
+        &["VK_KHR_surface"],
+    ),
+    (
+        "vkDestroySwapchainKHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::SwapchainKHR,
+                    *const vk::AllocationCallbacks<'_>,
+                ) -> (),
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkDestroySwapchainKHR)
+        }),
+        &["VK_KHR_swapchain"],
+    ),
+    (
         "vkDeviceWaitIdle",
-        183,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device) -> vk::Result,
@@ -6505,7 +6649,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEndCommandBuffer",
-        184,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::CommandBuffer) -> vk::Result,
@@ -6516,7 +6660,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumerateDeviceExtensionProperties",
-        185,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6532,7 +6676,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumerateDeviceLayerProperties",
-        186,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6547,7 +6691,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumerateInstanceExtensionProperties",
-        187,
+        Level::Global,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6562,7 +6706,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumerateInstanceLayerProperties",
-        188,
+        Level::Global,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(*mut u32, *mut vk::LayerProperties) -> vk::Result,
@@ -6573,7 +6717,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumerateInstanceVersion",
-        189,
+        Level::Global,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(*mut u32) -> vk::Result,
@@ -6584,7 +6728,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumeratePhysicalDeviceGroups",
-        190,
+        Level::Instance,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6599,7 +6743,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumeratePhysicalDeviceGroupsKHR",
-        190,
+        Level::Instance,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6614,7 +6758,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkEnumeratePhysicalDevices",
-        191,
+        Level::Instance,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6629,7 +6773,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkFlushMappedMemoryRanges",
-        192,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6644,7 +6788,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkFreeCommandBuffers",
-        193,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6660,7 +6804,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkFreeDescriptorSets",
-        194,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6676,7 +6820,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkFreeMemory",
-        195,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6691,7 +6835,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetBufferDeviceAddress",
-        196,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6705,7 +6849,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetBufferDeviceAddressKHR",
-        196,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6719,7 +6863,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetBufferMemoryRequirements",
-        197,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6734,7 +6878,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetBufferMemoryRequirements2",
-        198,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6749,7 +6893,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetBufferMemoryRequirements2KHR",
-        198,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6764,7 +6908,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetBufferOpaqueCaptureAddress",
-        199,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6778,7 +6922,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetBufferOpaqueCaptureAddressKHR",
-        199,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6792,7 +6936,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetCalibratedTimestampsEXT",
-        200,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6809,7 +6953,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDescriptorSetLayoutSupport",
-        201,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6824,7 +6968,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDescriptorSetLayoutSupportKHR",
-        201,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6839,7 +6983,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceBufferMemoryRequirements",
-        202,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6854,7 +6998,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceBufferMemoryRequirementsKHR",
-        202,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6869,7 +7013,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceGroupPeerMemoryFeatures",
-        203,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6886,7 +7030,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceGroupPeerMemoryFeaturesKHR",
-        203,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6902,8 +7046,37 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_KHR_device_group"],
     ),
     (
+        "vkGetDeviceGroupPresentCapabilitiesKHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    *mut vk::DeviceGroupPresentCapabilitiesKHR<'_>,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetDeviceGroupPresentCapabilitiesKHR)
+        }),
+        &["VK_KHR_device_group", "VK_KHR_swapchain"],
+    ),
+    (
+        "vkGetDeviceGroupSurfacePresentModesKHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::SurfaceKHR,
+                    *mut vk::DeviceGroupPresentModeFlagsKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetDeviceGroupSurfacePresentModesKHR)
+        }),
+        &["VK_KHR_device_group", "VK_KHR_swapchain"],
+    ),
+    (
         "vkGetDeviceImageMemoryRequirements",
-        204,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6918,7 +7091,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceImageMemoryRequirementsKHR",
-        204,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6933,7 +7106,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceImageSparseMemoryRequirements",
-        205,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6949,7 +7122,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceImageSparseMemoryRequirementsKHR",
-        205,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6965,7 +7138,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceMemoryCommitment",
-        206,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::DeviceMemory, *mut u64) -> (),
@@ -6976,7 +7149,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceMemoryOpaqueCaptureAddress",
-        207,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -6990,7 +7163,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceMemoryOpaqueCaptureAddressKHR",
-        207,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7002,10 +7175,15 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         }),
         &["VK_KHR_buffer_device_address"],
     ),
-    ("vkGetDeviceProcAddr", 208, None, &["VK_VERSION_1_0"]),
+    (
+        "vkGetDeviceProcAddr",
+        Level::Device,
+        None,
+        &["VK_VERSION_1_0"],
+    ),
     (
         "vkGetDeviceQueue",
-        209,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, u32, u32, *mut vk::Queue) -> (),
@@ -7016,7 +7194,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetDeviceQueue2",
-        210,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7031,7 +7209,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetEventStatus",
-        211,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Event) -> vk::Result,
@@ -7042,7 +7220,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetFenceStatus",
-        212,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Fence) -> vk::Result,
@@ -7053,7 +7231,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetImageMemoryRequirements",
-        213,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Image, *mut vk::MemoryRequirements) -> (),
@@ -7064,7 +7242,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetImageMemoryRequirements2",
-        214,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7079,7 +7257,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetImageMemoryRequirements2KHR",
-        214,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7094,7 +7272,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetImageSparseMemoryRequirements",
-        215,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7110,7 +7288,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetImageSparseMemoryRequirements2",
-        216,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7126,7 +7304,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetImageSparseMemoryRequirements2KHR",
-        216,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7142,7 +7320,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetImageSubresourceLayout",
-        217,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7156,10 +7334,15 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         }),
         &["VK_VERSION_1_0"],
     ),
-    ("vkGetInstanceProcAddr", 218, None, &["VK_VERSION_1_0"]),
+    (
+        "vkGetInstanceProcAddr",
+        Level::Global,
+        None,
+        &["VK_VERSION_1_0"],
+    ),
     (
         "vkGetMemoryFdKHR",
-        219,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7174,7 +7357,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetMemoryFdPropertiesKHR",
-        220,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7190,7 +7373,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceCalibrateableTimeDomainsEXT",
-        221,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7205,7 +7388,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalBufferProperties",
-        222,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7220,7 +7403,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalBufferPropertiesKHR",
-        222,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7235,7 +7418,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalFenceProperties",
-        223,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7250,7 +7433,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalFencePropertiesKHR",
-        223,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7265,7 +7448,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphoreProperties",
-        224,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7280,7 +7463,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceExternalSemaphorePropertiesKHR",
-        224,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7295,7 +7478,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures",
-        225,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7309,7 +7492,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures2",
-        226,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7323,7 +7506,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFeatures2KHR",
-        226,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7337,7 +7520,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties",
-        227,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7352,7 +7535,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2",
-        228,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7367,7 +7550,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceFormatProperties2KHR",
-        228,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7382,7 +7565,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties",
-        229,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7401,7 +7584,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2",
-        230,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7416,7 +7599,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceImageFormatProperties2KHR",
-        230,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7431,7 +7614,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties",
-        231,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7445,7 +7628,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2",
-        232,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7459,7 +7642,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceMemoryProperties2KHR",
-        232,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7472,8 +7655,24 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_KHR_get_physical_device_properties2"],
     ),
     (
+        "vkGetPhysicalDevicePresentRectanglesKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    vk::SurfaceKHR,
+                    *mut u32,
+                    *mut vk::Rect2D,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDevicePresentRectanglesKHR)
+        }),
+        &["VK_KHR_device_group", "VK_KHR_swapchain"],
+    ),
+    (
         "vkGetPhysicalDeviceProperties",
-        233,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7487,7 +7686,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties2",
-        234,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7501,7 +7700,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceProperties2KHR",
-        234,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7515,7 +7714,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties",
-        235,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7530,7 +7729,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2",
-        236,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7545,7 +7744,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceQueueFamilyProperties2KHR",
-        236,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7560,7 +7759,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties",
-        237,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7580,7 +7779,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2",
-        238,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7596,7 +7795,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPhysicalDeviceSparseImageFormatProperties2KHR",
-        238,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7611,8 +7810,102 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_KHR_get_physical_device_properties2"],
     ),
     (
+        "vkGetPhysicalDeviceSurfaceCapabilities2KHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    *const vk::PhysicalDeviceSurfaceInfo2KHR<'_>,
+                    *mut vk::SurfaceCapabilities2KHR<'_>,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceSurfaceCapabilities2KHR)
+        }),
+        &["VK_KHR_get_surface_capabilities2"],
+    ),
+    (
+        "vkGetPhysicalDeviceSurfaceCapabilitiesKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    vk::SurfaceKHR,
+                    *mut vk::SurfaceCapabilitiesKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceSurfaceCapabilitiesKHR)
+        }),
+        &["VK_KHR_surface"],
+    ),
+    (
+        "vkGetPhysicalDeviceSurfaceFormats2KHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    *const vk::PhysicalDeviceSurfaceInfo2KHR<'_>,
+                    *mut u32,
+                    *mut vk::SurfaceFormat2KHR<'_>,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceSurfaceFormats2KHR)
+        }),
+        &["VK_KHR_get_surface_capabilities2"],
+    ),
+    (
+        "vkGetPhysicalDeviceSurfaceFormatsKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    vk::SurfaceKHR,
+                    *mut u32,
+                    *mut vk::SurfaceFormatKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceSurfaceFormatsKHR)
+        }),
+        &["VK_KHR_surface"],
+    ),
+    (
+        "vkGetPhysicalDeviceSurfacePresentModesKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    vk::SurfaceKHR,
+                    *mut u32,
+                    *mut vk::PresentModeKHR,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceSurfacePresentModesKHR)
+        }),
+        &["VK_KHR_surface"],
+    ),
+    (
+        "vkGetPhysicalDeviceSurfaceSupportKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    u32,
+                    vk::SurfaceKHR,
+                    *mut vk::Bool32,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceSurfaceSupportKHR)
+        }),
+        &["VK_KHR_surface"],
+    ),
+    (
         "vkGetPhysicalDeviceToolProperties",
-        239,
+        Level::PhysicalDevice,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7626,8 +7919,55 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_VERSION_1_3"],
     ),
     (
+        "vkGetPhysicalDeviceWaylandPresentationSupportKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    u32,
+                    *mut vk::wl_display,
+                ) -> vk::Bool32,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceWaylandPresentationSupportKHR)
+        }),
+        &["VK_KHR_wayland_surface"],
+    ),
+    (
+        "vkGetPhysicalDeviceXcbPresentationSupportKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    u32,
+                    *mut vk::xcb_connection_t,
+                    vk::xcb_visualid_t,
+                ) -> vk::Bool32,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceXcbPresentationSupportKHR)
+        }),
+        &["VK_KHR_xcb_surface"],
+    ),
+    (
+        "vkGetPhysicalDeviceXlibPresentationSupportKHR",
+        Level::PhysicalDevice,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::PhysicalDevice,
+                    u32,
+                    *mut vk::Display,
+                    vk::VisualID,
+                ) -> vk::Bool32,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetPhysicalDeviceXlibPresentationSupportKHR)
+        }),
+        &["VK_KHR_xlib_surface"],
+    ),
+    (
         "vkGetPipelineCacheData",
-        240,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7643,7 +7983,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPrivateData",
-        241,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7660,7 +8000,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetPrivateDataEXT",
-        241,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7677,7 +8017,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetQueryPoolResults",
-        242,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7697,7 +8037,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetRenderAreaGranularity",
-        243,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::RenderPass, *mut vk::Extent2D) -> (),
@@ -7708,7 +8048,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetSemaphoreCounterValue",
-        244,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
@@ -7719,7 +8059,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkGetSemaphoreCounterValueKHR",
-        244,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
@@ -7729,8 +8069,24 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_KHR_timeline_semaphore"],
     ),
     (
+        "vkGetSwapchainImagesKHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(
+                    vk::Device,
+                    vk::SwapchainKHR,
+                    *mut u32,
+                    *mut vk::Image,
+                ) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkGetSwapchainImagesKHR)
+        }),
+        &["VK_KHR_swapchain"],
+    ),
+    (
         "vkInvalidateMappedMemoryRanges",
-        245,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7745,7 +8101,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkMapMemory",
-        246,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7763,7 +8119,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkMergePipelineCaches",
-        247,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7779,7 +8135,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueBindSparse",
-        248,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7794,8 +8150,19 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
         &["VK_VERSION_1_0"],
     ),
     (
+        "vkQueuePresentKHR",
+        Level::Device,
+        Some(unsafe {
+            core::mem::transmute::<
+                unsafe extern "system" fn(vk::Queue, *const vk::PresentInfoKHR<'_>) -> vk::Result,
+                unsafe extern "system" fn(),
+            >(crate::handwritten::vkQueuePresentKHR)
+        }),
+        &["VK_KHR_swapchain"],
+    ),
+    (
         "vkQueueSubmit",
-        249,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7811,7 +8178,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueSubmit2",
-        250,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7827,7 +8194,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueSubmit2KHR",
-        250,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7843,7 +8210,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkQueueWaitIdle",
-        251,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Queue) -> vk::Result,
@@ -7854,7 +8221,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetCommandBuffer",
-        252,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7868,7 +8235,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetCommandPool",
-        253,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7883,7 +8250,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetDescriptorPool",
-        254,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7898,7 +8265,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetEvent",
-        255,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Event) -> vk::Result,
@@ -7909,7 +8276,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetFences",
-        256,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, u32, *const vk::Fence) -> vk::Result,
@@ -7920,7 +8287,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetQueryPool",
-        257,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::QueryPool, u32, u32) -> (),
@@ -7931,7 +8298,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkResetQueryPoolEXT",
-        257,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::QueryPool, u32, u32) -> (),
@@ -7942,7 +8309,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSetEvent",
-        258,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Event) -> vk::Result,
@@ -7953,7 +8320,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSetPrivateData",
-        259,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7970,7 +8337,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSetPrivateDataEXT",
-        259,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -7987,7 +8354,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSignalSemaphore",
-        260,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8001,7 +8368,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkSignalSemaphoreKHR",
-        260,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8015,7 +8382,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkTrimCommandPool",
-        261,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8030,7 +8397,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkTrimCommandPoolKHR",
-        261,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8045,7 +8412,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUnmapMemory",
-        262,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::DeviceMemory) -> (),
@@ -8056,7 +8423,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUpdateDescriptorSetWithTemplate",
-        263,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8072,7 +8439,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUpdateDescriptorSetWithTemplateKHR",
-        263,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8088,7 +8455,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkUpdateDescriptorSets",
-        264,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8105,7 +8472,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkWaitForFences",
-        265,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8122,7 +8489,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkWaitSemaphores",
-        266,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
@@ -8137,7 +8504,7 @@ pub static ENTRIES: &[(&str, u32, vk::PFN_vkVoidFunction, &[&str])] = &[
     ),
     (
         "vkWaitSemaphoresKHR",
-        266,
+        Level::Device,
         Some(unsafe {
             core::mem::transmute::<
                 unsafe extern "system" fn(
