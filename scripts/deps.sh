@@ -2,9 +2,10 @@
 # Installs the Debian/Ubuntu packages Airlock needs, if any is missing.
 set -euo pipefail
 # g++: libFuzzer, which the fuzz targets (scripts/fuzz.sh) build from source. ffmpeg: a real
-# client of the tests (its Vulkan filters).
+# client of the tests (its Vulkan filters). xvfb, libx11-xcb1, libxcb-shm0: the window tests'
+# X server and the libraries the ICD presents through (vkcube, vkcubepp: vulkan-tools).
 # Arguments: more packages, for scripts that need them.
-pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools vulkan-validationlayers glslang-tools g++ ffmpeg "$@")
+pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools vulkan-validationlayers glslang-tools g++ ffmpeg xvfb libx11-xcb1 libxcb-shm0 "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

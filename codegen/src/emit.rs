@@ -497,13 +497,17 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
         }
     }
     // The ICD's own commands (window-system integration): written by hand, never carried.
-    for (name, _) in &m.client_commands {
+    for name in m.client_commands.keys() {
         if !HANDWRITTEN.contains(&name.as_str()) {
             return Err(format!(
                 "{name} belongs to an extension the ICD implements alone: write it by hand"
             ));
         }
-        let def = m.commands.get(name).ok_or(format!("no command {name}"))?.clone();
+        let def = m
+            .commands
+            .get(name)
+            .ok_or(format!("no command {name}"))?
+            .clone();
         let level = level_of(m, &def);
         for n in std::iter::once(name).chain(&def.aliases) {
             if m.command_names.contains_key(n) {
@@ -526,7 +530,12 @@ fn entry_rs(m: &Model, lw: &mut Lowering, cmds: &[Cmd]) -> Result<String, String
         } else {
             format!("Some(unsafe {{ core::mem::transmute::<{ty}, unsafe extern \"system\" fn()>({target}) }})")
         };
-        writeln!(s, "    (\"{n}\", Level::{level}, {f}, &[{}]),", origins.join(", ")).unwrap();
+        writeln!(
+            s,
+            "    (\"{n}\", Level::{level}, {f}, &[{}]),",
+            origins.join(", ")
+        )
+        .unwrap();
     }
     s.push_str("];\n");
     Ok(s)

@@ -31,6 +31,10 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkQueuePresentKHR",
     "vkGetDeviceGroupPresentCapabilitiesKHR",
     "vkGetDeviceGroupSurfacePresentModesKHR",
+    // Carried, but the ICD adds its own extensions to the list (instance.rs, device.rs), and
+    // a swapchain image's binding names the swapchain's memory (swapchain.rs).
+    "vkEnumerateDeviceExtensionProperties",
+    "vkBindImageMemory2",
     "vkGetInstanceProcAddr",
     "vkGetDeviceProcAddr",
     "vkEnumerateInstanceExtensionProperties",

@@ -422,9 +422,7 @@ impl Model {
                     continue;
                 }
                 let is_client = origin_is_client
-                    || conds
-                        .iter()
-                        .any(|c| c.as_deref().is_some_and(names_client));
+                    || conds.iter().any(|c| c.as_deref().is_some_and(names_client));
                 for it in items {
                     match it {
                         InterfaceItem::Command { name, .. } => {

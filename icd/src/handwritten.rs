@@ -13,7 +13,7 @@ pub use crate::descriptor::{
     vkDestroyDescriptorUpdateTemplate, vkDestroyPipelineLayout, vkFreeDescriptorSets,
     vkResetDescriptorPool, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
 };
-pub use crate::device::{vkCreateDevice, vkDestroyDevice};
+pub use crate::device::{vkCreateDevice, vkDestroyDevice, vkEnumerateDeviceExtensionProperties};
 pub use crate::external::{vkGetMemoryFdKHR, vkGetMemoryFdPropertiesKHR};
 pub use crate::instance::{
     vkCreateInstance, vkDestroyInstance, vkEnumerateDeviceLayerProperties,
@@ -24,3 +24,17 @@ pub use crate::private_data::{
     vkCreatePrivateDataSlot, vkDestroyPrivateDataSlot, vkGetPrivateData, vkSetPrivateData,
 };
 pub use crate::queue::{vkGetDeviceQueue, vkGetDeviceQueue2, vkResetFences};
+pub use crate::surface::{
+    vkCreateHeadlessSurfaceEXT, vkCreateWaylandSurfaceKHR, vkCreateXcbSurfaceKHR,
+    vkCreateXlibSurfaceKHR, vkDestroySurfaceKHR, vkGetDeviceGroupPresentCapabilitiesKHR,
+    vkGetDeviceGroupSurfacePresentModesKHR, vkGetPhysicalDevicePresentRectanglesKHR,
+    vkGetPhysicalDeviceSurfaceCapabilities2KHR, vkGetPhysicalDeviceSurfaceCapabilitiesKHR,
+    vkGetPhysicalDeviceSurfaceFormats2KHR, vkGetPhysicalDeviceSurfaceFormatsKHR,
+    vkGetPhysicalDeviceSurfacePresentModesKHR, vkGetPhysicalDeviceSurfaceSupportKHR,
+    vkGetPhysicalDeviceWaylandPresentationSupportKHR, vkGetPhysicalDeviceXcbPresentationSupportKHR,
+    vkGetPhysicalDeviceXlibPresentationSupportKHR,
+};
+pub use crate::swapchain::{
+    vkAcquireNextImage2KHR, vkAcquireNextImageKHR, vkBindImageMemory2, vkCreateSwapchainKHR,
+    vkDestroySwapchainKHR, vkGetSwapchainImagesKHR, vkQueuePresentKHR,
+};

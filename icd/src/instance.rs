@@ -9,9 +9,10 @@ use crate::objects::{header, Object};
 use crate::util::{fill, names};
 use ash::vk::{self, Handle};
 use std::collections::HashSet;
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 use std::sync::Arc;
-use wire::generated::commands::{C_vkCreateInstance, C_vkDestroyInstance};
+use wire::desc::ExtensionDesc;
+use wire::generated::commands::{C_vkCreateInstance, C_vkDestroyInstance, EXTENSIONS};
 
 /// What an instance or device has enabled: its API version and extensions (a device's include
 /// its instance's).
@@ -57,7 +58,7 @@ pub unsafe fn enabled_of_physical_device(physical_device: u64) -> Arc<Enabled> {
     Arc::clone(&Object::<Instance>::get(instance).state.enabled)
 }
 
-fn properties(name: &str, spec_version: u32) -> vk::ExtensionProperties {
+pub fn properties(name: &str, spec_version: u32) -> vk::ExtensionProperties {
     let mut p = vk::ExtensionProperties {
         spec_version,
         ..Default::default()
@@ -68,7 +69,32 @@ fn properties(name: &str, spec_version: u32) -> vk::ExtensionProperties {
     p
 }
 
-/// The host's instance extensions that Airlock carries, as the handshake reported them.
+/// The extensions the ICD implements alone (window-system integration), instance or device.
+pub fn own_extensions(instance: bool) -> impl Iterator<Item = &'static ExtensionDesc> {
+    EXTENSIONS
+        .iter()
+        .filter(move |e| e.client && e.instance == instance)
+}
+
+/// Whether `name` is an extension the ICD implements alone: kept out of what the server sees.
+pub fn is_own_extension(name: &str) -> bool {
+    EXTENSIONS.iter().any(|e| e.client && e.name == name)
+}
+
+/// `names` without the ICD's own extensions, as C strings for the server's create call.
+///
+/// # Safety
+/// A non-NULL `list` points at `n` pointers, each NULL or a valid C string.
+pub unsafe fn carried_names(list: *const *const c_char, n: u32) -> Vec<*const c_char> {
+    crate::util::app_slice(list, n)
+        .iter()
+        .copied()
+        .filter(|p| !p.is_null() && !is_own_extension(&CStr::from_ptr(*p).to_string_lossy()))
+        .collect()
+}
+
+/// The host's instance extensions that Airlock carries, as the handshake reported them, and
+/// the ICD's own.
 pub unsafe extern "system" fn vkEnumerateInstanceExtensionProperties(
     layer: *const c_char,
     count: *mut u32,
@@ -86,6 +112,7 @@ pub unsafe extern "system" fn vkEnumerateInstanceExtensionProperties(
         .extensions
         .iter()
         .map(|e| properties(&e.name, e.spec_version))
+        .chain(own_extensions(true).map(|e| properties(e.name, e.spec_version)))
         .collect();
     fill(&list, count, out)
 }
@@ -120,7 +147,7 @@ pub unsafe extern "system" fn vkCreateInstance(
     }
     let i = &*info;
     for name in names(i.pp_enabled_extension_names, i.enabled_extension_count) {
-        if !conn.welcome.extensions.iter().any(|e| e.name == name) {
+        if !conn.welcome.extensions.iter().any(|e| e.name == name) && !is_own_extension(&name) {
             log!(
                 warn,
                 "airlock: vkCreateInstance: extension {name:?} is not carried"
@@ -128,9 +155,16 @@ pub unsafe extern "system" fn vkCreateInstance(
             return vk::Result::ERROR_EXTENSION_NOT_PRESENT;
         }
     }
+    // The server creates the instance without the extensions that are the ICD's alone.
+    let carried = carried_names(i.pp_enabled_extension_names, i.enabled_extension_count);
+    let sent = vk::InstanceCreateInfo {
+        enabled_extension_count: carried.len() as u32,
+        pp_enabled_extension_names: carried.as_ptr(),
+        ..*i
+    };
     let r = vk::Result::from_raw(call(
         &C_vkCreateInstance,
-        &[info as u64, allocator as u64, instance as u64],
+        &[&sent as *const _ as u64, allocator as u64, instance as u64],
     ) as i32);
     if r != vk::Result::SUCCESS {
         return r;

@@ -9,7 +9,8 @@
 //! - One module per object family, each with its special handling and the state it keeps for
 //!   its objects: [`instance`], [`device`], [`queue`] (and synchronization), [`memory`]
 //!   ([`memfd`]: the memfds it shares with the server), [`external`] (opaque fds),
-//!   [`command_buffer`], [`descriptor`], [`private_data`].
+//!   [`command_buffer`], [`descriptor`], [`private_data`]; [`surface`] and [`swapchain`]
+//!   (window-system integration, the ICD's alone: the server never sees a window).
 //! - [`call`]: the generic path; [`objects`]: ids and dispatchable wrappers, which hold their
 //!   objects' state; [`conn`]: the server connection, transport only.
 //! - [`stats`]: what crossed to the server (`AIRLOCK_STATS`); [`util`]: the application's
@@ -37,4 +38,6 @@ pub mod objects;
 pub mod private_data;
 pub mod queue;
 pub mod stats;
+pub mod surface;
+pub mod swapchain;
 pub mod util;

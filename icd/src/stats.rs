@@ -12,11 +12,41 @@ static BATCHES: AtomicU64 = AtomicU64::new(0);
 static BATCHED_COMMANDS: AtomicU64 = AtomicU64::new(0);
 static MEMORY_MAPS: AtomicU64 = AtomicU64::new(0);
 static MAPPED_BYTES: AtomicU64 = AtomicU64::new(0);
+static PRESENTED: AtomicU64 = AtomicU64::new(0);
+static PRESENT_RING_BYTES: AtomicU64 = AtomicU64::new(0);
+static PRESENT_COPIED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Whether this thread is acquiring or presenting a swapchain image: what it sends counts
+    /// as the bytes those frames cost.
+    static PRESENTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with what this thread sends counted as a frame's (acquire, present).
+pub fn for_frames<R>(f: impl FnOnce() -> R) -> R {
+    PRESENTING.with(|p| p.set(true));
+    let r = f();
+    PRESENTING.with(|p| p.set(false));
+    r
+}
+
+/// Pixels of `bytes` copied into a window's X connection (no MIT-SHM).
+pub fn present_copied(bytes: u64) {
+    PRESENT_COPIED_BYTES.fetch_add(bytes, Relaxed);
+}
+
+/// One swapchain image presented.
+pub fn presented() {
+    PRESENTED.fetch_add(1, Relaxed);
+}
 
 /// One message of `bytes` (header included) written into the command ring.
 pub fn sent(bytes: usize) {
     MESSAGES.fetch_add(1, Relaxed);
     RING_BYTES.fetch_add(bytes as u64, Relaxed);
+    if PRESENTING.with(|p| p.get()) {
+        PRESENT_RING_BYTES.fetch_add(bytes as u64, Relaxed);
+    }
 }
 
 /// One batch of `commands` recorded commands shipped.
@@ -34,13 +64,16 @@ pub fn mapped(bytes: u64) {
 /// The counters as a JSON object.
 pub fn json() -> String {
     format!(
-        "{{\"messages\": {}, \"ring_bytes\": {}, \"batches\": {}, \"batched_commands\": {}, \"memory_maps\": {}, \"mapped_bytes\": {}}}\n",
+        "{{\"messages\": {}, \"ring_bytes\": {}, \"batches\": {}, \"batched_commands\": {}, \"memory_maps\": {}, \"mapped_bytes\": {}, \"presented\": {}, \"present_ring_bytes\": {}, \"present_copied_bytes\": {}}}\n",
         MESSAGES.load(Relaxed),
         RING_BYTES.load(Relaxed),
         BATCHES.load(Relaxed),
         BATCHED_COMMANDS.load(Relaxed),
         MEMORY_MAPS.load(Relaxed),
         MAPPED_BYTES.load(Relaxed),
+        PRESENTED.load(Relaxed),
+        PRESENT_RING_BYTES.load(Relaxed),
+        PRESENT_COPIED_BYTES.load(Relaxed),
     )
 }
 

@@ -14,7 +14,6 @@ use crate::log::log;
 use crate::util::fill;
 use ash::vk::{self, Handle};
 use std::ffi::{c_ulong, c_void};
-use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::ConnectionExt as _;
 use x11rb::xcb_ffi::XCBConnection;
 
@@ -54,7 +53,10 @@ struct Wayland {
 #[derive(Clone, Copy, Debug)]
 pub enum Window {
     /// An X11 window and the application's xcb connection (an Xlib display's, for xlib).
-    X11 { connection: *mut c_void, window: u32 },
+    X11 {
+        connection: *mut c_void,
+        window: u32,
+    },
     Wayland {
         display: *mut c_void,
         surface: *mut c_void,
@@ -100,7 +102,10 @@ pub unsafe fn window(surface: vk::SurfaceKHR) -> Option<Window> {
         }
         PLATFORM_HEADLESS => Window::Headless,
         other => {
-            log!(warn, "airlock: a surface of window system {other}: not presented to");
+            log!(
+                warn,
+                "airlock: a surface of window system {other}: not presented to"
+            );
             return None;
         }
     })
@@ -300,7 +305,7 @@ pub const MIN_IMAGES: u32 = 3;
 pub unsafe fn capabilities(
     surface: vk::SurfaceKHR,
 ) -> Result<vk::SurfaceCapabilitiesKHR, vk::Result> {
-    let unsized = vk::Extent2D {
+    let no_size = vk::Extent2D {
         width: u32::MAX,
         height: u32::MAX,
     };
@@ -315,7 +320,7 @@ pub unsafe fn capabilities(
             (e, e, e)
         }
         Window::Wayland { .. } | Window::Headless => (
-            unsized,
+            no_size,
             vk::Extent2D {
                 width: 1,
                 height: 1,

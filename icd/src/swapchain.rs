@@ -29,10 +29,10 @@ use std::ffi::c_void;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use wire::generated::commands::{
-    C_vkBindImageMemory, C_vkBindImageMemory2, C_vkCreateFence, C_vkCreateImage,
-    C_vkDestroyFence, C_vkDestroyImage, C_vkGetImageMemoryRequirements,
-    C_vkGetImageSubresourceLayout, C_vkGetPhysicalDeviceMemoryProperties, C_vkMapMemory,
-    C_vkQueueSubmit, C_vkResetFences, C_vkWaitForFences,
+    C_vkBindImageMemory, C_vkBindImageMemory2, C_vkCreateFence, C_vkCreateImage, C_vkDestroyFence,
+    C_vkDestroyImage, C_vkGetImageMemoryRequirements, C_vkGetImageSubresourceLayout,
+    C_vkGetPhysicalDeviceMemoryProperties, C_vkMapMemory, C_vkQueueSubmit, C_vkResetFences,
+    C_vkWaitForFences,
 };
 use x11rb::connection::{Connection as _, RequestConnection as _};
 use x11rb::protocol::shm::ConnectionExt as _;
@@ -69,7 +69,6 @@ struct State {
 pub struct Swapchain {
     device: u64,
     queue: vk::Queue,
-    window: Window,
     extent: vk::Extent2D,
     images: Vec<Image>,
     presenter: Presenter,
@@ -85,7 +84,7 @@ unsafe impl Sync for Swapchain {}
 /// How the pixels reach the window.
 enum Presenter {
     Headless,
-    X11(X11),
+    X11(Box<X11>),
 }
 
 struct X11 {
@@ -121,11 +120,17 @@ unsafe fn memory_type(device: &Header, bits: u32) -> Option<u32> {
 }
 
 /// Makes one image of a swapchain, in shared memory, and maps it here.
-unsafe fn make_image(device: vk::Device, info: &vk::SwapchainCreateInfoKHR<'_>) -> Result<Image, vk::Result> {
+unsafe fn make_image(
+    device: vk::Device,
+    info: &vk::SwapchainCreateInfoKHR<'_>,
+) -> Result<Image, vk::Result> {
     let dev = header(device.as_raw());
     let d = device.as_raw();
     let mut flags = vk::ImageCreateFlags::empty();
-    if info.flags.contains(vk::SwapchainCreateFlagsKHR::MUTABLE_FORMAT) {
+    if info
+        .flags
+        .contains(vk::SwapchainCreateFlagsKHR::MUTABLE_FORMAT)
+    {
         flags |= vk::ImageCreateFlags::MUTABLE_FORMAT | vk::ImageCreateFlags::EXTENDED_USAGE;
     }
     // A format list the application chained (mutable formats) goes with the images.
@@ -165,10 +170,17 @@ unsafe fn make_image(device: vk::Device, info: &vk::SwapchainCreateInfoKHR<'_>) 
     let mut image = vk::Image::null();
     let r = result(call(
         &C_vkCreateImage,
-        &[d, &image_info as *const _ as u64, 0, &mut image as *mut _ as u64],
+        &[
+            d,
+            &image_info as *const _ as u64,
+            0,
+            &mut image as *mut _ as u64,
+        ],
     ));
     if !formats.is_null() {
-        drop(Box::from_raw(formats as *mut vk::ImageFormatListCreateInfo<'_>));
+        drop(Box::from_raw(
+            formats as *mut vk::ImageFormatListCreateInfo<'_>,
+        ));
     }
     if r != vk::Result::SUCCESS {
         return Err(r);
@@ -183,7 +195,10 @@ unsafe fn make_image(device: vk::Device, info: &vk::SwapchainCreateInfoKHR<'_>) 
         &[d, image.as_raw(), &mut req as *mut _ as u64],
     );
     let Some(type_index) = memory_type(dev, req.memory_type_bits) else {
-        log!(error, "airlock: a swapchain image: no host-visible memory type for it");
+        log!(
+            error,
+            "airlock: a swapchain image: no host-visible memory type for it"
+        );
         return fail(vk::Result::ERROR_OUT_OF_DEVICE_MEMORY);
     };
     let alloc = vk::MemoryAllocateInfo::default()
@@ -242,7 +257,12 @@ unsafe fn make_image(device: vk::Device, info: &vk::SwapchainCreateInfoKHR<'_>) 
     let fence_info = vk::FenceCreateInfo::default();
     let r = result(call(
         &C_vkCreateFence,
-        &[d, &fence_info as *const _ as u64, 0, &mut fence as *mut _ as u64],
+        &[
+            d,
+            &fence_info as *const _ as u64,
+            0,
+            &mut fence as *mut _ as u64,
+        ],
     ));
     if r != vk::Result::SUCCESS {
         let _ = munmap(map as *mut c_void, len as usize);
@@ -335,7 +355,11 @@ impl X11 {
     /// it.
     fn present(&self, index: usize, image: &Image, extent: vk::Extent2D) -> Result<(), vk::Result> {
         let gone = |e: &dyn std::fmt::Display| {
-            log!(warn, "airlock: presenting to X11 window {:#x}: {e}", self.window);
+            log!(
+                warn,
+                "airlock: presenting to X11 window {:#x}: {e}",
+                self.window
+            );
             vk::Result::ERROR_OUT_OF_DATE_KHR
         };
         let (w, h) = (extent.width as u16, extent.height as u16);
@@ -394,6 +418,7 @@ impl X11 {
                 .map_err(|e| gone(&e))?
                 .check()
                 .map_err(|e| gone(&e))?;
+            crate::stats::present_copied(data.len() as u64);
             y += n;
         }
         Ok(())
@@ -460,7 +485,9 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
     }
     let presenter = match window {
         Window::Headless => Ok(Presenter::Headless),
-        Window::X11 { connection, window } => X11::new(connection, window, &images).map(Presenter::X11),
+        Window::X11 { connection, window } => {
+            X11::new(connection, window, &images).map(|x| Presenter::X11(Box::new(x)))
+        }
         Window::Wayland { .. } => {
             log!(error, "airlock: Wayland swapchains are not presented yet");
             Err(vk::Result::ERROR_INITIALIZATION_FAILED)
@@ -481,7 +508,7 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
     let s = Box::new(Swapchain {
         device: device.as_raw(),
         queue,
-        window,
+
         extent: i.image_extent,
         images,
         presenter,
@@ -530,7 +557,7 @@ pub unsafe extern "system" fn vkAcquireNextImageKHR(
     fence: vk::Fence,
     index: *mut u32,
 ) -> vk::Result {
-    acquire(get(swapchain), timeout, semaphore, fence, index)
+    crate::stats::for_frames(|| acquire(get(swapchain), timeout, semaphore, fence, index))
 }
 
 pub unsafe extern "system" fn vkAcquireNextImage2KHR(
@@ -539,7 +566,7 @@ pub unsafe extern "system" fn vkAcquireNextImage2KHR(
     index: *mut u32,
 ) -> vk::Result {
     let i = &*info;
-    acquire(get(i.swapchain), i.timeout, i.semaphore, i.fence, index)
+    crate::stats::for_frames(|| acquire(get(i.swapchain), i.timeout, i.semaphore, i.fence, index))
 }
 
 unsafe fn acquire(
@@ -611,15 +638,14 @@ pub unsafe extern "system" fn vkQueuePresentKHR(
     let mut worst = vk::Result::SUCCESS;
     for (k, (sc, &i)) in swapchains.iter().zip(indices).enumerate() {
         // The present's semaphores are waited for once, by the first image's submission.
-        let r = present(queue, get(*sc), i as usize, waits);
+        let r = crate::stats::for_frames(|| present(queue, get(*sc), i as usize, waits));
         waits = &[];
         if !p.p_results.is_null() {
             *p.p_results.add(k) = r;
         }
         // The worst outcome is the call's: errors first, then suboptimal.
-        if r.as_raw() < 0 && (worst.as_raw() >= 0 || r == vk::Result::ERROR_DEVICE_LOST) {
-            worst = r;
-        } else if r == vk::Result::SUBOPTIMAL_KHR && worst == vk::Result::SUCCESS {
+        let error = r.as_raw() < 0 && (worst.as_raw() >= 0 || r == vk::Result::ERROR_DEVICE_LOST);
+        if error || (r == vk::Result::SUBOPTIMAL_KHR && worst == vk::Result::SUCCESS) {
             worst = r;
         }
     }
@@ -627,7 +653,12 @@ pub unsafe extern "system" fn vkQueuePresentKHR(
 }
 
 /// Presents image `index` of `s` once the server has waited for `waits` and drawn it.
-unsafe fn present(queue: vk::Queue, s: &Swapchain, index: usize, waits: &[vk::Semaphore]) -> vk::Result {
+unsafe fn present(
+    queue: vk::Queue,
+    s: &Swapchain,
+    index: usize,
+    waits: &[vk::Semaphore],
+) -> vk::Result {
     let Some(image) = s.images.get(index) else {
         return vk::Result::ERROR_OUT_OF_DATE_KHR;
     };
@@ -635,7 +666,6 @@ unsafe fn present(queue: vk::Queue, s: &Swapchain, index: usize, waits: &[vk::Se
     let r = shown(queue, s, index, image, waits);
     s.state.lock().uses[index] = Use::Free;
     s.freed.notify_all();
-    crate::stats::presented();
     match r {
         Ok(()) => match s.presenter.fits(s.extent) {
             Ok(true) => vk::Result::SUCCESS,
@@ -660,7 +690,11 @@ unsafe fn shown(
         r => Err(r),
     };
     let fences = [fence];
-    let reset = post(&C_vkResetFences, &[device, 1, fences.as_ptr() as u64], &NoFacts);
+    let reset = post(
+        &C_vkResetFences,
+        &[device, 1, fences.as_ptr() as u64],
+        &NoFacts,
+    );
     if reset != vk::Result::SUCCESS {
         return Err(reset);
     }
@@ -670,7 +704,12 @@ unsafe fn shown(
         .wait_dst_stage_mask(&stages);
     check(call(
         &C_vkQueueSubmit,
-        &[queue.as_raw(), 1, &submit as *const _ as u64, fence.as_raw()],
+        &[
+            queue.as_raw(),
+            1,
+            &submit as *const _ as u64,
+            fence.as_raw(),
+        ],
     ))?;
     check(call(
         &C_vkWaitForFences,
@@ -679,7 +718,9 @@ unsafe fn shown(
     match &s.presenter {
         Presenter::Headless => Ok(()),
         Presenter::X11(x) => x.present(index, image, s.extent),
-    }
+    }?;
+    crate::stats::presented();
+    Ok(())
 }
 
 /// `vkBindImageMemory2`: a binding to a swapchain's image (`VkBindImageMemorySwapchainInfoKHR`)
@@ -703,6 +744,13 @@ pub unsafe extern "system" fn vkBindImageMemory2(
             p = node.p_next;
         }
     }
-    let p = if infos.is_null() { 0 } else { copies.as_ptr() as u64 };
-    result(call(&C_vkBindImageMemory2, &[device.as_raw(), count as u64, p]))
+    let p = if infos.is_null() {
+        0
+    } else {
+        copies.as_ptr() as u64
+    };
+    result(call(
+        &C_vkBindImageMemory2,
+        &[device.as_raw(), count as u64, p],
+    ))
 }

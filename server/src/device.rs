@@ -129,13 +129,16 @@ unsafe fn add_device_memory(
     t: &Table,
 ) {
     let inst = |n: &CStr| server.host.instance_proc(t.instance, n);
-    let (Some(mp), Some(p2), Some(gdpa)) = (
+    let (Some(mp), Some(gdpa)) = (
         inst(c"vkGetPhysicalDeviceMemoryProperties"),
-        inst(c"vkGetPhysicalDeviceProperties2"),
         inst(c"vkGetDeviceProcAddr"),
     ) else {
         return;
     };
+    // A Vulkan 1.0 instance (vkcube's) without VK_KHR_get_physical_device_properties2 has no
+    // vkGetPhysicalDeviceProperties2: the import alignment is then the page size.
+    let p2 = inst(c"vkGetPhysicalDeviceProperties2")
+        .or_else(|| inst(c"vkGetPhysicalDeviceProperties2KHR"));
     let gdpa: vk::PFN_vkGetDeviceProcAddr = std::mem::transmute(gdpa);
     let Some(hp) = gdpa(device, c"vkGetMemoryHostPointerPropertiesEXT".as_ptr()) else {
         return;
@@ -143,7 +146,7 @@ unsafe fn add_device_memory(
     let info = memory::device_memory(
         pd,
         std::mem::transmute::<Pfn, vk::PFN_vkGetPhysicalDeviceMemoryProperties>(mp),
-        std::mem::transmute::<Pfn, vk::PFN_vkGetPhysicalDeviceProperties2>(p2),
+        p2.map(|p2| std::mem::transmute::<Pfn, vk::PFN_vkGetPhysicalDeviceProperties2>(p2)),
         std::mem::transmute::<Pfn, vk::PFN_vkGetMemoryHostPointerPropertiesEXT>(hp),
     );
     server.memory.add_device(device.as_raw(), info);

@@ -108,7 +108,7 @@ impl Server {
             .filter_map(|c| {
                 EXTENSIONS
                     .iter()
-                    .find(|e| e.name == c.name)
+                    .find(|e| e.name == c.name && !e.client)
                     .map(|e| (c.name.clone(), c.spec_version.min(e.spec_version)))
             })
             .collect();
@@ -213,9 +213,10 @@ impl Server {
         all.into_iter()
             .filter_map(|mut p| {
                 let name = p.extension_name_as_c_str().ok()?.to_str().ok()?;
+                // The ICD's own extensions (window systems) are never the host's to offer.
                 let ours = EXTENSIONS
                     .iter()
-                    .find(|e| e.name == name && e.instance == instance)?;
+                    .find(|e| e.name == name && e.instance == instance && !e.client)?;
                 let theirs = *self.carried.get(name)?;
                 p.spec_version = p.spec_version.min(theirs).min(ours.spec_version);
                 Some(p)

@@ -258,7 +258,7 @@ fn map(fd: OwnedFd, len: u64, device: u64) -> rustix::io::Result<Backing> {
 pub unsafe fn device_memory(
     pd: vk::PhysicalDevice,
     get_memory_properties: vk::PFN_vkGetPhysicalDeviceMemoryProperties,
-    get_properties2: vk::PFN_vkGetPhysicalDeviceProperties2,
+    get_properties2: Option<vk::PFN_vkGetPhysicalDeviceProperties2>,
     host_pointer_properties: vk::PFN_vkGetMemoryHostPointerPropertiesEXT,
 ) -> DeviceMemory {
     let mut mp = vk::PhysicalDeviceMemoryProperties::default();
@@ -275,7 +275,9 @@ pub unsafe fn device_memory(
         p_next: &mut ext as *mut _ as *mut c_void,
         ..Default::default()
     };
-    get_properties2(pd, &mut p2);
+    if let Some(get) = get_properties2 {
+        get(pd, &mut p2);
+    }
     // libc's rather than rustix's: rustix reads the auxiliary vector itself, which faults under
     // valgrind (used to triage fuzzer findings in the host driver).
     // SAFETY: sysconf only reads a system value.

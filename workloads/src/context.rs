@@ -23,6 +23,8 @@ pub struct Options {
     /// Enable the Khronos validation layer and count what it reports (see
     /// [`validation_messages`]).
     pub validate: bool,
+    /// Enable `VK_KHR_surface` with this surface extension, and `VK_KHR_swapchain`.
+    pub surface: Option<&'static CStr>,
 }
 
 static VALIDATION_MESSAGES: AtomicUsize = AtomicUsize::new(0);
@@ -127,7 +129,13 @@ impl Context {
             .application_name(c"airlock-workload")
             .api_version(vk::API_VERSION_1_3);
         let layers = [VALIDATION_LAYER.as_ptr()];
-        let extensions = [debug_utils::NAME.as_ptr()];
+        let mut extensions = Vec::new();
+        if options.validate {
+            extensions.push(debug_utils::NAME.as_ptr());
+        }
+        if let Some(platform) = options.surface {
+            extensions.extend([ash::khr::surface::NAME.as_ptr(), platform.as_ptr()]);
+        }
         let mut messenger_info = vk::DebugUtilsMessengerCreateInfoEXT::default()
             .message_severity(
                 vk::DebugUtilsMessageSeverityFlagsEXT::WARNING
@@ -138,12 +146,13 @@ impl Context {
                     | vk::DebugUtilsMessageTypeFlagsEXT::PERFORMANCE,
             )
             .pfn_user_callback(Some(on_validation_message));
-        let mut instance_info = vk::InstanceCreateInfo::default().application_info(&app);
+        let mut instance_info = vk::InstanceCreateInfo::default()
+            .application_info(&app)
+            .enabled_extension_names(&extensions);
         if options.validate {
             // Chained too, so that instance creation and destruction are validated as well.
             instance_info = instance_info
                 .enabled_layer_names(&layers)
-                .enabled_extension_names(&extensions)
                 .push_next(&mut messenger_info);
         }
         // SAFETY: valid create info; the instance is destroyed in Drop.
@@ -238,6 +247,7 @@ impl Context {
             has_memory_fd.then_some(external_memory_fd::NAME.as_ptr()),
             has_vertex_input.then_some(vertex_input_dynamic_state::NAME.as_ptr()),
             has_dynamic_blend.then_some(extended_dynamic_state3::NAME.as_ptr()),
+            options.surface.map(|_| ash::khr::swapchain::NAME.as_ptr()),
         ]
         .into_iter()
         .flatten()
@@ -380,6 +390,11 @@ impl Context {
     pub fn submit(&self, submits: &[vk::SubmitInfo<'_>], fence: vk::Fence) -> Result<()> {
         let queue = self.queue.lock().unwrap();
         unsafe { self.device.queue_submit(*queue, submits, fence) }.check("vkQueueSubmit")
+    }
+
+    /// The queue, for calls that do not submit (`vkQueuePresentKHR` …).
+    pub fn queue(&self) -> vk::Queue {
+        *self.queue.lock().unwrap()
     }
 
     pub fn wait_idle(&self) -> Result<()> {

@@ -154,3 +154,67 @@ pub fn validation_ids(log: &std::path::Path) -> Vec<String> {
         })
         .collect()
 }
+
+/// An X server of its own (Xvfb, 24-bit, with MIT-SHM) for tests that open windows; stopped
+/// when dropped.
+pub struct Xvfb {
+    child: std::process::Child,
+    /// `:N`, for `DISPLAY`.
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start() -> Xvfb {
+        use std::io::BufRead;
+        use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        // Xvfb picks a free display and writes its number to descriptor 3.
+        let (read, write) = std::io::pipe().expect("a pipe");
+        let raw = write.into_raw_fd();
+        let mut c = Command::new("Xvfb");
+        c.args([
+            "-displayfd",
+            "3",
+            "-screen",
+            "0",
+            "1024x768x24",
+            "-nolisten",
+            "tcp",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+        // SAFETY: dup2 is async-signal-safe; `raw` stays open until the spawn returns.
+        unsafe {
+            c.pre_exec(move || {
+                if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            })
+        };
+        let spawned = c.spawn();
+        // SAFETY: the write end, ours alone now that the child has its copy.
+        drop(unsafe { OwnedFd::from_raw_fd(raw) });
+        let mut child =
+            spawned.unwrap_or_else(|e| panic!("starting Xvfb (scripts/deps.sh installs it): {e}"));
+        let mut number = String::new();
+        let _ = std::io::BufReader::new(read).read_line(&mut number);
+        let number = number.trim().to_string();
+        if number.is_empty() {
+            let _ = child.kill();
+            panic!("Xvfb did not report its display number");
+        }
+        Xvfb {
+            child,
+            display: format!(":{number}"),
+        }
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,6 +9,7 @@ pub mod error;
 pub mod hardening;
 pub mod memory;
 pub mod pipeline;
+pub mod present;
 pub mod rect;
 pub mod report;
 pub mod scenarios;

@@ -59,6 +59,15 @@ impl Rect {
 /// The rectangle pipeline for dynamic rendering into [`COLOR_FORMAT`] (and [`DEPTH_FORMAT`]),
 /// and its layout, whose push constants are one [`Rect`].
 pub fn pipeline(ctx: &Context, with_depth: bool) -> Result<(vk::Pipeline, vk::PipelineLayout)> {
+    pipeline_for(ctx, COLOR_FORMAT, with_depth)
+}
+
+/// [`pipeline`] for colour attachments of `format`.
+pub fn pipeline_for(
+    ctx: &Context,
+    format: vk::Format,
+    with_depth: bool,
+) -> Result<(vk::Pipeline, vk::PipelineLayout)> {
     let push = vk::PushConstantRange::default()
         .stage_flags(vk::ShaderStageFlags::VERTEX | vk::ShaderStageFlags::FRAGMENT)
         .size(std::mem::size_of::<Rect>() as u32);
@@ -73,7 +82,7 @@ pub fn pipeline(ctx: &Context, with_depth: bool) -> Result<(vk::Pipeline, vk::Pi
         depth_test: with_depth,
         blend: false,
         target: Target::Dynamic {
-            color: COLOR_FORMAT,
+            color: format,
             depth: with_depth.then_some(DEPTH_FORMAT),
         },
     })?;

@@ -61,21 +61,6 @@ pub unsafe extern "system" fn vkBindImageMemory(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkBindImageMemory2(
-    device: vk::Device,
-    bind_info_count: u32,
-    p_bind_infos: *const vk::BindImageMemoryInfo<'_>,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkBindImageMemory2,
-        &[
-            device.as_raw(),
-            bind_info_count as u64,
-            p_bind_infos as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCmdBeginConditionalRenderingEXT(
     command_buffer: vk::CommandBuffer,
     p_conditional_rendering_begin: *const vk::ConditionalRenderingBeginInfoEXT<'_>,
@@ -2491,23 +2476,6 @@ pub unsafe extern "system" fn vkDeviceWaitIdle(device: vk::Device) -> vk::Result
     vk::Result::from_raw(call(&c::C_vkDeviceWaitIdle, &[device.as_raw()]) as i32)
 }
 
-pub unsafe extern "system" fn vkEnumerateDeviceExtensionProperties(
-    physical_device: vk::PhysicalDevice,
-    p_layer_name: *const c_char,
-    p_property_count: *mut u32,
-    p_properties: *mut vk::ExtensionProperties,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkEnumerateDeviceExtensionProperties,
-        &[
-            physical_device.as_raw(),
-            p_layer_name as usize as u64,
-            p_property_count as usize as u64,
-            p_properties as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkEnumerateInstanceVersion(p_api_version: *mut u32) -> vk::Result {
     vk::Result::from_raw(call(
         &c::C_vkEnumerateInstanceVersion,
@@ -3524,7 +3492,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::BindImageMemoryInfo<'_>,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkBindImageMemory2)
+            >(crate::handwritten::vkBindImageMemory2)
         }),
         &["VK_VERSION_1_1"],
     ),
@@ -3539,7 +3507,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::BindImageMemoryInfo<'_>,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkBindImageMemory2)
+            >(crate::handwritten::vkBindImageMemory2)
         }),
         &["VK_KHR_bind_memory2"],
     ),
@@ -6670,7 +6638,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::ExtensionProperties,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkEnumerateDeviceExtensionProperties)
+            >(crate::handwritten::vkEnumerateDeviceExtensionProperties)
         }),
         &["VK_VERSION_1_0"],
     ),

@@ -9923,6 +9923,7 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkAllocateDescriptorSets
             | id::vkAllocateMemory
             | id::vkBeginCommandBuffer
+            | id::vkBindImageMemory2
             | id::vkCmdDrawMultiEXT
             | id::vkCmdDrawMultiIndexedEXT
             | id::vkCmdPushDescriptorSetWithTemplateKHR
@@ -9941,6 +9942,7 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkDestroyPipelineLayout
             | id::vkDestroyPrivateDataSlot
             | id::vkEndCommandBuffer
+            | id::vkEnumerateDeviceExtensionProperties
             | id::vkEnumerateDeviceLayerProperties
             | id::vkEnumerateInstanceExtensionProperties
             | id::vkEnumerateInstanceLayerProperties
