@@ -426,8 +426,14 @@ impl X11 {
 
     /// Whether the window still has `extent`: `Err` when it is gone.
     fn fits(&self, extent: vk::Extent2D) -> Result<bool, vk::Result> {
-        let g = surface::x11_geometry(&self.conn, self.window)
-            .ok_or(vk::Result::ERROR_OUT_OF_DATE_KHR)?;
+        let Some(g) = surface::x11_geometry(&self.conn, self.window) else {
+            log!(
+                warn,
+                "airlock: X11 window {:#x} is gone: its swapchain is out of date",
+                self.window
+            );
+            return Err(vk::Result::ERROR_OUT_OF_DATE_KHR);
+        };
         Ok(g.width == extent.width && g.height == extent.height)
     }
 
@@ -449,10 +455,36 @@ impl Presenter {
     }
 }
 
+/// Room for the swapchain object from the application's allocator (the host memory this ICD
+/// allocates for it, as Vulkan asks), or from Rust's when it gave none; NULL when it failed.
+unsafe fn allocate(allocator: *const vk::AllocationCallbacks<'_>) -> *mut Swapchain {
+    let layout = std::alloc::Layout::new::<Swapchain>();
+    match allocator
+        .as_ref()
+        .and_then(|a| a.pfn_allocation.map(|f| (a, f)))
+    {
+        Some((a, f)) => f(
+            a.p_user_data,
+            layout.size(),
+            layout.align(),
+            vk::SystemAllocationScope::OBJECT,
+        ) as *mut Swapchain,
+        None => std::alloc::alloc(layout) as *mut Swapchain,
+    }
+}
+
+/// Gives the swapchain object's room back to the allocator it came from.
+unsafe fn release(allocator: *const vk::AllocationCallbacks<'_>, p: *mut Swapchain) {
+    match allocator.as_ref().and_then(|a| a.pfn_free.map(|f| (a, f))) {
+        Some((a, f)) => f(a.p_user_data, p as *mut c_void),
+        None => std::alloc::dealloc(p as *mut u8, std::alloc::Layout::new::<Swapchain>()),
+    }
+}
+
 pub unsafe extern "system" fn vkCreateSwapchainKHR(
     device: vk::Device,
     info: *const vk::SwapchainCreateInfoKHR<'_>,
-    _allocator: *const vk::AllocationCallbacks<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::SwapchainKHR,
 ) -> vk::Result {
     let i = &*info;
@@ -470,6 +502,11 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
     if i.old_swapchain != vk::SwapchainKHR::null() {
         get(i.old_swapchain).state.lock().retired = true;
     }
+    // Before anything is made on the server, so that a failing allocator leaves nothing.
+    let room = allocate(allocator);
+    if room.is_null() {
+        return vk::Result::ERROR_OUT_OF_HOST_MEMORY;
+    }
     let count = i.min_image_count.max(surface::MIN_IMAGES);
     let mut images = Vec::with_capacity(count as usize);
     for _ in 0..count {
@@ -479,6 +516,7 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
                 for image in &images {
                     free_image(device, image);
                 }
+                release(allocator, room);
                 return r;
             }
         }
@@ -499,16 +537,16 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
             for image in &images {
                 free_image(device, image);
             }
+            release(allocator, room);
             return r;
         }
     };
     let mut queue = vk::Queue::null();
     crate::queue::vkGetDeviceQueue(device, 0, 0, &mut queue);
     let uses = vec![Use::Free; images.len()];
-    let s = Box::new(Swapchain {
+    room.write(Swapchain {
         device: device.as_raw(),
         queue,
-
         extent: i.image_extent,
         images,
         presenter,
@@ -518,25 +556,28 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
         }),
         freed: Condvar::new(),
     });
-    *out = vk::SwapchainKHR::from_raw(Box::into_raw(s) as u64);
+    *out = vk::SwapchainKHR::from_raw(room as u64);
     vk::Result::SUCCESS
 }
 
 pub unsafe extern "system" fn vkDestroySwapchainKHR(
     device: vk::Device,
     swapchain: vk::SwapchainKHR,
-    _allocator: *const vk::AllocationCallbacks<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
 ) {
     if swapchain == vk::SwapchainKHR::null() {
         return;
     }
-    let s = Box::from_raw(swapchain.as_raw() as *mut Swapchain);
+    let p = swapchain.as_raw() as *mut Swapchain;
+    let s = p.read();
     if let Presenter::X11(x) = &s.presenter {
         x.close();
     }
     for image in &s.images {
         free_image(device, image);
     }
+    drop(s);
+    release(allocator, p);
 }
 
 pub unsafe extern "system" fn vkGetSwapchainImagesKHR(

@@ -60,6 +60,9 @@ pub struct Run {
     pub size: u32,
     /// Resize the window to `.1` before frame `.0`.
     pub resize: Option<(u32, u32)>,
+    /// Destroy the window before this frame: the driver must then answer with an error
+    /// (`VK_ERROR_OUT_OF_DATE_KHR`, `VK_ERROR_SURFACE_LOST_KHR`), not crash or hang.
+    pub close_at: Option<u32>,
     pub validate: bool,
 }
 
@@ -170,6 +173,14 @@ impl X11Window {
             .map_err(|e| x11_error("ConfigureWindow", e))?
             .check()
             .map_err(|e| x11_error("ConfigureWindow", e))
+    }
+
+    fn close(&self) -> Result<()> {
+        self.conn
+            .destroy_window(self.window)
+            .map_err(|e| x11_error("DestroyWindow", e))?
+            .check()
+            .map_err(|e| x11_error("DestroyWindow", e))
     }
 
     /// What the window shows, as RGBA.
@@ -515,11 +526,23 @@ fn frames(ctx: &Context, p: &Presenter, run: &Run, window: Option<&X11Window>) -
     let start = Instant::now();
     let mut k = 0;
     let mut next_image = 0usize;
+    // The window was destroyed before frame `.0`; the driver's answer, at which frame.
+    let mut closed: Option<u32> = None;
+    let mut lost: Option<(vk::Result, u32)> = None;
+    let gone = |e: vk::Result| {
+        e == vk::Result::ERROR_OUT_OF_DATE_KHR || e == vk::Result::ERROR_SURFACE_LOST_KHR
+    };
     while k < run.frames {
         if let (Some((at, to)), Some(w)) = (run.resize, window) {
             if k == at && size != to {
                 w.resize(to)?;
                 size = to;
+            }
+        }
+        if let (Some(at), Some(w)) = (run.close_at, window) {
+            if k == at && closed.is_none() {
+                w.close()?;
+                closed = Some(k);
             }
         }
         let slot = k as usize % IN_FLIGHT;
@@ -540,6 +563,10 @@ fn frames(ctx: &Context, p: &Presenter, run: &Run, window: Option<&X11Window>) -
                             noticed.get_or_insert((vk::Result::SUBOPTIMAL_KHR, k));
                         }
                         i as usize
+                    }
+                    Err(e) if closed.is_some() && gone(e) => {
+                        lost = Some((e, k));
+                        break;
                     }
                     Err(vk::Result::ERROR_OUT_OF_DATE_KHR) => {
                         noticed.get_or_insert((vk::Result::ERROR_OUT_OF_DATE_KHR, k));
@@ -614,6 +641,10 @@ fn frames(ctx: &Context, p: &Presenter, run: &Run, window: Option<&X11Window>) -
                     noticed.get_or_insert((vk::Result::SUBOPTIMAL_KHR, k - 1));
                     true
                 }
+                Err(e) if closed.is_some() && gone(e) => {
+                    lost = Some((e, k - 1));
+                    break;
+                }
                 Err(vk::Result::ERROR_OUT_OF_DATE_KHR) => {
                     noticed.get_or_insert((vk::Result::ERROR_OUT_OF_DATE_KHR, k - 1));
                     true
@@ -635,6 +666,25 @@ fn frames(ctx: &Context, p: &Presenter, run: &Run, window: Option<&X11Window>) -
     }
     ctx.wait_idle()?;
     let seconds = start.elapsed().as_secs_f64();
+    if let Some(at) = closed {
+        let Some((result, frame)) = lost else {
+            return Err(Error::Mismatch(format!(
+                "the window was destroyed before frame {at}: no VK_ERROR_OUT_OF_DATE_KHR or \
+                 VK_ERROR_SURFACE_LOST_KHR by frame {}",
+                run.frames
+            )));
+        };
+        eprintln!(
+            "airlock-present: window destroyed before frame {at}: {result:?} at frame {frame}"
+        );
+        p.drop_target(&target);
+        let mut report = Report::new();
+        report.i32("closed", result.as_raw());
+        return Ok(Outcome {
+            report,
+            frames_per_second: f64::from(k) / seconds,
+        });
+    }
     let extent = target.extent;
     let (clear, rects) = frame(run.frames - 1, extent);
     let expected = rect::expected_pixels(extent, clear, &rects, false);

@@ -153,6 +153,32 @@ fn resize_under_a_swapchain() {
     );
 }
 
+/// The window is destroyed while frames are in flight: each driver answers with an error
+/// (OUT_OF_DATE or SURFACE_LOST), and the program tears down without a crash or a hang.
+#[test]
+fn window_destroyed_under_a_swapchain() {
+    let _one = one_x_server();
+    let x = Xvfb::start();
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--surface", "xcb", "--frames", "60", "--close-at", "20"];
+    for (label, manifest) in [
+        ("natively", native_manifest()),
+        ("through Airlock", airlock_manifest()),
+    ] {
+        let (_, err) = run_present(
+            &manifest,
+            Some(&x.display),
+            &args,
+            &dir.path().join("out.bin"),
+            label,
+        );
+        assert!(
+            err.contains("window destroyed before frame 20: ERROR_"),
+            "{label}: no error after the window went: {err}"
+        );
+    }
+}
+
 /// What vkcube's window shows mid-run: the share of its pixels that are not the clear colour,
 /// and their mean colour.
 struct Shot {

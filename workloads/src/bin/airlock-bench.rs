@@ -85,6 +85,14 @@ const ROWS: &[Row] = &[
         higher_is_better: false,
         target: "<= +50 ms",
     },
+    Row {
+        workload: "present",
+        key: "fps",
+        label: "300 frames presented to a 500x500 X11 window (Xvfb)",
+        unit: "frames/s",
+        higher_is_better: true,
+        target: ">= 0.95x",
+    },
 ];
 
 fn main() {
@@ -108,6 +116,7 @@ fn child(workload: &str) -> Result<()> {
         "upload" => upload(),
         "roundtrip" => roundtrip(),
         "startup" => startup(),
+        "present" => present(),
         _ => Err(workloads::Error::Unsupported(format!(
             "unknown workload {workload:?}"
         ))),
@@ -284,14 +293,34 @@ fn startup() -> Result<()> {
     Ok(())
 }
 
+/// Frames drawn and presented to an X11 window on the Xvfb the parent started (FIFO, as fast
+/// as the X server takes them): the whole frame loop, acquire to present.
+fn present() -> Result<()> {
+    use workloads::present::{run, Platform, Run};
+    let outcome = run(Run {
+        platform: Platform::Xcb,
+        frames: 300,
+        size: 500,
+        resize: None,
+        close_at: None,
+        validate: false,
+    })?;
+    println!("fps={:.3}", outcome.frames_per_second);
+    Ok(())
+}
+
 /// `key=value` figures one child printed.
 type Figures = Vec<(String, f64)>;
 
 /// Runs `workload` on the driver of `manifest`; its figures.
-fn measure(workload: &str, manifest: &std::path::PathBuf) -> std::result::Result<Figures, String> {
+fn measure(
+    workload: &str,
+    manifest: &std::path::PathBuf,
+    display: &str,
+) -> std::result::Result<Figures, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut c = drivers::with_driver(exe, manifest);
-    c.args(["--child", workload]);
+    c.args(["--child", workload]).env("DISPLAY", display);
     let out = c.output().map_err(|e| format!("{workload}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
@@ -329,6 +358,8 @@ fn parent(args: &[String]) -> std::result::Result<(), String> {
     );
     println!("| workload | native | Airlock | Airlock / native | target |");
     println!("| --- | --- | --- | --- | --- |");
+    // The windowed workload's X server, of its own.
+    let xvfb = drivers::Xvfb::start();
     let mut workloads: Vec<&str> = ROWS.iter().map(|r| r.workload).collect();
     workloads.dedup();
     for w in workloads {
@@ -337,7 +368,10 @@ fn parent(args: &[String]) -> std::result::Result<(), String> {
         }
         let mut samples: Vec<(Figures, Figures)> = Vec::new();
         for _ in 0..rounds {
-            samples.push((measure(w, &native)?, measure(w, &airlock)?));
+            samples.push((
+                measure(w, &native, &xvfb.display)?,
+                measure(w, &airlock, &xvfb.display)?,
+            ));
         }
         for row in ROWS.iter().filter(|r| r.workload == w) {
             let pick = |side: &dyn Fn(&(Figures, Figures)) -> f64| {

@@ -1,5 +1,5 @@
 //! `airlock-present --surface offscreen|headless|xcb|xlib [--frames N] [--size S]
-//! [--resize-at K --resize-to S2] [--validate] [--out file]`: draws N frames of moving
+//! [--resize-at K --resize-to S2] [--close-at K] [--validate] [--out file]`: draws N frames of moving
 //! rectangles and presents them (an X11 window on `$DISPLAY`, a headless surface), or draws them
 //! into images of its own (`offscreen`, for drivers without surfaces). The last frame is read
 //! back from its image and, for a window, from the window, and checked against the CPU; its
@@ -14,7 +14,7 @@ fn usage(message: &str) -> ExitCode {
     eprintln!("airlock-present: {message}");
     eprintln!(
         "usage: airlock-present --surface offscreen|headless|xcb|xlib [--frames N] [--size S] \
-         [--resize-at K --resize-to S2] [--validate] [--out file]"
+         [--resize-at K --resize-to S2] [--close-at K] [--validate] [--out file]"
     );
     ExitCode::from(2)
 }
@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         frames: 100,
         size: 256,
         resize: None,
+        close_at: None,
         validate: false,
     };
     let (mut out, mut resize_at, mut resize_to) = (None, None, None);
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             },
             "--resize-at" => resize_at = number(args.next()),
             "--resize-to" => resize_to = number(args.next()).filter(|n| (16..=4096).contains(n)),
+            "--close-at" => run.close_at = number(args.next()),
             "--validate" => run.validate = true,
             "--out" => out = args.next().map(PathBuf::from),
             _ => return usage(&format!("unexpected argument {arg:?}")),
@@ -58,8 +60,10 @@ fn main() -> ExitCode {
         (None, None) => {}
         _ => return usage("--resize-at K (before the last frame) needs --resize-to S2"),
     }
-    if run.resize.is_some() && !matches!(p, Platform::Xcb | Platform::Xlib) {
-        return usage("--resize-at needs a window (xcb or xlib)");
+    if (run.resize.is_some() || run.close_at.is_some())
+        && !matches!(p, Platform::Xcb | Platform::Xlib)
+    {
+        return usage("--resize-at and --close-at need a window (xcb or xlib)");
     }
     let outcome = match present::run(run) {
         Ok(o) => o,
