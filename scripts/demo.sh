@@ -23,8 +23,12 @@ if [ -n "${DISPLAY:-}" ]; then
   echo "== a window through Airlock on $DISPLAY: vkcube for 300 frames, then airlock-present's checked frames"
   vkcube --c 300
   target/release/airlock-present --surface xcb --frames 300 --size 500
+elif [ -n "${WAYLAND_DISPLAY:-}" ]; then
+  echo
+  echo "== a Wayland window through Airlock on $WAYLAND_DISPLAY: vkcube-wayland for 300 frames"
+  vkcube-wayland --c 300
 else
   echo
-  echo "== no DISPLAY: 100 frames to a headless surface through Airlock (set DISPLAY, e.g. Xvfb :1 &, for a window)"
+  echo "== no DISPLAY: 100 frames to a headless surface through Airlock (set DISPLAY, e.g. Xvfb :1 &, or WAYLAND_DISPLAY, for a window)"
   target/release/airlock-present --surface headless --frames 100
 fi

@@ -11,6 +11,8 @@
 //!   server is not local. Checked requests on the application's connection: no reply, error
 //!   or event of ours reaches its event handling, and once a request is checked the X server
 //!   has read the image, which is free again.
+//! - Wayland: `wl_shm` buffers over the images' memfds (`swapchain/wayland.rs`); the compositor
+//!   holds an image until it releases its buffer.
 //! - Headless: the image is done when its rendering is.
 //!
 //! A window that is gone makes acquire and present return `VK_ERROR_OUT_OF_DATE_KHR`; one whose
@@ -38,6 +40,8 @@ use x11rb::connection::{Connection as _, RequestConnection as _};
 use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
 use x11rb::xcb_ffi::XCBConnection;
+
+mod wayland;
 
 /// One image of a swapchain: the server's image and memory, and this process's view of it.
 struct Image {
@@ -85,6 +89,7 @@ unsafe impl Sync for Swapchain {}
 enum Presenter {
     Headless,
     X11(Box<X11>),
+    Wayland(Box<wayland::Wayland>),
 }
 
 struct X11 {
@@ -449,7 +454,8 @@ impl Presenter {
     /// Whether the window still has `extent`.
     fn fits(&self, extent: vk::Extent2D) -> Result<bool, vk::Result> {
         match self {
-            Presenter::Headless => Ok(true),
+            // A Wayland surface takes the size of the buffers attached to it.
+            Presenter::Headless | Presenter::Wayland(_) => Ok(true),
             Presenter::X11(x) => x.fits(extent),
         }
     }
@@ -526,10 +532,8 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
         Window::X11 { connection, window } => {
             X11::new(connection, window, &images).map(|x| Presenter::X11(Box::new(x)))
         }
-        Window::Wayland { .. } => {
-            log!(error, "airlock: Wayland swapchains are not presented yet");
-            Err(vk::Result::ERROR_INITIALIZATION_FAILED)
-        }
+        Window::Wayland { display, surface } => wayland::Wayland::new(display, surface, &images, i)
+            .map(|w| Presenter::Wayland(Box::new(w))),
     };
     let presenter = match presenter {
         Ok(p) => p,
@@ -570,8 +574,10 @@ pub unsafe extern "system" fn vkDestroySwapchainKHR(
     }
     let p = swapchain.as_raw() as *mut Swapchain;
     let s = p.read();
-    if let Presenter::X11(x) = &s.presenter {
-        x.close();
+    match &s.presenter {
+        Presenter::X11(x) => x.close(),
+        Presenter::Wayland(w) => w.close(),
+        Presenter::Headless => {}
     }
     for image in &s.images {
         free_image(device, image);
@@ -626,6 +632,32 @@ unsafe fn acquire(
         if let Some(i) = st.uses.iter().position(|u| *u == Use::Free) {
             st.uses[i] = Use::Acquired;
             break i;
+        }
+        // A Wayland compositor gives images back by events on our queue: read them.
+        if let Presenter::Wayland(w) = &s.presenter {
+            let wait = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(1),
+            };
+            let released = parking_lot::MutexGuard::unlocked(&mut st, || w.released(wait));
+            match released {
+                Ok(released) => {
+                    for k in released {
+                        st.uses[k] = Use::Free;
+                    }
+                }
+                Err(r) => return r,
+            }
+            if st.uses.contains(&Use::Free) {
+                continue;
+            }
+            if timeout == 0 {
+                return vk::Result::NOT_READY;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return vk::Result::TIMEOUT;
+            }
+            continue;
         }
         if timeout == 0 {
             return vk::Result::NOT_READY;
@@ -705,10 +737,20 @@ unsafe fn present(
     };
     s.state.lock().uses[index] = Use::Presenting;
     let r = shown(queue, s, index, image, waits);
-    s.state.lock().uses[index] = Use::Free;
+    {
+        let mut st = s.state.lock();
+        match &r {
+            Ok(freed) => {
+                for &k in freed {
+                    st.uses[k] = Use::Free;
+                }
+            }
+            Err(_) => st.uses[index] = Use::Free,
+        }
+    }
     s.freed.notify_all();
     match r {
-        Ok(()) => match s.presenter.fits(s.extent) {
+        Ok(_) => match s.presenter.fits(s.extent) {
             Ok(true) => vk::Result::SUCCESS,
             Ok(false) => vk::Result::SUBOPTIMAL_KHR,
             Err(r) => r,
@@ -723,7 +765,7 @@ unsafe fn shown(
     index: usize,
     image: &Image,
     waits: &[vk::Semaphore],
-) -> Result<(), vk::Result> {
+) -> Result<Vec<usize>, vk::Result> {
     let device = s.device;
     let fence = image.rendered;
     let check = |r: u64| match result(r) {
@@ -756,12 +798,14 @@ unsafe fn shown(
         &C_vkWaitForFences,
         &[device, 1, fences.as_ptr() as u64, vk::TRUE as u64, u64::MAX],
     ))?;
-    match &s.presenter {
-        Presenter::Headless => Ok(()),
-        Presenter::X11(x) => x.present(index, image, s.extent),
-    }?;
+    // The images free again: this one, once X11 has read it; those the compositor released.
+    let freed = match &s.presenter {
+        Presenter::Headless => vec![index],
+        Presenter::X11(x) => x.present(index, image, s.extent).map(|()| vec![index])?,
+        Presenter::Wayland(w) => w.present(index, s.extent)?,
+    };
     crate::stats::presented();
-    Ok(())
+    Ok(freed)
 }
 
 /// `vkBindImageMemory2`: a binding to a swapchain's image (`VkBindImageMemorySwapchainInfoKHR`)

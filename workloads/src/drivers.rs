@@ -218,3 +218,145 @@ impl Drop for Xvfb {
         let _ = self.child.wait();
     }
 }
+
+/// A headless weston (pixman renderer, one `size`-square output, desktop shell) for the Wayland
+/// tests, on a socket of its own in a runtime directory of its own. `--debug` offers the
+/// screenshooter the tests read the output back with (`weston-screenshooter`).
+pub struct Weston {
+    child: std::process::Child,
+    /// For `XDG_RUNTIME_DIR`.
+    pub runtime_dir: PathBuf,
+    /// For `WAYLAND_DISPLAY`.
+    pub socket: String,
+}
+
+impl Weston {
+    pub fn start(size: u32) -> Weston {
+        use std::os::unix::fs::PermissionsExt;
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let runtime_dir =
+            std::env::temp_dir().join(format!("airlock-weston-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&runtime_dir);
+        std::fs::create_dir_all(&runtime_dir).expect("a runtime directory for weston");
+        std::fs::set_permissions(&runtime_dir, std::fs::Permissions::from_mode(0o700))
+            .expect("chmod 700 the runtime directory");
+        let socket = "wayland-airlock".to_string();
+        let child = Command::new("weston")
+            .args([
+                "--backend=headless-backend.so",
+                "--use-pixman",
+                "--no-config",
+                "--debug",
+                "--idle-time=0",
+                &format!("--socket={socket}"),
+                &format!("--width={size}"),
+                &format!("--height={size}"),
+                &format!("--log={}", runtime_dir.join("weston.log").display()),
+            ])
+            .env("XDG_RUNTIME_DIR", &runtime_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting weston (scripts/deps.sh installs it): {e}"));
+        let w = Weston {
+            child,
+            runtime_dir,
+            socket,
+        };
+        // Ready once its socket is there and the desktop shell's client has connected (its
+        // panel drawn, so that a screenshot shows what is on top of it).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let log = w.runtime_dir.join("weston.log");
+        loop {
+            let up = w.runtime_dir.join(&w.socket).exists()
+                && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("weston-desktop-shell"));
+            if up {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "weston did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        w
+    }
+
+    /// What the compositor shows: width, height, RGBA pixels.
+    pub fn screenshot(&self) -> (u32, u32, Vec<[u8; 4]>) {
+        weston_screenshot(|c| {
+            self.env(c);
+        })
+        .unwrap_or_else(|e| panic!("a screenshot of weston: {e}"))
+    }
+
+    /// Points `c` at this compositor.
+    pub fn env<'a>(&self, c: &'a mut Command) -> &'a mut Command {
+        c.env("XDG_RUNTIME_DIR", &self.runtime_dir)
+            .env("WAYLAND_DISPLAY", &self.socket)
+    }
+}
+
+impl Drop for Weston {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.runtime_dir);
+    }
+}
+
+/// What a weston started with `--debug` shows (on the compositor `WAYLAND_DISPLAY` names, or
+/// the one `configure` points the command at), taken by `weston-screenshooter`: width, height,
+/// RGBA pixels.
+pub fn weston_screenshot(
+    configure: impl FnOnce(&mut Command),
+) -> Result<(u32, u32, Vec<[u8; 4]>), String> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("airlock-shot-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut c = Command::new("weston-screenshooter");
+    c.current_dir(&dir);
+    configure(&mut c);
+    let status = c.status().map_err(|e| format!("weston-screenshooter: {e}"));
+    let shot = std::fs::read_dir(&dir)
+        .ok()
+        .and_then(|mut d| d.find_map(|e| e.ok().map(|e| e.path())));
+    let decoded = match (status, shot) {
+        (Ok(s), Some(shot)) if s.success() => decode_png(&shot),
+        (Ok(s), _) => Err(format!(
+            "weston-screenshooter: {s}, no picture (is weston running with --debug?)"
+        )),
+        (Err(e), _) => Err(e),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    decoded
+}
+
+/// A PNG's width, height and RGBA pixels.
+fn decode_png(path: &std::path::Path) -> Result<(u32, u32, Vec<[u8; 4]>), String> {
+    let bad = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| bad(&e))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(|e| bad(&e))?;
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).map_err(|e| bad(&e))?;
+    let pixels = match info.color_type {
+        png::ColorType::Rgba => buf[..info.buffer_size()]
+            .chunks_exact(4)
+            .map(|p| [p[0], p[1], p[2], p[3]])
+            .collect(),
+        png::ColorType::Rgb => buf[..info.buffer_size()]
+            .chunks_exact(3)
+            .map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        other => return Err(bad(&format!("{other:?} pixels"))),
+    };
+    Ok((info.width, info.height, pixels))
+}

@@ -29,6 +29,8 @@ pub enum Platform {
     Headless,
     Xcb,
     Xlib,
+    /// A fullscreen xdg-shell toplevel on the compositor `WAYLAND_DISPLAY` names.
+    Wayland,
 }
 
 impl Platform {
@@ -38,6 +40,7 @@ impl Platform {
             "headless" => Platform::Headless,
             "xcb" => Platform::Xcb,
             "xlib" => Platform::Xlib,
+            "wayland" => Platform::Wayland,
             _ => return None,
         })
     }
@@ -48,6 +51,7 @@ impl Platform {
             Platform::Headless => Some(ext::headless_surface::NAME),
             Platform::Xcb => Some(khr::xcb_surface::NAME),
             Platform::Xlib => Some(khr::xlib_surface::NAME),
+            Platform::Wayland => Some(khr::wayland_surface::NAME),
         }
     }
 }
@@ -88,6 +92,43 @@ fn frame(k: u32, size: u32) -> ([u8; 4], Vec<Rect>) {
         ),
     ];
     (clear, rects)
+}
+
+mod wayland;
+
+/// The program's window.
+enum Window {
+    X11(X11Window),
+    Wayland(wayland::WaylandWindow),
+}
+
+impl Window {
+    fn resize(&self, size: u32) -> Result<()> {
+        match self {
+            Window::X11(w) => w.resize(size),
+            // A Wayland surface takes its buffers' size: nothing for the driver to notice.
+            Window::Wayland(_) => Err(Error::Unsupported(
+                "resizing a Wayland window: its swapchain decides its size".into(),
+            )),
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        match self {
+            Window::X11(w) => w.close(),
+            // Vulkan requires a Wayland surface's wl_surface to outlive it.
+            Window::Wayland(_) => Err(Error::Unsupported(
+                "destroying a Wayland window under its swapchain is invalid usage".into(),
+            )),
+        }
+    }
+
+    fn pixels(&self, size: u32) -> Result<Vec<[u8; 4]>> {
+        match self {
+            Window::X11(w) => w.pixels(size),
+            Window::Wayland(w) => w.pixels(size),
+        }
+    }
 }
 
 /// An X11 window of the program's, on a connection of its own (xcb), or on an Xlib display's.
@@ -448,9 +489,11 @@ pub fn run(run: Run) -> Result<Outcome> {
         surface: run.platform.extension(),
     })?;
     let window = match run.platform {
-        Platform::Xcb | Platform::Xlib => {
-            Some(X11Window::open(run.platform == Platform::Xlib, run.size)?)
-        }
+        Platform::Xcb | Platform::Xlib => Some(Window::X11(X11Window::open(
+            run.platform == Platform::Xlib,
+            run.size,
+        )?)),
+        Platform::Wayland => Some(Window::Wayland(wayland::WaylandWindow::open(run.size)?)),
         _ => None,
     };
     let surface = match (run.platform, &window) {
@@ -459,20 +502,28 @@ pub fn run(run: Run) -> Result<Outcome> {
             let info = vk::HeadlessSurfaceCreateInfoEXT::default();
             unsafe { f.create_headless_surface(&info, None) }.check("vkCreateHeadlessSurfaceEXT")?
         }
-        (Platform::Xcb, Some(w)) => {
+        (Platform::Xcb, Some(Window::X11(w))) => {
             let f = khr::xcb_surface::Instance::new(&ctx.entry, &ctx.instance);
             let info = vk::XcbSurfaceCreateInfoKHR::default()
                 .connection(w.conn.get_raw_xcb_connection())
                 .window(w.window);
             unsafe { f.create_xcb_surface(&info, None) }.check("vkCreateXcbSurfaceKHR")?
         }
-        (Platform::Xlib, Some(w)) => {
+        (Platform::Xlib, Some(Window::X11(w))) => {
             let f = khr::xlib_surface::Instance::new(&ctx.entry, &ctx.instance);
             let dpy = w.display.as_ref().map_or(std::ptr::null_mut(), |d| d.0);
             let info = vk::XlibSurfaceCreateInfoKHR::default()
                 .dpy(dpy.cast())
                 .window(w.window.into());
             unsafe { f.create_xlib_surface(&info, None) }.check("vkCreateXlibSurfaceKHR")?
+        }
+        (Platform::Wayland, Some(Window::Wayland(w))) => {
+            let f = khr::wayland_surface::Instance::new(&ctx.entry, &ctx.instance);
+            let (display, surface) = w.raw();
+            let info = vk::WaylandSurfaceCreateInfoKHR::default()
+                .display(display)
+                .surface(surface);
+            unsafe { f.create_wayland_surface(&info, None) }.check("vkCreateWaylandSurfaceKHR")?
         }
         _ => vk::SurfaceKHR::null(),
     };
@@ -495,7 +546,7 @@ pub fn run(run: Run) -> Result<Outcome> {
     result
 }
 
-fn frames(ctx: &Context, p: &Presenter, run: &Run, window: Option<&X11Window>) -> Result<Outcome> {
+fn frames(ctx: &Context, p: &Presenter, run: &Run, window: Option<&Window>) -> Result<Outcome> {
     let pipeline = rect::pipeline_for(ctx, FORMAT, false)?;
     let pool = ctx.command_pool()?;
     const IN_FLIGHT: usize = 2;

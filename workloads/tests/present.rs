@@ -1,12 +1,14 @@
 //! Window-system integration: frames presented through Airlock and natively, to a headless
-//! surface and to X11 windows (xcb and Xlib) on an Xvfb of the test's own, each run checking the
-//! last frame (its image and, for a window, the window) against the CPU, and the two drivers'
-//! results compared byte for byte; a resize under a swapchain; vkcube and vkcubepp.
+//! surface, to X11 windows (xcb and Xlib) on an Xvfb of the test's own and to a Wayland window
+//! on a headless weston of the test's own, each run checking the last frame (its image and, for
+//! a window, what the display shows) against the CPU, and the two drivers' results compared
+//! byte for byte; a resize under a swapchain; vkcube, vkcubepp and vkcube-wayland.
 
 mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, ImageFormat, MapState};
@@ -38,12 +40,29 @@ fn run_present(
     out: &Path,
     label: &str,
 ) -> (Vec<u8>, String) {
+    run_present_in(
+        manifest,
+        |c| match display {
+            Some(d) => c.env("DISPLAY", d),
+            None => c.env_remove("DISPLAY"),
+        },
+        args,
+        out,
+        label,
+    )
+}
+
+/// As `run_present`, with the display `env` sets up.
+fn run_present_in(
+    manifest: &PathBuf,
+    env: impl FnOnce(&mut Command) -> &mut Command,
+    args: &[&str],
+    out: &Path,
+    label: &str,
+) -> (Vec<u8>, String) {
     let mut c = with_driver(present(), manifest);
     c.args(args).arg("--out").arg(out);
-    match display {
-        Some(d) => c.env("DISPLAY", d),
-        None => c.env_remove("DISPLAY"),
-    };
+    env(&mut c);
     let o = run(c);
     assert!(
         o.status.success(),
@@ -117,6 +136,35 @@ fn xcb_window() {
 #[test]
 fn xlib_window() {
     x11("xlib");
+}
+
+/// 100 frames to a fullscreen Wayland window (an xdg-shell toplevel) on a headless weston:
+/// each driver's run checks what weston shows (its screenshot) against the CPU, and the two
+/// results are the same.
+#[test]
+fn wayland_window() {
+    let _one = one_x_server();
+    let w = Weston::start(256);
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--surface", "wayland", "--frames", "100", "--size", "256"];
+    let (native, _) = run_present_in(
+        &native_manifest(),
+        |c| w.env(c),
+        &args,
+        &dir.path().join("native.bin"),
+        "natively",
+    );
+    let (airlock, _) = run_present_in(
+        &airlock_manifest(),
+        |c| w.env(c),
+        &args,
+        &dir.path().join("airlock.bin"),
+        "through Airlock",
+    );
+    assert!(
+        airlock == native,
+        "wayland: the last frame differs from native's"
+    );
 }
 
 /// The window shrinks while frames are in flight: Airlock reports it (SUBOPTIMAL or
@@ -283,6 +331,94 @@ fn cube_matches_native(program: &str) {
         assert!(
             (native.mean[i] - airlock.mean[i]).abs() < 16.0,
             "{program}: the cube's mean colour is {:?} natively, {:?} through Airlock",
+            native.mean,
+            airlock.mean
+        );
+    }
+}
+
+/// vkcube-wayland's 300 frames on a headless weston (desktop shell): a mid-run screenshot
+/// against one of the empty desktop, natively and through Airlock: the same share of the
+/// screen changed, the same mean colour where it did.
+fn wayland_cube(manifest: &PathBuf, label: &str) -> Shot {
+    let _one = one_x_server();
+    let w = Weston::start(512);
+    // The empty desktop, once the shell has drawn it: two screenshots alike, not all black.
+    let t = Instant::now();
+    let mut empty = w.screenshot().2;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let again = w.screenshot().2;
+        let drawn = again.iter().any(|p| p[..3] != [0, 0, 0]);
+        if (drawn && again == empty) || t.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        empty = again;
+    }
+    let mut c = with_driver("vkcube-wayland", manifest);
+    c.args(["--c", "300", "--width", "256", "--height", "256"]);
+    w.env(&mut c)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting vkcube-wayland: {e}"));
+    let t = Instant::now();
+    let shoot = || {
+        let (_, _, now) = w.screenshot();
+        // The panel's clock may tick between the two: only below the panel counts.
+        let changed: Vec<[u8; 3]> = now
+            .iter()
+            .zip(&empty)
+            .skip(512 * 40)
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| [a[0], a[1], a[2]])
+            .collect();
+        let n = changed.len().max(1) as f64;
+        Shot {
+            covered: changed.len() as f64 / (512.0 * 472.0),
+            mean: [0, 1, 2].map(|i| changed.iter().map(|p| f64::from(p[i])).sum::<f64>() / n),
+        }
+    };
+    let mut s = shoot();
+    while s.covered < 0.05 && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(50));
+        s = shoot();
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(
+        o.status.success(),
+        "vkcube-wayland --c 300 {label}: {}\n{}",
+        o.status,
+        stderr(&o)
+    );
+    s
+}
+
+#[test]
+fn vkcube_wayland() {
+    let native = wayland_cube(&native_manifest(), "natively");
+    let airlock = wayland_cube(&airlock_manifest(), "through Airlock");
+    eprintln!(
+        "vkcube-wayland: {:.3} of the screen changed natively (mean {:?}), {:.3} through Airlock (mean {:?})",
+        native.covered, native.mean, airlock.covered, airlock.mean
+    );
+    assert!(
+        native.covered > 0.05 && airlock.covered > 0.05,
+        "vkcube-wayland: nothing on screen (native {:.3}, Airlock {:.3} of it changed)",
+        native.covered,
+        airlock.covered
+    );
+    assert!(
+        (native.covered - airlock.covered).abs() < 0.08,
+        "vkcube-wayland: {:.3} of the screen changed natively, {:.3} through Airlock",
+        native.covered,
+        airlock.covered
+    );
+    for i in 0..3 {
+        assert!(
+            (native.mean[i] - airlock.mean[i]).abs() < 16.0,
+            "vkcube-wayland: the mean colour is {:?} natively, {:?} through Airlock",
             native.mean,
             airlock.mean
         );

@@ -1,6 +1,7 @@
-//! `airlock-present --surface offscreen|headless|xcb|xlib [--frames N] [--size S]
+//! `airlock-present --surface offscreen|headless|xcb|xlib|wayland [--frames N] [--size S]
 //! [--resize-at K --resize-to S2] [--close-at K] [--validate] [--out file]`: draws N frames of moving
-//! rectangles and presents them (an X11 window on `$DISPLAY`, a headless surface), or draws them
+//! rectangles and presents them (an X11 window on `$DISPLAY`, a fullscreen Wayland window on
+//! `$WAYLAND_DISPLAY`, a headless surface), or draws them
 //! into images of its own (`offscreen`, for drivers without surfaces). The last frame is read
 //! back from its image and, for a window, from the window, and checked against the CPU; its
 //! pixels go to `file`. Prints the frames per second. Exits 1 on a failure, 2 on bad usage.
@@ -13,7 +14,7 @@ use workloads::present::{self, Platform, Run};
 fn usage(message: &str) -> ExitCode {
     eprintln!("airlock-present: {message}");
     eprintln!(
-        "usage: airlock-present --surface offscreen|headless|xcb|xlib [--frames N] [--size S] \
+        "usage: airlock-present --surface offscreen|headless|xcb|xlib|wayland [--frames N] [--size S] \
          [--resize-at K --resize-to S2] [--close-at K] [--validate] [--out file]"
     );
     ExitCode::from(2)
@@ -52,7 +53,7 @@ fn main() -> ExitCode {
         }
     }
     let Some(p) = platform else {
-        return usage("--surface offscreen, headless, xcb or xlib is required");
+        return usage("--surface offscreen, headless, xcb, xlib or wayland is required");
     };
     run.platform = p;
     match (resize_at, resize_to) {
