@@ -180,6 +180,10 @@ impl Xvfb {
             "1024x768x24",
             "-nolisten",
             "tcp",
+            // Without it the X server resets when its last client leaves, and refuses the
+            // connections that arrive meanwhile: vulkaninfo, opening one per surface kind,
+            // failed so now and then, natively and through Airlock alike.
+            "-noreset",
         ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
