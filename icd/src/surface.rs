@@ -309,7 +309,17 @@ pub unsafe fn capabilities(
         width: u32::MAX,
         height: u32::MAX,
     };
-    let (current, min, max) = match window(surface).ok_or(vk::Result::ERROR_SURFACE_LOST_KHR)? {
+    let window = window(surface).ok_or(vk::Result::ERROR_SURFACE_LOST_KHR)?;
+    // A Wayland compositor blends ARGB buffers as premultiplied; X11 windows take no alpha.
+    let alpha = match window {
+        Window::Wayland { .. } => {
+            vk::CompositeAlphaFlagsKHR::OPAQUE
+                | vk::CompositeAlphaFlagsKHR::PRE_MULTIPLIED
+                | vk::CompositeAlphaFlagsKHR::INHERIT
+        }
+        _ => vk::CompositeAlphaFlagsKHR::OPAQUE | vk::CompositeAlphaFlagsKHR::INHERIT,
+    };
+    let (current, min, max) = match window {
         Window::X11 { connection, window } => {
             let conn = x11(connection).ok_or(vk::Result::ERROR_SURFACE_LOST_KHR)?;
             let g = x11_geometry(&conn, window).ok_or(vk::Result::ERROR_SURFACE_LOST_KHR)?;
@@ -340,8 +350,7 @@ pub unsafe fn capabilities(
         max_image_array_layers: 1,
         supported_transforms: vk::SurfaceTransformFlagsKHR::IDENTITY,
         current_transform: vk::SurfaceTransformFlagsKHR::IDENTITY,
-        supported_composite_alpha: vk::CompositeAlphaFlagsKHR::OPAQUE
-            | vk::CompositeAlphaFlagsKHR::INHERIT,
+        supported_composite_alpha: alpha,
         supported_usage_flags: USAGE,
     })
 }
@@ -356,7 +365,9 @@ pub const USAGE: vk::ImageUsageFlags = vk::ImageUsageFlags::from_raw(
         | vk::ImageUsageFlags::INPUT_ATTACHMENT.as_raw(),
 );
 
-/// The formats swapchains take: 32-bit BGRA, as X11 and Wayland's ARGB8888/XRGB8888 hold it.
+/// The formats X11 swapchains take: 32-bit BGRA, as a 24- or 32-bit visual holds it. Wayland
+/// surfaces take those of the compositor's `wl_shm` formats that a Vulkan format matches
+/// (`formats`).
 pub const FORMATS: [vk::SurfaceFormatKHR; 2] = [
     vk::SurfaceFormatKHR {
         format: vk::Format::B8G8R8A8_SRGB,
@@ -409,16 +420,37 @@ pub unsafe extern "system" fn vkGetPhysicalDeviceSurfaceCapabilities2KHR(
     vk::Result::SUCCESS
 }
 
+/// The formats a swapchain of `surface` may have.
+///
+/// # Safety
+/// `surface` is a live surface.
+pub unsafe fn formats(surface: vk::SurfaceKHR) -> Result<Vec<vk::SurfaceFormatKHR>, vk::Result> {
+    match window(surface).ok_or(vk::Result::ERROR_SURFACE_LOST_KHR)? {
+        Window::Wayland { display, .. } => {
+            let offered = crate::swapchain::wayland::shm_formats(display)?;
+            Ok(crate::swapchain::wayland::FORMATS
+                .iter()
+                .filter(|f| offered.contains(&f.opaque) && offered.contains(&f.alpha))
+                .map(|f| vk::SurfaceFormatKHR {
+                    format: f.format,
+                    color_space: vk::ColorSpaceKHR::SRGB_NONLINEAR,
+                })
+                .collect())
+        }
+        Window::X11 { .. } | Window::Headless => Ok(FORMATS.to_vec()),
+    }
+}
+
 pub unsafe extern "system" fn vkGetPhysicalDeviceSurfaceFormatsKHR(
     _pd: vk::PhysicalDevice,
     surface: vk::SurfaceKHR,
     count: *mut u32,
     out: *mut vk::SurfaceFormatKHR,
 ) -> vk::Result {
-    if window(surface).is_none() {
-        return vk::Result::ERROR_SURFACE_LOST_KHR;
+    match formats(surface) {
+        Ok(f) => fill(&f, count, out),
+        Err(r) => r,
     }
-    fill(&FORMATS, count, out)
 }
 
 pub unsafe extern "system" fn vkGetPhysicalDeviceSurfaceFormats2KHR(
@@ -427,20 +459,21 @@ pub unsafe extern "system" fn vkGetPhysicalDeviceSurfaceFormats2KHR(
     count: *mut u32,
     out: *mut vk::SurfaceFormat2KHR<'_>,
 ) -> vk::Result {
-    if window((*info).surface).is_none() {
-        return vk::Result::ERROR_SURFACE_LOST_KHR;
-    }
+    let formats = match formats((*info).surface) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if out.is_null() {
-        *count = FORMATS.len() as u32;
+        *count = formats.len() as u32;
         return vk::Result::SUCCESS;
     }
-    let n = (*count as usize).min(FORMATS.len());
-    for (k, f) in FORMATS.iter().take(n).enumerate() {
+    let n = (*count as usize).min(formats.len());
+    for (k, f) in formats.iter().take(n).enumerate() {
         // The application's structs keep their sType and pNext.
         (*out.add(k)).surface_format = *f;
     }
     *count = n as u32;
-    if n < FORMATS.len() {
+    if n < formats.len() {
         vk::Result::INCOMPLETE
     } else {
         vk::Result::SUCCESS

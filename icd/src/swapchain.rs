@@ -41,7 +41,7 @@ use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
 use x11rb::xcb_ffi::XCBConnection;
 
-mod wayland;
+pub(crate) mod wayland;
 
 /// One image of a swapchain: the server's image and memory, and this process's view of it.
 struct Image {
@@ -497,7 +497,11 @@ pub unsafe extern "system" fn vkCreateSwapchainKHR(
     let Some(window) = surface::window(i.surface) else {
         return vk::Result::ERROR_SURFACE_LOST_KHR;
     };
-    if !surface::FORMATS.iter().any(|f| f.format == i.image_format) {
+    let formats = match surface::formats(i.surface) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if !formats.iter().any(|f| f.format == i.image_format) {
         log!(
             error,
             "airlock: vkCreateSwapchainKHR: format {:?} is not one the surface offers",
