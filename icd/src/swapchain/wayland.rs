@@ -9,8 +9,10 @@
 //! opened when the first Wayland swapchain is made.
 //!
 //! FIFO presents wait for the previous frame's `wl_surface.frame` callback, but never longer
-//! than `FRAME_WAIT`: a compositor sends none while the window is hidden, and a hidden window
-//! must not stop the application.
+//! than `FRAME_WAIT`: a compositor sends none while the window is hidden (weston, for a window
+//! under others), and a hidden window must not stop the application. Once a wait has run out,
+//! the next ones wait at most `MISSED_FRAME_WAIT`, a refresh at 60 Hz, until callbacks come
+//! again: a hidden window's presents go on at about the rate a shown one would.
 
 use super::Image;
 use crate::log::log;
@@ -99,6 +101,8 @@ pub(crate) unsafe fn shm_formats(display: *mut c_void) -> Result<Vec<wl_shm::For
 
 /// The longest a FIFO present waits for the compositor's frame callback.
 const FRAME_WAIT: Duration = Duration::from_millis(100);
+/// The longest it waits after a callback failed to come.
+const MISSED_FRAME_WAIT: Duration = Duration::from_micros(16_667);
 
 /// What our queue's events told us.
 #[derive(Default)]
@@ -198,6 +202,8 @@ impl Dispatch<WlCallback, ()> for Events {
 struct Queue {
     queue: EventQueue<Events>,
     events: Events,
+    /// The last FIFO wait ran out before its frame callback came.
+    missed: bool,
 }
 
 impl Queue {
@@ -290,6 +296,7 @@ impl Wayland {
                 frame_done: true,
                 ..Events::default()
             },
+            missed: false,
         };
         let registry = conn.display().get_registry(&qh, ());
         q.queue.roundtrip(&mut q.events).map_err(|e| lost(&e))?;
@@ -351,7 +358,12 @@ impl Wayland {
     ) -> Result<Vec<usize>, vk::Result> {
         let mut q = self.queue.lock();
         if self.fifo {
-            let deadline = Instant::now() + FRAME_WAIT;
+            let wait = if q.missed {
+                MISSED_FRAME_WAIT
+            } else {
+                FRAME_WAIT
+            };
+            let deadline = Instant::now() + wait;
             while !q.events.frame_done {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -359,6 +371,7 @@ impl Wayland {
                 }
                 q.pump(left)?;
             }
+            q.missed = !q.events.frame_done;
         }
         let (w, h) = (extent.width as i32, extent.height as i32);
         self.surface.attach(Some(&self.buffers[index]), 0, 0);
