@@ -14,6 +14,12 @@ use crate::log::log;
 use crate::util::fill;
 use ash::vk::{self, Handle};
 use std::ffi::{c_ulong, c_void};
+use wayland_backend::client::Backend;
+use wayland_client::protocol::{
+    wl_registry::{self, WlRegistry},
+    wl_shm::{self, WlShm},
+};
+use wayland_client::{Connection, Dispatch, Proxy, QueueHandle};
 use x11rb::protocol::xproto::ConnectionExt as _;
 use x11rb::xcb_ffi::XCBConnection;
 
@@ -420,6 +426,120 @@ pub unsafe extern "system" fn vkGetPhysicalDeviceSurfaceCapabilities2KHR(
     vk::Result::SUCCESS
 }
 
+/// A Vulkan format and the `wl_shm` formats holding its pixels as they lie in memory
+/// (little-endian): without alpha (an opaque swapchain) and with it.
+pub struct ShmFormat {
+    pub format: vk::Format,
+    pub opaque: wl_shm::Format,
+    pub alpha: wl_shm::Format,
+}
+
+/// In the order surfaces list them (native lavapipe's).
+pub const WAYLAND_FORMATS: [ShmFormat; 7] = {
+    use wl_shm::Format as W;
+    const fn f(format: vk::Format, opaque: W, alpha: W) -> ShmFormat {
+        ShmFormat {
+            format,
+            opaque,
+            alpha,
+        }
+    }
+    [
+        f(vk::Format::B8G8R8A8_SRGB, W::Xrgb8888, W::Argb8888),
+        f(vk::Format::B8G8R8A8_UNORM, W::Xrgb8888, W::Argb8888),
+        f(vk::Format::R5G6B5_UNORM_PACK16, W::Rgb565, W::Rgb565),
+        f(vk::Format::R8G8B8A8_SRGB, W::Xbgr8888, W::Abgr8888),
+        f(vk::Format::R8G8B8A8_UNORM, W::Xbgr8888, W::Abgr8888),
+        f(
+            vk::Format::A2R10G10B10_UNORM_PACK32,
+            W::Xrgb2101010,
+            W::Argb2101010,
+        ),
+        f(
+            vk::Format::A2B10G10R10_UNORM_PACK32,
+            W::Xbgr2101010,
+            W::Abgr2101010,
+        ),
+    ]
+};
+
+/// The `wl_shm` formats the compositor of `display` takes (a round trip on a private queue).
+///
+/// # Safety
+/// `display` is the application's live `wl_display`.
+unsafe fn shm_formats(display: *mut c_void) -> Result<Vec<wl_shm::Format>, vk::Result> {
+    let lost = |e: &dyn std::fmt::Display| {
+        log!(
+            warn,
+            "airlock: asking the Wayland compositor its formats: {e}"
+        );
+        vk::Result::ERROR_SURFACE_LOST_KHR
+    };
+    if !wayland_sys::client::is_lib_available() {
+        return Err(lost(&"libwayland-client.so.0 cannot be opened"));
+    }
+    let conn = Connection::from_backend(Backend::from_foreign_display(display.cast()));
+    let mut queue = conn.new_event_queue::<ShmGlobals>();
+    let qh = queue.handle();
+    let mut events = ShmGlobals::default();
+    let registry = conn.display().get_registry(&qh, ());
+    queue.roundtrip(&mut events).map_err(|e| lost(&e))?;
+    let (name, version) = events
+        .shm
+        .ok_or_else(|| lost(&"the compositor offers no wl_shm"))?;
+    let shm: WlShm = registry.bind(name, version.min(1), &qh, ());
+    queue.roundtrip(&mut events).map_err(|e| lost(&e))?;
+    drop(shm);
+    Ok(events.formats)
+}
+
+/// What the compositor says of its `wl_shm` on a private queue: the global, then its formats.
+#[derive(Default)]
+struct ShmGlobals {
+    shm: Option<(u32, u32)>,
+    formats: Vec<wl_shm::Format>,
+}
+
+impl Dispatch<WlRegistry, ()> for ShmGlobals {
+    fn event(
+        state: &mut Self,
+        _: &WlRegistry,
+        event: wl_registry::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_registry::Event::Global {
+            name,
+            interface,
+            version,
+        } = event
+        {
+            if interface == WlShm::interface().name {
+                state.shm = Some((name, version));
+            }
+        }
+    }
+}
+
+impl Dispatch<WlShm, ()> for ShmGlobals {
+    fn event(
+        state: &mut Self,
+        _: &WlShm,
+        event: wl_shm::Event,
+        _: &(),
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let wl_shm::Event::Format {
+            format: wayland_client::WEnum::Value(f),
+        } = event
+        {
+            state.formats.push(f);
+        }
+    }
+}
+
 /// The formats a swapchain of `surface` may have.
 ///
 /// # Safety
@@ -427,8 +547,8 @@ pub unsafe extern "system" fn vkGetPhysicalDeviceSurfaceCapabilities2KHR(
 pub unsafe fn formats(surface: vk::SurfaceKHR) -> Result<Vec<vk::SurfaceFormatKHR>, vk::Result> {
     match window(surface).ok_or(vk::Result::ERROR_SURFACE_LOST_KHR)? {
         Window::Wayland { display, .. } => {
-            let offered = crate::swapchain::wayland::shm_formats(display)?;
-            Ok(crate::swapchain::wayland::FORMATS
+            let offered = shm_formats(display)?;
+            Ok(WAYLAND_FORMATS
                 .iter()
                 .filter(|f| offered.contains(&f.opaque) && offered.contains(&f.alpha))
                 .map(|f| vk::SurfaceFormatKHR {

@@ -41,7 +41,7 @@ use x11rb::protocol::shm::ConnectionExt as _;
 use x11rb::protocol::xproto::{ConnectionExt as _, CreateGCAux, ImageFormat};
 use x11rb::xcb_ffi::XCBConnection;
 
-pub(crate) mod wayland;
+mod wayland;
 
 /// One image of a swapchain: the server's image and memory, and this process's view of it.
 struct Image {

@@ -16,9 +16,22 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         .filter(|p| p.extension().is_some_and(|e| e == "rs"))
         .collect();
     files.push(src.join("generated/entry.rs"));
+    // A family's submodules (`swapchain/wayland.rs`) count as the family.
+    for dir in std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()) {
+        if dir.is_dir() && dir.file_name().is_some_and(|n| n != "generated") {
+            files.extend(
+                std::fs::read_dir(&dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().path())
+                    .filter(|p| p.extension().is_some_and(|e| e == "rs")),
+            );
+        }
+    }
     for f in files {
+        let parent = f.parent().unwrap();
         let name = match f.file_stem().unwrap().to_str().unwrap() {
             "entry" => "generated".to_string(),
+            _ if parent != src => parent.file_name().unwrap().to_str().unwrap().to_string(),
             n => n.to_string(),
         };
         let text = std::fs::read_to_string(&f).unwrap();
@@ -33,7 +46,7 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             })
             .filter(|d| !d.is_empty() && *d != name)
             .collect();
-        g.insert(name, deps);
+        g.entry(name).or_insert_with(BTreeSet::new).extend(deps);
     }
     g
 }

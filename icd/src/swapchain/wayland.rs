@@ -32,73 +32,6 @@ use wayland_client::protocol::{
 };
 use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle};
 
-/// A Vulkan format and the `wl_shm` formats holding its pixels as they lie in memory
-/// (little-endian): without alpha (an opaque swapchain) and with it.
-pub(crate) struct ShmFormat {
-    pub format: vk::Format,
-    pub opaque: wl_shm::Format,
-    pub alpha: wl_shm::Format,
-}
-
-/// In the order surfaces list them (native lavapipe's).
-pub(crate) const FORMATS: [ShmFormat; 7] = {
-    use wl_shm::Format as W;
-    const fn f(format: vk::Format, opaque: W, alpha: W) -> ShmFormat {
-        ShmFormat {
-            format,
-            opaque,
-            alpha,
-        }
-    }
-    [
-        f(vk::Format::B8G8R8A8_SRGB, W::Xrgb8888, W::Argb8888),
-        f(vk::Format::B8G8R8A8_UNORM, W::Xrgb8888, W::Argb8888),
-        f(vk::Format::R5G6B5_UNORM_PACK16, W::Rgb565, W::Rgb565),
-        f(vk::Format::R8G8B8A8_SRGB, W::Xbgr8888, W::Abgr8888),
-        f(vk::Format::R8G8B8A8_UNORM, W::Xbgr8888, W::Abgr8888),
-        f(
-            vk::Format::A2R10G10B10_UNORM_PACK32,
-            W::Xrgb2101010,
-            W::Argb2101010,
-        ),
-        f(
-            vk::Format::A2B10G10R10_UNORM_PACK32,
-            W::Xbgr2101010,
-            W::Abgr2101010,
-        ),
-    ]
-};
-
-/// The `wl_shm` formats the compositor of `display` takes (a round trip on a private queue).
-///
-/// # Safety
-/// `display` is the application's live `wl_display`.
-pub(crate) unsafe fn shm_formats(display: *mut c_void) -> Result<Vec<wl_shm::Format>, vk::Result> {
-    let lost = |e: &dyn std::fmt::Display| {
-        log!(
-            warn,
-            "airlock: asking the Wayland compositor its formats: {e}"
-        );
-        vk::Result::ERROR_SURFACE_LOST_KHR
-    };
-    if !wayland_sys::client::is_lib_available() {
-        return Err(lost(&"libwayland-client.so.0 cannot be opened"));
-    }
-    let conn = Connection::from_backend(Backend::from_foreign_display(display.cast()));
-    let mut queue = conn.new_event_queue::<Events>();
-    let qh = queue.handle();
-    let mut events = Events::default();
-    let registry = conn.display().get_registry(&qh, ());
-    queue.roundtrip(&mut events).map_err(|e| lost(&e))?;
-    let (name, version) = events
-        .shm
-        .ok_or_else(|| lost(&"the compositor offers no wl_shm"))?;
-    let shm: WlShm = registry.bind(name, version.min(1), &qh, ());
-    queue.roundtrip(&mut events).map_err(|e| lost(&e))?;
-    drop(shm);
-    Ok(events.formats)
-}
-
 /// The longest a FIFO present waits for the compositor's frame callback.
 const FRAME_WAIT: Duration = Duration::from_millis(100);
 /// The longest it waits after a callback failed to come.
@@ -113,8 +46,6 @@ struct Events {
     released: Vec<usize>,
     /// The last frame callback asked for has come (or none was asked for).
     frame_done: bool,
-    /// The `wl_shm` formats the compositor announced.
-    formats: Vec<wl_shm::Format>,
 }
 
 impl Dispatch<WlRegistry, ()> for Events {
@@ -141,19 +72,13 @@ impl Dispatch<WlRegistry, ()> for Events {
 
 impl Dispatch<WlShm, ()> for Events {
     fn event(
-        state: &mut Self,
+        _: &mut Self,
         _: &WlShm,
-        event: wl_shm::Event,
+        _: wl_shm::Event,
         _: &(),
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
-        if let wl_shm::Event::Format {
-            format: wayland_client::WEnum::Value(f),
-        } = event
-        {
-            state.formats.push(f);
-        }
     }
 }
 
@@ -306,7 +231,10 @@ impl Wayland {
             .ok_or_else(|| lost(&"the compositor offers no wl_shm"))?;
         let shm: WlShm = registry.bind(name, version.min(1), &qh, ());
         // Opaque images go without alpha: the compositor ignores theirs.
-        let Some(shm_format) = FORMATS.iter().find(|f| f.format == info.image_format) else {
+        let Some(shm_format) = crate::surface::WAYLAND_FORMATS
+            .iter()
+            .find(|f| f.format == info.image_format)
+        else {
             return Err(lost(&format!(
                 "no wl_shm format holds {:?}",
                 info.image_format
