@@ -76,6 +76,21 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkUpdateDescriptorSetWithTemplate",
     "vkCmdPushDescriptorSetWithTemplateKHR",
     "vkResetFences",
+    // Synchronization through the feedback region (icd/src/queue.rs).
+    "vkCreateFence",
+    "vkDestroyFence",
+    "vkGetFenceStatus",
+    "vkWaitForFences",
+    "vkQueueSubmit",
+    "vkQueueSubmit2",
+    "vkQueueBindSparse",
+    "vkCreateSemaphore",
+    "vkDestroySemaphore",
+    "vkGetSemaphoreCounterValue",
+    "vkWaitSemaphores",
+    "vkCreateEvent",
+    "vkDestroyEvent",
+    "vkGetEventStatus",
     "vkCmdDrawMultiEXT",
     "vkCmdDrawMultiIndexedEXT",
 ];
@@ -120,6 +135,12 @@ pub const SERVER_HANDLED: &[&str] = &[
     "vkDestroyPipelineLayout",
     "vkSetPrivateData",
     "vkGetPrivateData",
+    "vkResetFences",
+    "vkWaitForFences",
+    "vkGetFenceStatus",
+    "vkSetEvent",
+    "vkResetEvent",
+    "vkGetEventStatus",
 ];
 
 /// Waits and compiles: run off the server's reader thread.

@@ -253,6 +253,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         memory: 7,
         size: 65536,
     });
+    let feedback = encode(&ControlMsg::Feedback);
     // A request header in the command ring (offset 256: the data area), published by head.
     let mut ring = Vec::new();
     let req = RequestHeader {
@@ -284,6 +285,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "welcome",
             framed(1, 0, &[welcome.clone(), memfd.clone()], &[]),
         ),
+        ("feedback", framed(1, 1, &[welcome.clone(), feedback], &[])),
         ("welcome_fd", framed(1, 1, &[welcome, memfd], &[])),
         ("refused", framed(1, 0, &[refused], &[])),
         ("headers", [&[2u8][..], &headers].concat()),

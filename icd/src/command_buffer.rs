@@ -21,6 +21,7 @@ use std::sync::OnceLock;
 use wire::codec::Encoder;
 use wire::desc::{CommandDesc, Kind, Ty};
 use wire::frame::{RequestHeader, REQUEST_HEADER};
+use wire::generated::commands::id;
 use wire::generated::commands::{
     C_vkAllocateCommandBuffers, C_vkBeginCommandBuffer, C_vkCmdDrawMultiEXT,
     C_vkCmdDrawMultiIndexedEXT, C_vkCmdPushDescriptorSetKHR, C_vkDestroyCommandPool,
@@ -121,6 +122,12 @@ pub unsafe fn record(cmd: &'static CommandDesc, args: &[u64]) {
         // keep no bytes and spend no time on it.
         rec.discard();
         return;
+    }
+    if matches!(
+        cmd.id,
+        id::vkCmdSetEvent | id::vkCmdResetEvent | id::vkCmdSetEvent2 | id::vkCmdResetEvent2
+    ) {
+        crate::queue::recorded_event(cb.parent, args[1]);
     }
     let start = rec.frames.len();
     rec.frames.buf.extend_from_slice(&[0; REQUEST_HEADER]);

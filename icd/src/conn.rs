@@ -196,6 +196,17 @@ impl Connection {
         self.lost.load(Ordering::Acquire)
     }
 
+    /// Whether the server is still there; a hung-up socket loses the connection. For waits
+    /// that sleep outside the rings (the feedback region).
+    pub fn alive(&self) -> bool {
+        use wire::ring::Liveness;
+        if SocketLiveness(self.sock.as_fd()).check().is_err() {
+            self.lose("the server hung up");
+            return false;
+        }
+        true
+    }
+
     /// Marks the connection lost, once, with a log line saying why.
     pub fn lose(&self, why: &str) {
         if !self.lost.swap(true, Ordering::AcqRel) {

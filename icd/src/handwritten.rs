@@ -23,7 +23,12 @@ pub use crate::memory::{vkAllocateMemory, vkFreeMemory, vkMapMemory, vkUnmapMemo
 pub use crate::private_data::{
     vkCreatePrivateDataSlot, vkDestroyPrivateDataSlot, vkGetPrivateData, vkSetPrivateData,
 };
-pub use crate::queue::{vkGetDeviceQueue, vkGetDeviceQueue2, vkResetFences};
+pub use crate::queue::{
+    vkCreateEvent, vkCreateFence, vkCreateSemaphore, vkDestroyEvent, vkDestroyFence,
+    vkDestroySemaphore, vkGetDeviceQueue, vkGetDeviceQueue2, vkGetEventStatus, vkGetFenceStatus,
+    vkGetSemaphoreCounterValue, vkQueueBindSparse, vkQueueSubmit, vkQueueSubmit2, vkResetFences,
+    vkWaitForFences, vkWaitSemaphores,
+};
 pub use crate::surface::{
     vkCreateHeadlessSurfaceEXT, vkCreateWaylandSurfaceKHR, vkCreateXcbSurfaceKHR,
     vkCreateXlibSurfaceKHR, vkDestroySurfaceKHR, vkGetDeviceGroupPresentCapabilitiesKHR,

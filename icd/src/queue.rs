@@ -10,12 +10,26 @@
 //! does, and the server applies it before anything the application does after it (one command
 //! stream). Waiting for its reply cost a whole round trip per frame or dispatch.
 
-use crate::call::{call, post};
+pub mod feedback;
+
+use crate::call::{call, create, post};
+use crate::log::log;
 use crate::objects::{header, NoFacts};
+use crate::util::app_slice as slice;
 use ash::vk::{self, Handle};
+use feedback::{Feedback, Seen};
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use wire::generated::commands::{C_vkGetDeviceQueue, C_vkGetDeviceQueue2, C_vkResetFences};
+use std::sync::OnceLock;
+use std::time::Instant;
+use wire::desc::CommandDesc;
+use wire::feedback::{Kind, LOST, SIGNALED, UNSIGNALED};
+use wire::generated::commands::{
+    C_vkCreateEvent, C_vkCreateFence, C_vkCreateSemaphore, C_vkDestroyEvent, C_vkDestroyFence,
+    C_vkDestroySemaphore, C_vkGetDeviceQueue, C_vkGetDeviceQueue2, C_vkGetEventStatus,
+    C_vkGetFenceStatus, C_vkGetSemaphoreCounterValue, C_vkQueueBindSparse, C_vkQueueSubmit,
+    C_vkQueueSubmit2, C_vkResetFences, C_vkWaitForFences, C_vkWaitSemaphores,
+};
 
 /// A device's queue wrappers handed out, by creation flags, family and index. The wrappers
 /// themselves are named under the device, which frees them.
@@ -87,14 +101,382 @@ unsafe fn queue(
     *out = vk::Queue::from_raw(h);
 }
 
+/// A device's feedback region (`queue/feedback.rs`), asked for when the device makes its first
+/// fence, event or timeline semaphore; `None` inside when the server could not give one.
+#[derive(Default)]
+struct DeviceFeedback(OnceLock<Option<Feedback>>);
+
+/// The feedback region of device wrapper `device`, if it has one and the server is there.
+///
+/// # Safety
+/// `device` is a live device wrapper.
+unsafe fn feedback<'a>(device: u64) -> Option<&'a Feedback> {
+    let h = header(device);
+    let f = h.families.get::<DeviceFeedback>().0.get()?.as_ref()?;
+    (!h.conn().is_lost()).then_some(f)
+}
+
+/// [`feedback`], asking the server for the region the first time.
+///
+/// # Safety
+/// `device` is a live device wrapper.
+unsafe fn feedback_or_open<'a>(device: u64) -> Option<&'a Feedback> {
+    let h = header(device);
+    let f = h.families.get::<DeviceFeedback>();
+    f.0.get_or_init(|| Feedback::open(h.conn(), h.id)).as_ref()
+}
+
+/// A result Vulkan allows a synchronisation command, from the region's failure word.
+fn failure(f: &Feedback) -> Option<vk::Result> {
+    match f.failed() {
+        0 => None,
+        r => Some(vk::Result::from_raw(r)),
+    }
+}
+
 pub unsafe extern "system" fn vkResetFences(
     device: vk::Device,
     count: u32,
     fences: *const vk::Fence,
 ) -> vk::Result {
+    if let Some(f) = feedback(device.as_raw()) {
+        for fence in slice(fences, count) {
+            f.restart(fence.as_raw());
+        }
+    }
     post(
         &C_vkResetFences,
         &[device.as_raw(), count as u64, fences as u64],
         &NoFacts,
     )
+}
+
+pub unsafe extern "system" fn vkCreateFence(
+    device: vk::Device,
+    info: *const vk::FenceCreateInfo<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    out: *mut vk::Fence,
+) -> vk::Result {
+    let r = create(&C_vkCreateFence, device.as_raw(), info, allocator, out);
+    watch(device, r, out as *const u64, Kind::Fence);
+    r
+}
+
+/// Gives a new object a feedback slot.
+///
+/// # Safety
+/// `out` holds the object `r` says was created.
+unsafe fn watch(device: vk::Device, r: vk::Result, out: *const u64, kind: Kind) {
+    if r != vk::Result::SUCCESS {
+        return;
+    }
+    if let Some(f) = feedback_or_open(device.as_raw()) {
+        f.watch(header(device.as_raw()).conn(), *out, kind);
+    }
+}
+
+pub unsafe extern "system" fn vkDestroyFence(
+    device: vk::Device,
+    fence: vk::Fence,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    destroy(&C_vkDestroyFence, device, fence.as_raw(), allocator);
+}
+
+/// Destroys a watched object, then frees its slot (a later binding of the slot reaches the
+/// server after the destruction).
+unsafe fn destroy(
+    cmd: &'static CommandDesc,
+    device: vk::Device,
+    object: u64,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    call(cmd, &[device.as_raw(), object, allocator as u64]);
+    if object != 0 {
+        // Even after a loss: the slot is this side's to give again.
+        let h = header(device.as_raw());
+        if let Some(Some(f)) = h.families.get::<DeviceFeedback>().0.get() {
+            f.forget(object);
+        }
+    }
+}
+
+pub unsafe extern "system" fn vkGetFenceStatus(device: vk::Device, fence: vk::Fence) -> vk::Result {
+    if let Some(f) = feedback(device.as_raw()) {
+        if let Some(r) = failure(f) {
+            return r;
+        }
+        match f.seen(fence.as_raw()) {
+            Seen::Current(SIGNALED, _) => return vk::Result::SUCCESS,
+            Seen::Current(UNSIGNALED, _) | Seen::Behind => return vk::Result::NOT_READY,
+            Seen::Current(LOST, _) => return vk::Result::ERROR_DEVICE_LOST,
+            _ => {}
+        }
+    }
+    vk::Result::from_raw(call(&C_vkGetFenceStatus, &[device.as_raw(), fence.as_raw()]) as i32)
+}
+
+pub unsafe extern "system" fn vkWaitForFences(
+    device: vk::Device,
+    count: u32,
+    fences: *const vk::Fence,
+    wait_all: vk::Bool32,
+    timeout: u64,
+) -> vk::Result {
+    if let Some(f) = feedback(device.as_raw()) {
+        let list = slice(fences, count);
+        let mut behind = Behind::default();
+        let r = f.wait(header(device.as_raw()).conn(), timeout, |f| {
+            if let Some(r) = failure(f) {
+                return Ok(Some(r));
+            }
+            let (mut signalled, mut late) = (0, false);
+            for fence in list {
+                match f.seen(fence.as_raw()) {
+                    Seen::Current(SIGNALED, _) => signalled += 1,
+                    Seen::Current(LOST, _) => return Ok(Some(vk::Result::ERROR_DEVICE_LOST)),
+                    Seen::Current(..) => {}
+                    Seen::Behind => late = true,
+                    Seen::Unknown => return Err(()),
+                }
+            }
+            let done = if wait_all != vk::FALSE {
+                signalled == list.len()
+            } else {
+                signalled > 0
+            };
+            if done {
+                return Ok(Some(vk::Result::SUCCESS));
+            }
+            behind.check(late).map(|()| None)
+        });
+        match r {
+            Ok(r) => return r,
+            Err(true) => return vk::Result::TIMEOUT,
+            Err(false) => {}
+        }
+    }
+    let args = [
+        device.as_raw(),
+        count as u64,
+        fences as u64,
+        wait_all as u64,
+        timeout,
+    ];
+    vk::Result::from_raw(call(&C_vkWaitForFences, &args) as i32)
+}
+
+/// How long a wait has seen a fence whose epoch the server has not reached: past the limit,
+/// the wait asks the server instead.
+#[derive(Default)]
+struct Behind(Option<Instant>);
+
+impl Behind {
+    fn check(&mut self, late: bool) -> Result<(), ()> {
+        if !late {
+            self.0 = None;
+            return Ok(());
+        }
+        let since = *self.0.get_or_insert_with(Instant::now);
+        if since.elapsed() > Feedback::behind_limit() {
+            log!(
+                debug,
+                "airlock: a fence stays behind in the feedback region; asking the server"
+            );
+            return Err(());
+        }
+        Ok(())
+    }
+}
+
+/// Submissions are posted: the server applies them in order and reports a failure at the
+/// device's next synchronisation, as Vulkan allows. The fence's epoch counts the submission.
+pub unsafe extern "system" fn vkQueueSubmit(
+    queue: vk::Queue,
+    count: u32,
+    submits: *const vk::SubmitInfo<'_>,
+    fence: vk::Fence,
+) -> vk::Result {
+    submitted(queue, fence);
+    let args = [queue.as_raw(), count as u64, submits as u64, fence.as_raw()];
+    post(&C_vkQueueSubmit, &args, &NoFacts)
+}
+
+pub unsafe extern "system" fn vkQueueSubmit2(
+    queue: vk::Queue,
+    count: u32,
+    submits: *const vk::SubmitInfo2<'_>,
+    fence: vk::Fence,
+) -> vk::Result {
+    submitted(queue, fence);
+    let args = [queue.as_raw(), count as u64, submits as u64, fence.as_raw()];
+    post(&C_vkQueueSubmit2, &args, &NoFacts)
+}
+
+/// Counts a submission of `fence` on `queue`'s device.
+unsafe fn submitted(queue: vk::Queue, fence: vk::Fence) {
+    if fence == vk::Fence::null() || queue == vk::Queue::null() {
+        return;
+    }
+    if let Some(f) = feedback(header(queue.as_raw()).parent) {
+        f.restart(fence.as_raw());
+    }
+}
+
+/// Sparse bindings signal fences and semaphores the feedback does not follow: those are asked
+/// of the server from now on.
+pub unsafe extern "system" fn vkQueueBindSparse(
+    queue: vk::Queue,
+    count: u32,
+    infos: *const vk::BindSparseInfo<'_>,
+    fence: vk::Fence,
+) -> vk::Result {
+    if queue != vk::Queue::null() {
+        if let Some(f) = feedback(header(queue.as_raw()).parent) {
+            f.touch(fence.as_raw(), false);
+            for i in slice(infos, count) {
+                for s in slice(i.p_signal_semaphores, i.signal_semaphore_count) {
+                    f.touch(s.as_raw(), false);
+                }
+            }
+        }
+    }
+    let args = [queue.as_raw(), count as u64, infos as u64, fence.as_raw()];
+    vk::Result::from_raw(call(&C_vkQueueBindSparse, &args) as i32)
+}
+
+pub unsafe extern "system" fn vkCreateSemaphore(
+    device: vk::Device,
+    info: *const vk::SemaphoreCreateInfo<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    out: *mut vk::Semaphore,
+) -> vk::Result {
+    let r = create(&C_vkCreateSemaphore, device.as_raw(), info, allocator, out);
+    if !info.is_null() && is_timeline((*info).p_next) {
+        watch(device, r, out as *const u64, Kind::Timeline);
+    }
+    r
+}
+
+/// Whether a `VkSemaphoreCreateInfo` chain makes a timeline semaphore.
+unsafe fn is_timeline(mut p: *const std::ffi::c_void) -> bool {
+    while !p.is_null() {
+        let b = &*(p as *const vk::BaseInStructure);
+        if b.s_type == vk::StructureType::SEMAPHORE_TYPE_CREATE_INFO {
+            let t = &*(p as *const vk::SemaphoreTypeCreateInfo);
+            return t.semaphore_type == vk::SemaphoreType::TIMELINE;
+        }
+        p = b.p_next as *const std::ffi::c_void;
+    }
+    false
+}
+
+pub unsafe extern "system" fn vkDestroySemaphore(
+    device: vk::Device,
+    semaphore: vk::Semaphore,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    destroy(&C_vkDestroySemaphore, device, semaphore.as_raw(), allocator);
+}
+
+pub unsafe extern "system" fn vkGetSemaphoreCounterValue(
+    device: vk::Device,
+    semaphore: vk::Semaphore,
+    value: *mut u64,
+) -> vk::Result {
+    if let Some(f) = feedback(device.as_raw()) {
+        if let Some(r) = failure(f) {
+            return r;
+        }
+        if let (Seen::Current(_, v), false) = (f.seen(semaphore.as_raw()), value.is_null()) {
+            *value = v;
+            return vk::Result::SUCCESS;
+        }
+    }
+    let args = [device.as_raw(), semaphore.as_raw(), value as u64];
+    vk::Result::from_raw(call(&C_vkGetSemaphoreCounterValue, &args) as i32)
+}
+
+pub unsafe extern "system" fn vkWaitSemaphores(
+    device: vk::Device,
+    info: *const vk::SemaphoreWaitInfo<'_>,
+    timeout: u64,
+) -> vk::Result {
+    if let (Some(f), false) = (feedback(device.as_raw()), info.is_null()) {
+        let i = &*info;
+        let sems = slice(i.p_semaphores, i.semaphore_count);
+        let values = slice(i.p_values, i.semaphore_count);
+        let any = i.flags.contains(vk::SemaphoreWaitFlags::ANY);
+        let r = f.wait(header(device.as_raw()).conn(), timeout, |f| {
+            if let Some(r) = failure(f) {
+                return Ok(Some(r));
+            }
+            let mut reached = 0;
+            for (s, want) in sems.iter().zip(values) {
+                match f.seen(s.as_raw()) {
+                    Seen::Current(_, v) if v >= *want => reached += 1,
+                    Seen::Current(..) => {}
+                    _ => return Err(()),
+                }
+            }
+            let done = if any {
+                reached > 0
+            } else {
+                reached == sems.len()
+            };
+            Ok(done.then_some(vk::Result::SUCCESS))
+        });
+        match r {
+            Ok(r) => return r,
+            Err(true) => return vk::Result::TIMEOUT,
+            Err(false) => {}
+        }
+    }
+    let args = [device.as_raw(), info as u64, timeout];
+    vk::Result::from_raw(call(&C_vkWaitSemaphores, &args) as i32)
+}
+
+pub unsafe extern "system" fn vkCreateEvent(
+    device: vk::Device,
+    info: *const vk::EventCreateInfo<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    out: *mut vk::Event,
+) -> vk::Result {
+    let r = create(&C_vkCreateEvent, device.as_raw(), info, allocator, out);
+    watch(device, r, out as *const u64, Kind::Event);
+    r
+}
+
+pub unsafe extern "system" fn vkDestroyEvent(
+    device: vk::Device,
+    event: vk::Event,
+    allocator: *const vk::AllocationCallbacks<'_>,
+) {
+    destroy(&C_vkDestroyEvent, device, event.as_raw(), allocator);
+}
+
+/// An event a command buffer sets or resets: the region follows only what the host does to an
+/// event, so its status comes from the server from now on.
+///
+/// # Safety
+/// `device` is a live device wrapper.
+pub unsafe fn recorded_event(device: u64, event: u64) {
+    if let Some(f) = feedback(device) {
+        f.touch(event, true);
+    }
+}
+
+pub unsafe extern "system" fn vkGetEventStatus(device: vk::Device, event: vk::Event) -> vk::Result {
+    if let Some(f) = feedback(device.as_raw()) {
+        if let Some(r) = failure(f) {
+            return r;
+        }
+        match f.seen(event.as_raw()) {
+            Seen::Current(SIGNALED, _) => return vk::Result::EVENT_SET,
+            Seen::Current(UNSIGNALED, _) => return vk::Result::EVENT_RESET,
+            Seen::Current(LOST, _) => return vk::Result::ERROR_DEVICE_LOST,
+            _ => {}
+        }
+    }
+    vk::Result::from_raw(call(&C_vkGetEventStatus, &[device.as_raw(), event.as_raw()]) as i32)
 }

@@ -18,10 +18,10 @@
 //! A window that is gone makes acquire and present return `VK_ERROR_OUT_OF_DATE_KHR`; one whose
 //! size changed, `VK_SUBOPTIMAL_KHR` until the application makes a new swapchain.
 
-use crate::call::{call, post};
+use crate::call::call;
 use crate::log::log;
 use crate::memfd;
-use crate::objects::{header, Header, NoFacts};
+use crate::objects::{header, Header};
 use crate::surface::{self, Window};
 use crate::util::{app_slice, fill};
 use ash::vk::{self, Handle};
@@ -31,10 +31,9 @@ use std::ffi::c_void;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 use wire::generated::commands::{
-    C_vkBindImageMemory, C_vkBindImageMemory2, C_vkCreateFence, C_vkCreateImage, C_vkDestroyFence,
-    C_vkDestroyImage, C_vkGetImageMemoryRequirements, C_vkGetImageSubresourceLayout,
-    C_vkGetPhysicalDeviceMemoryProperties, C_vkMapMemory, C_vkQueueSubmit, C_vkResetFences,
-    C_vkWaitForFences,
+    C_vkBindImageMemory, C_vkBindImageMemory2, C_vkCreateImage, C_vkDestroyImage,
+    C_vkGetImageMemoryRequirements, C_vkGetImageSubresourceLayout,
+    C_vkGetPhysicalDeviceMemoryProperties, C_vkMapMemory,
 };
 use x11rb::connection::{Connection as _, RequestConnection as _};
 use x11rb::protocol::shm::ConnectionExt as _;
@@ -260,15 +259,9 @@ unsafe fn make_image(
     );
     let mut fence = vk::Fence::null();
     let fence_info = vk::FenceCreateInfo::default();
-    let r = result(call(
-        &C_vkCreateFence,
-        &[
-            d,
-            &fence_info as *const _ as u64,
-            0,
-            &mut fence as *mut _ as u64,
-        ],
-    ));
+    // The queue family's own entry points: the fence reports its status in the feedback
+    // region, so waiting for a present costs no round trip.
+    let r = crate::queue::vkCreateFence(device, &fence_info, std::ptr::null(), &mut fence);
     if r != vk::Result::SUCCESS {
         let _ = munmap(map as *mut c_void, len as usize);
         return fail(r);
@@ -288,7 +281,7 @@ unsafe fn make_image(
 /// Frees an image: the server's objects, this process's mapping.
 unsafe fn free_image(device: vk::Device, i: &Image) {
     let d = device.as_raw();
-    call(&C_vkDestroyFence, &[d, i.rendered.as_raw(), 0]);
+    crate::queue::vkDestroyFence(device, i.rendered, std::ptr::null());
     call(&C_vkDestroyImage, &[d, i.image.as_raw(), 0]);
     crate::memory::vkFreeMemory(device, i.memory, std::ptr::null());
     let _ = munmap(i.map as *mut c_void, i.len as usize);
@@ -682,15 +675,8 @@ unsafe fn acquire(
         let semaphores = [semaphore];
         let submit = vk::SubmitInfo::default().signal_semaphores(&semaphores);
         let n = (semaphore != vk::Semaphore::null()) as u64;
-        let r = result(call(
-            &C_vkQueueSubmit,
-            &[
-                s.queue.as_raw(),
-                n,
-                &submit as *const _ as u64,
-                fence.as_raw(),
-            ],
-        ));
+        // Through the queue family, which counts the fence's submission.
+        let r = crate::queue::vkQueueSubmit(s.queue, n as u32, &submit, fence);
         if r != vk::Result::SUCCESS {
             s.state.lock().uses[i] = Use::Free;
             return r;
@@ -777,31 +763,16 @@ unsafe fn shown(
         r => Err(r),
     };
     let fences = [fence];
-    let reset = post(
-        &C_vkResetFences,
-        &[device, 1, fences.as_ptr() as u64],
-        &NoFacts,
-    );
-    if reset != vk::Result::SUCCESS {
-        return Err(reset);
-    }
+    let dev = vk::Device::from_raw(device);
+    check(crate::queue::vkResetFences(dev, 1, fences.as_ptr()).as_raw() as i64 as u64)?;
     let stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
     let submit = vk::SubmitInfo::default()
         .wait_semaphores(waits)
         .wait_dst_stage_mask(&stages);
-    check(call(
-        &C_vkQueueSubmit,
-        &[
-            queue.as_raw(),
-            1,
-            &submit as *const _ as u64,
-            fence.as_raw(),
-        ],
-    ))?;
-    check(call(
-        &C_vkWaitForFences,
-        &[device, 1, fences.as_ptr() as u64, vk::TRUE as u64, u64::MAX],
-    ))?;
+    let submitted = crate::queue::vkQueueSubmit(queue, 1, &submit, fence);
+    check(submitted.as_raw() as i64 as u64)?;
+    let waited = crate::queue::vkWaitForFences(dev, 1, fences.as_ptr(), vk::TRUE, u64::MAX);
+    check(waited.as_raw() as i64 as u64)?;
     // The images free again: this one, once X11 has read it; those the compositor released.
     let freed = match &s.presenter {
         Presenter::Headless => vec![index],

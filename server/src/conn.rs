@@ -19,7 +19,7 @@ use wire::channel::Channel;
 use wire::codec::Encoder;
 use wire::control::{self, ControlMsg, ExtensionInfo, SocketLiveness, Welcome, WIRE_VERSION};
 use wire::frame::{self, RequestHeader, Status, REQUEST_HEADER};
-use wire::generated::commands::COMMANDS;
+use wire::generated::commands::{id, COMMANDS};
 use wire::generated::VK_XML_VERSION;
 use wire::private;
 use wire::ring::RingError;
@@ -256,6 +256,17 @@ fn handle(
         }
         None if header.command == private::MAP_MEMORY => map_memory(shared, payload, out),
         None if header.command == private::IMPORT_MEMORY => import_memory(shared, payload, out),
+        None if header.command == private::FEEDBACK => {
+            crate::queue::feedback_request(&shared.server, payload, out, |fd| {
+                control::send(shared.sock.as_fd(), &ControlMsg::Feedback, &[fd])
+            })
+        }
+        None if header.command == private::WATCH => {
+            if let Err(e) = crate::queue::watch_request(&shared.server, payload) {
+                warn!("{e}");
+            }
+            Status::Ok
+        }
         None => {
             warn!(command = header.command, "unknown command id");
             out.bytes(format!("unknown command id {}", header.command).as_bytes());
@@ -265,6 +276,10 @@ fn handle(
             Ok(()) => Status::Ok,
             Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
                 warn!("rejected request: {e}");
+                if !header.wants_reply() && matches!(cmd.id, id::vkQueueSubmit | id::vkQueueSubmit2)
+                {
+                    crate::queue::submit_rejected(&shared.server, payload);
+                }
                 out.clear();
                 out.bytes(e.to_string().as_bytes());
                 Status::BadRequest

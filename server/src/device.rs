@@ -53,6 +53,14 @@ const CHILD_DESTROYERS: &[(vk::ObjectType, &CStr)] = &[
     (vk::ObjectType::DEVICE_MEMORY, c"vkFreeMemory"),
 ];
 
+/// No watcher may wait in a device the host is about to destroy.
+pub fn before_destroy(server: &Server, h: &Hook) -> Before {
+    if let Some((device, _)) = h.table.and_then(|t| t.device) {
+        server.feedback.close_device(device.as_raw());
+    }
+    HOST
+}
+
 /// Enables host-memory import on a device whose physical device has it.
 ///
 /// # Safety
@@ -186,6 +194,7 @@ pub unsafe fn extensions(
 /// device's work is waited for, then its children go in an order where nothing is destroyed
 /// before what uses it. Returns how many children it destroyed.
 pub fn destroy(server: &Server, host: HostHandle) -> usize {
+    server.feedback.close_device(host.0);
     let mut freed = 0;
     if let Some((dev, gdpa)) = server.device_table(host).and_then(|t| t.device) {
         // SAFETY: a device the host created, its children, and nobody using either now.

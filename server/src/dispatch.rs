@@ -55,6 +55,7 @@ pub struct Server {
     pub semaphores: queue::Semaphores,
     pub command_buffers: command_buffer::CommandBuffers,
     pub pipelines: pipeline::Pipelines,
+    pub feedback: queue::feedback::Feedback,
 }
 
 /// The instance or device whose functions serve a call, and its table.
@@ -74,6 +75,8 @@ pub enum Pending {
     Deferred,
     /// The query asked the host about host memory in place of opaque fds.
     Opaque,
+    /// The fence of a submission, counted (`queue::SubmittedFence`).
+    Fence(queue::SubmittedFence),
 }
 
 /// A `before` hook's decision: `Some(r)` answers the call with `r` instead of the host.
@@ -123,6 +126,7 @@ impl Server {
             semaphores: Default::default(),
             command_buffers: Default::default(),
             pipelines: Default::default(),
+            feedback: Default::default(),
         }
     }
 
@@ -147,9 +151,17 @@ impl Server {
                 external::answered_by_client(h)
             }
             id::vkQueueSubmit | id::vkQueueSubmit2 => queue::before_submit(self, args, h),
-            id::vkGetSemaphoreCounterValue | id::vkSignalSemaphore | id::vkWaitSemaphores => {
-                queue::before_timeline(self, args, h)
+            id::vkResetFences => queue::before_reset_fences(self, args, h),
+            id::vkDestroyDevice => device::before_destroy(self, h),
+            id::vkQueueWaitIdle
+            | id::vkDeviceWaitIdle
+            | id::vkWaitForFences
+            | id::vkGetFenceStatus
+            | id::vkGetEventStatus => queue::before_sync(self, h).unwrap_or(HOST),
+            id::vkGetSemaphoreCounterValue | id::vkWaitSemaphores => {
+                queue::before_sync(self, h).unwrap_or_else(|| queue::before_timeline(self, args, h))
             }
+            id::vkSignalSemaphore => queue::before_timeline(self, args, h),
             id::vkBeginCommandBuffer | id::vkResetCommandBuffer => {
                 command_buffer::before_begin(self, args, h)
             }
@@ -188,6 +200,21 @@ impl Server {
                 queue::after_external_properties(args, h)
             }
             id::vkCreateSemaphore => queue::after_create_semaphore(self, args),
+            id::vkQueueSubmit | id::vkQueueSubmit2 => {
+                if let Pending::Fence(f) = pending {
+                    queue::after_submit(self, args, h, f);
+                }
+            }
+            id::vkQueueWaitIdle
+            | id::vkDeviceWaitIdle
+            | id::vkWaitForFences
+            | id::vkGetFenceStatus
+            | id::vkWaitSemaphores
+            | id::vkGetSemaphoreCounterValue
+            | id::vkSignalSemaphore
+            | id::vkSetEvent
+            | id::vkResetEvent
+            | id::vkGetEventStatus => queue::after_sync(self, args, h),
             id::vkAllocateCommandBuffers => command_buffer::after_allocate(self, call),
             id::vkAllocateDescriptorSets => descriptor::after_allocate_sets(self, call),
             id::vkResetDescriptorPool => descriptor::after_reset_pool(self, args),
@@ -337,6 +364,9 @@ impl Server {
         if ok {
             // SAFETY: the call returned; its outputs are filled.
             unsafe { self.after(&call, &hook, pending) };
+        } else if matches!(cmd.id, id::vkQueueSubmit | id::vkQueueSubmit2) {
+            // Posted: nobody reads this result; the device's next synchronisation reports it.
+            queue::after_failed_submit(self, &hook, vk::Result::from_raw(ret as i64 as i32));
         }
         // Before the destruction unbinds a pool's command buffers.
         command_buffer::recording_ended(self, cmd, &call.args);
@@ -381,6 +411,11 @@ impl Server {
 
     pub fn unbind_host(&self, ty: vk::ObjectType, host: HostHandle) {
         if let Some(id) = self.objects.id_of(ty, host) {
+            if let Some(kind) = queue::watched_kind(ty) {
+                let owner = self.objects.get(id).map(|e| e.owner);
+                let table = owner.and_then(|o| self.device_table(o));
+                self.feedback.unbind(table.as_deref(), kind, host.0);
+            }
             self.objects.unbind(id);
             if ty == vk::ObjectType::DEVICE_MEMORY {
                 self.memory.release(id.0);

@@ -21,7 +21,7 @@ use crate::channel::ChannelLayout;
 use crate::ring::{Liveness, RingError};
 
 /// Version of the wire protocol; both sides must match exactly.
-pub const WIRE_VERSION: u32 = 4;
+pub const WIRE_VERSION: u32 = 5;
 /// Largest encoded control message accepted or sent.
 pub const MAX_CONTROL_MSG: usize = 256 * 1024;
 /// Most file descriptors accepted or sent with one message.
@@ -98,6 +98,9 @@ pub enum ControlMsg {
     /// Client → server: a memfd the application imports as an opaque fd (one descriptor
     /// attached), sent just before [`crate::private::IMPORT_MEMORY`].
     ImportMemory,
+    /// Server → client: the feedback region's memfd (one descriptor attached), sent in answer
+    /// to [`crate::private::FEEDBACK`].
+    Feedback,
 }
 
 /// Control-channel errors.

@@ -5,12 +5,14 @@
 //! - [`codec`], [`desc`], [`interp`]: how Vulkan calls become bytes and back, driven by the
 //!   tables in [`generated`].
 //! - [`ignored`]: the members Vulkan says are ignored, which the client's encoder never sends.
+//! - [`feedback`]: status words the server writes and the client reads (fences, events …).
 //! - [`private`]: the few requests Airlock adds (memory handover, recorded command batches).
 
 pub mod channel;
 pub mod codec;
 pub mod control;
 pub mod desc;
+pub mod feedback;
 pub mod frame;
 pub mod generated;
 pub mod ignored;

@@ -23,10 +23,21 @@ pub const RECORDED: u32 = FIRST + 2;
 /// without a token.
 pub const IMPORT_MEMORY: u32 = FIRST + 3;
 
+/// Client → server, with a reply: "give me the feedback region" ([`crate::feedback`]).
+/// Request: empty. Reply: `i32` VkResult. On success the server has sent
+/// [`crate::control::ControlMsg::Feedback`] with the region's memfd before it writes the reply.
+pub const FEEDBACK: u32 = FIRST + 4;
+
+/// Client → server, no reply: "report the status of object `id` in feedback slot `slot`".
+/// Payload: `u64` object id, `u32` slot, `u32` [`crate::feedback::Kind`]. A slot bound to a
+/// live object, an id of another kind or a slot out of range is refused with a log line; the
+/// client then never sees its epoch and keeps asking the server.
+pub const WATCH: u32 = FIRST + 5;
+
 /// The name of the memfds behind device memory, which the client recognises opaque fds by.
 pub const MEMORY_MEMFD: &str = "airlock-memory";
 
 /// Whether `id` names one of the requests above.
 pub fn is_private(id: u32) -> bool {
-    id == MAP_MEMORY || id == RECORDED || id == IMPORT_MEMORY
+    matches!(id, MAP_MEMORY | RECORDED | IMPORT_MEMORY | FEEDBACK | WATCH)
 }

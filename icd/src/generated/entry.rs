@@ -2017,40 +2017,6 @@ pub unsafe extern "system" fn vkCreateDescriptorPool(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkCreateEvent(
-    device: vk::Device,
-    p_create_info: *const vk::EventCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_event: *mut vk::Event,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateEvent,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_event as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkCreateFence(
-    device: vk::Device,
-    p_create_info: *const vk::FenceCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_fence: *mut vk::Fence,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateFence,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_fence as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCreateFramebuffer(
     device: vk::Device,
     p_create_info: *const vk::FramebufferCreateInfo<'_>,
@@ -2225,23 +2191,6 @@ pub unsafe extern "system" fn vkCreateSamplerYcbcrConversion(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkCreateSemaphore(
-    device: vk::Device,
-    p_create_info: *const vk::SemaphoreCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_semaphore: *mut vk::Semaphore,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateSemaphore,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_semaphore as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCreateShaderModule(
     device: vk::Device,
     p_create_info: *const vk::ShaderModuleCreateInfo<'_>,
@@ -2286,28 +2235,6 @@ pub unsafe extern "system" fn vkDestroyBufferView(
             buffer_view.as_raw(),
             p_allocator as usize as u64,
         ],
-    );
-}
-
-pub unsafe extern "system" fn vkDestroyEvent(
-    device: vk::Device,
-    event: vk::Event,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkDestroyEvent,
-        &[device.as_raw(), event.as_raw(), p_allocator as usize as u64],
-    );
-}
-
-pub unsafe extern "system" fn vkDestroyFence(
-    device: vk::Device,
-    fence: vk::Fence,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkDestroyFence,
-        &[device.as_raw(), fence.as_raw(), p_allocator as usize as u64],
     );
 }
 
@@ -2437,21 +2364,6 @@ pub unsafe extern "system" fn vkDestroySamplerYcbcrConversion(
         &[
             device.as_raw(),
             ycbcr_conversion.as_raw(),
-            p_allocator as usize as u64,
-        ],
-    );
-}
-
-pub unsafe extern "system" fn vkDestroySemaphore(
-    device: vk::Device,
-    semaphore: vk::Semaphore,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-) -> () {
-    call(
-        &c::C_vkDestroySemaphore,
-        &[
-            device.as_raw(),
-            semaphore.as_raw(),
             p_allocator as usize as u64,
         ],
     );
@@ -2701,14 +2613,6 @@ pub unsafe extern "system" fn vkGetDeviceMemoryOpaqueCaptureAddress(
         &c::C_vkGetDeviceMemoryOpaqueCaptureAddress,
         &[device.as_raw(), p_info as usize as u64],
     )
-}
-
-pub unsafe extern "system" fn vkGetEventStatus(device: vk::Device, event: vk::Event) -> vk::Result {
-    vk::Result::from_raw(call(&c::C_vkGetEventStatus, &[device.as_raw(), event.as_raw()]) as i32)
-}
-
-pub unsafe extern "system" fn vkGetFenceStatus(device: vk::Device, fence: vk::Fence) -> vk::Result {
-    vk::Result::from_raw(call(&c::C_vkGetFenceStatus, &[device.as_raw(), fence.as_raw()]) as i32)
 }
 
 pub unsafe extern "system" fn vkGetImageMemoryRequirements(
@@ -3130,17 +3034,6 @@ pub unsafe extern "system" fn vkGetRenderAreaGranularity(
     );
 }
 
-pub unsafe extern "system" fn vkGetSemaphoreCounterValue(
-    device: vk::Device,
-    semaphore: vk::Semaphore,
-    p_value: *mut u64,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkGetSemaphoreCounterValue,
-        &[device.as_raw(), semaphore.as_raw(), p_value as usize as u64],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkInvalidateMappedMemoryRanges(
     device: vk::Device,
     memory_range_count: u32,
@@ -3169,57 +3062,6 @@ pub unsafe extern "system" fn vkMergePipelineCaches(
             dst_cache.as_raw(),
             src_cache_count as u64,
             p_src_caches as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkQueueBindSparse(
-    queue: vk::Queue,
-    bind_info_count: u32,
-    p_bind_info: *const vk::BindSparseInfo<'_>,
-    fence: vk::Fence,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkQueueBindSparse,
-        &[
-            queue.as_raw(),
-            bind_info_count as u64,
-            p_bind_info as usize as u64,
-            fence.as_raw(),
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkQueueSubmit(
-    queue: vk::Queue,
-    submit_count: u32,
-    p_submits: *const vk::SubmitInfo<'_>,
-    fence: vk::Fence,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkQueueSubmit,
-        &[
-            queue.as_raw(),
-            submit_count as u64,
-            p_submits as usize as u64,
-            fence.as_raw(),
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkQueueSubmit2(
-    queue: vk::Queue,
-    submit_count: u32,
-    p_submits: *const vk::SubmitInfo2<'_>,
-    fence: vk::Fence,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkQueueSubmit2,
-        &[
-            queue.as_raw(),
-            submit_count as u64,
-            p_submits as usize as u64,
-            fence.as_raw(),
         ],
     ) as i32)
 }
@@ -3291,36 +3133,6 @@ pub unsafe extern "system" fn vkTrimCommandPool(
             flags.as_raw() as u64,
         ],
     );
-}
-
-pub unsafe extern "system" fn vkWaitForFences(
-    device: vk::Device,
-    fence_count: u32,
-    p_fences: *const vk::Fence,
-    wait_all: vk::Bool32,
-    timeout: u64,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkWaitForFences,
-        &[
-            device.as_raw(),
-            fence_count as u64,
-            p_fences as usize as u64,
-            wait_all as u64,
-            timeout as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkWaitSemaphores(
-    device: vk::Device,
-    p_wait_info: *const vk::SemaphoreWaitInfo<'_>,
-    timeout: u64,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkWaitSemaphores,
-        &[device.as_raw(), p_wait_info as usize as u64, timeout as u64],
-    ) as i32)
 }
 
 /// Every entry point by name (aliases included), sorted for binary search: (name, the
@@ -5834,7 +5646,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Event,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateEvent)
+            >(crate::handwritten::vkCreateEvent)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -5850,7 +5662,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Fence,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateFence)
+            >(crate::handwritten::vkCreateFence)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -6123,7 +5935,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Semaphore,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateSemaphore)
+            >(crate::handwritten::vkCreateSemaphore)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -6334,7 +6146,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyEvent)
+            >(crate::handwritten::vkDestroyEvent)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -6349,7 +6161,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroyFence)
+            >(crate::handwritten::vkDestroyFence)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -6555,7 +6367,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *const vk::AllocationCallbacks<'_>,
                 ) -> (),
                 unsafe extern "system" fn(),
-            >(vkDestroySemaphore)
+            >(crate::handwritten::vkDestroySemaphore)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -7182,7 +6994,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Event) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkGetEventStatus)
+            >(crate::handwritten::vkGetEventStatus)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -7193,7 +7005,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Fence) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkGetFenceStatus)
+            >(crate::handwritten::vkGetFenceStatus)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -8021,7 +7833,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkGetSemaphoreCounterValue)
+            >(crate::handwritten::vkGetSemaphoreCounterValue)
         }),
         &["VK_VERSION_1_2"],
     ),
@@ -8032,7 +7844,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
             core::mem::transmute::<
                 unsafe extern "system" fn(vk::Device, vk::Semaphore, *mut u64) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkGetSemaphoreCounterValue)
+            >(crate::handwritten::vkGetSemaphoreCounterValue)
         }),
         &["VK_KHR_timeline_semaphore"],
     ),
@@ -8113,7 +7925,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     vk::Fence,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkQueueBindSparse)
+            >(crate::handwritten::vkQueueBindSparse)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -8140,7 +7952,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     vk::Fence,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkQueueSubmit)
+            >(crate::handwritten::vkQueueSubmit)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -8156,7 +7968,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     vk::Fence,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkQueueSubmit2)
+            >(crate::handwritten::vkQueueSubmit2)
         }),
         &["VK_VERSION_1_3"],
     ),
@@ -8172,7 +7984,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     vk::Fence,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkQueueSubmit2)
+            >(crate::handwritten::vkQueueSubmit2)
         }),
         &["VK_KHR_synchronization2"],
     ),
@@ -8451,7 +8263,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     u64,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkWaitForFences)
+            >(crate::handwritten::vkWaitForFences)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -8466,7 +8278,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     u64,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkWaitSemaphores)
+            >(crate::handwritten::vkWaitSemaphores)
         }),
         &["VK_VERSION_1_2"],
     ),
@@ -8481,7 +8293,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     u64,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkWaitSemaphores)
+            >(crate::handwritten::vkWaitSemaphores)
         }),
         &["VK_KHR_timeline_semaphore"],
     ),

@@ -442,6 +442,46 @@ impl FreeCommandBuffers {
     }
 }
 
+/// `vkGetEventStatus`'s arguments.
+#[derive(Clone, Copy)]
+pub struct GetEventStatus {
+    pub device: vk::Device,
+    pub event: vk::Event,
+}
+
+impl GetEventStatus {
+    pub const DEVICE: usize = 0;
+    pub const EVENT: usize = 1;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkGetEventStatus`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            event: vk::Handle::from_raw(a[1]),
+        }
+    }
+}
+
+/// `vkGetFenceStatus`'s arguments.
+#[derive(Clone, Copy)]
+pub struct GetFenceStatus {
+    pub device: vk::Device,
+    pub fence: vk::Fence,
+}
+
+impl GetFenceStatus {
+    pub const DEVICE: usize = 0;
+    pub const FENCE: usize = 1;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkGetFenceStatus`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            fence: vk::Handle::from_raw(a[1]),
+        }
+    }
+}
+
 /// `vkGetMemoryFdKHR`'s arguments.
 #[derive(Clone, Copy)]
 pub struct GetMemoryFdKHR {
@@ -813,6 +853,69 @@ impl ResetDescriptorPool {
     }
 }
 
+/// `vkResetEvent`'s arguments.
+#[derive(Clone, Copy)]
+pub struct ResetEvent {
+    pub device: vk::Device,
+    pub event: vk::Event,
+}
+
+impl ResetEvent {
+    pub const DEVICE: usize = 0;
+    pub const EVENT: usize = 1;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkResetEvent`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            event: vk::Handle::from_raw(a[1]),
+        }
+    }
+}
+
+/// `vkResetFences`'s arguments.
+#[derive(Clone, Copy)]
+pub struct ResetFences {
+    pub device: vk::Device,
+    pub fence_count: u32,
+    pub p_fences: *const vk::Fence,
+}
+
+impl ResetFences {
+    pub const DEVICE: usize = 0;
+    pub const FENCE_COUNT: usize = 1;
+    pub const P_FENCES: usize = 2;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkResetFences`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            fence_count: a[1] as u32,
+            p_fences: a[2] as usize as _,
+        }
+    }
+}
+
+/// `vkSetEvent`'s arguments.
+#[derive(Clone, Copy)]
+pub struct SetEvent {
+    pub device: vk::Device,
+    pub event: vk::Event,
+}
+
+impl SetEvent {
+    pub const DEVICE: usize = 0;
+    pub const EVENT: usize = 1;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkSetEvent`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            event: vk::Handle::from_raw(a[1]),
+        }
+    }
+}
+
 /// `vkSetPrivateData`'s arguments.
 #[derive(Clone, Copy)]
 pub struct SetPrivateData {
@@ -858,6 +961,35 @@ impl SignalSemaphore {
         Self {
             device: vk::Handle::from_raw(a[0]),
             p_signal_info: a[1] as usize as _,
+        }
+    }
+}
+
+/// `vkWaitForFences`'s arguments.
+#[derive(Clone, Copy)]
+pub struct WaitForFences {
+    pub device: vk::Device,
+    pub fence_count: u32,
+    pub p_fences: *const vk::Fence,
+    pub wait_all: vk::Bool32,
+    pub timeout: u64,
+}
+
+impl WaitForFences {
+    pub const DEVICE: usize = 0;
+    pub const FENCE_COUNT: usize = 1;
+    pub const P_FENCES: usize = 2;
+    pub const WAIT_ALL: usize = 3;
+    pub const TIMEOUT: usize = 4;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkWaitForFences`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            fence_count: a[1] as u32,
+            p_fences: a[2] as usize as _,
+            wait_all: a[3] as u32,
+            timeout: a[4] as u64,
         }
     }
 }

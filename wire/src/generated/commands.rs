@@ -9930,17 +9930,23 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkCreateDescriptorSetLayout
             | id::vkCreateDescriptorUpdateTemplate
             | id::vkCreateDevice
+            | id::vkCreateEvent
+            | id::vkCreateFence
             | id::vkCreateInstance
             | id::vkCreatePipelineLayout
             | id::vkCreatePrivateDataSlot
+            | id::vkCreateSemaphore
             | id::vkDestroyCommandPool
             | id::vkDestroyDescriptorPool
             | id::vkDestroyDescriptorSetLayout
             | id::vkDestroyDescriptorUpdateTemplate
             | id::vkDestroyDevice
+            | id::vkDestroyEvent
+            | id::vkDestroyFence
             | id::vkDestroyInstance
             | id::vkDestroyPipelineLayout
             | id::vkDestroyPrivateDataSlot
+            | id::vkDestroySemaphore
             | id::vkEndCommandBuffer
             | id::vkEnumerateDeviceExtensionProperties
             | id::vkEnumerateDeviceLayerProperties
@@ -9952,11 +9958,17 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkGetDeviceProcAddr
             | id::vkGetDeviceQueue
             | id::vkGetDeviceQueue2
+            | id::vkGetEventStatus
+            | id::vkGetFenceStatus
             | id::vkGetInstanceProcAddr
             | id::vkGetMemoryFdKHR
             | id::vkGetMemoryFdPropertiesKHR
             | id::vkGetPrivateData
+            | id::vkGetSemaphoreCounterValue
             | id::vkMapMemory
+            | id::vkQueueBindSparse
+            | id::vkQueueSubmit
+            | id::vkQueueSubmit2
             | id::vkResetCommandBuffer
             | id::vkResetDescriptorPool
             | id::vkResetFences
@@ -9964,6 +9976,8 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkUnmapMemory
             | id::vkUpdateDescriptorSetWithTemplate
             | id::vkUpdateDescriptorSets
+            | id::vkWaitForFences
+            | id::vkWaitSemaphores
     )
 }
 
