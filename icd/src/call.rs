@@ -6,6 +6,7 @@
 use crate::conn::{self, Connection};
 use crate::log::log;
 use crate::objects::{header, ClientCx, NoFacts};
+use crate::physical_device::{self, Answers};
 use ash::vk;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -117,6 +118,21 @@ fn carry(
             );
             return failure(cmd, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
         }
+        // What a physical device says of itself is asked once (`physical_device.rs`).
+        let answers = match args.first() {
+            Some(&pd) if pd != 0 && physical_device::immutable(cmd.id) => {
+                // SAFETY: the first argument of these queries is a live physical device.
+                Some(unsafe { Answers::of(pd) })
+            }
+            _ => None,
+        };
+        if let Some(reply) = answers.and_then(|a| a.get(cmd.id, &enc.buf)) {
+            let mut dc = Decoder::new(&reply);
+            // SAFETY: the same arguments the request was encoded from.
+            if let Ok(r) = unsafe { interp::decode_reply(&mut dc, cmd, args, &cx, new_ids) } {
+                return r;
+            }
+        }
         let status = match conn.exchange_parts(cmd.id, &[&enc.buf], wants, body) {
             Ok(None) => return 0,
             Ok(Some(s)) => s,
@@ -131,7 +147,12 @@ fn carry(
                 let mut dc = Decoder::new(body);
                 // SAFETY: the same arguments the request was encoded from.
                 match unsafe { interp::decode_reply(&mut dc, cmd, args, &cx, new_ids) } {
-                    Ok(r) => r,
+                    Ok(r) => {
+                        if let Some(a) = answers.filter(|_| lasting(cmd, r)) {
+                            a.keep(cmd.id, &enc.buf, body);
+                        }
+                        r
+                    }
                     Err(e) => {
                         conn.lose(&format!("{}: malformed reply: {e}", cmd.name));
                         // SAFETY: as above.
@@ -159,6 +180,17 @@ fn carry(
             }
         }
     })
+}
+
+/// Whether a physical device's answer `r` holds for good: not a lack of memory or a loss.
+fn lasting(cmd: &CommandDesc, r: u64) -> bool {
+    if cmd.ret != Ret::Result {
+        return true;
+    }
+    let r = vk::Result::from_raw(r as i64 as i32);
+    r.as_raw() >= 0
+        || r == vk::Result::ERROR_FORMAT_NOT_SUPPORTED
+        || r == vk::Result::ERROR_IMAGE_USAGE_NOT_SUPPORTED_KHR
 }
 
 /// What a call gets once the server is gone: the result Vulkan allows that command after a lost

@@ -35,6 +35,7 @@ mod log;
 pub mod memfd;
 pub mod memory;
 pub mod objects;
+pub mod physical_device;
 pub mod private_data;
 pub mod queue;
 pub mod stats;

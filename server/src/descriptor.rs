@@ -4,7 +4,7 @@
 use crate::dispatch::{answer, Before, Hook, Server, HOST};
 use crate::generated::views;
 use crate::limits::MAX_LAYOUT_DESCRIPTORS;
-use crate::objects::{ClientId, HostHandle};
+use crate::objects::HostHandle;
 use crate::util::slice;
 use ash::vk::{self, Handle};
 use tracing::warn;
@@ -54,8 +54,7 @@ pub unsafe fn after_reset_pool(server: &Server, args: &[u64]) {
 /// Remembers the objects a pool allocated, which go when the pool goes.
 pub fn adopt(server: &Server, ty: vk::ObjectType, pool: u64, call: &DecodedCall) {
     if let Some(pool) = server.objects.id_of(ty, HostHandle(pool)) {
-        for n in call.new_handles.iter() {
-            server.objects.adopt(pool, ClientId(n.id));
-        }
+        let ids: Vec<u64> = call.new_handles.iter().map(|n| n.id).collect();
+        server.objects.adopt_all(pool, &ids);
     }
 }

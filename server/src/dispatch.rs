@@ -12,7 +12,7 @@ use crate::generated::views::EnumerateDeviceExtensionProperties;
 use crate::host::HostDriver;
 use crate::limits::Limits;
 use crate::memory::{Backing, Memory};
-use crate::objects::{CallObjects, ClientId, HostHandle, Objects};
+use crate::objects::{CallObjects, ClientId, Entry, HostHandle, Objects};
 use crate::tables::Table;
 use crate::util::slice;
 use crate::{command_buffer, descriptor, device, external, instance, memory, pipeline};
@@ -347,20 +347,26 @@ impl Server {
         };
         let ok = cmd.ret != Ret::Result || (ret as i64) >= 0;
         let deferred = matches!(pending, Pending::Deferred);
-        for n in call.new_handles.iter() {
+        let created = call.new_handles.iter().filter_map(|n| {
             // SAFETY: the slot is arena memory, zeroed, that the driver wrote the new handle into.
             let host = HostHandle(unsafe { *n.slot });
             // What the reply tells the client exists, and nothing else.
             if !interp::created(cmd, ret, host.0) {
-                continue;
+                return None;
             }
             let own = if n.ty == vk::ObjectType::INSTANCE || n.ty == vk::ObjectType::DEVICE {
                 host
             } else {
                 owner
             };
-            self.objects.bind(n.ty, ClientId(n.id), host, own);
-        }
+            let e = Entry {
+                ty: n.ty,
+                host,
+                owner: own,
+            };
+            Some((ClientId(n.id), e))
+        });
+        self.objects.bind_all(created);
         if ok {
             // SAFETY: the call returned; its outputs are filled.
             unsafe { self.after(&call, &hook, pending) };
@@ -401,8 +407,13 @@ impl Server {
             } if param > 0 => {
                 let n = args.get(param - 1).copied().unwrap_or(0);
                 // SAFETY: the decoded array of `n` host handles.
-                for h in unsafe { slice(raw as *const u64, n) } {
-                    self.unbind_host(ty, HostHandle(*h));
+                let hosts = unsafe { slice(raw as *const u64, n) };
+                let gone = self.objects.unbind_hosts(ty, hosts);
+                if ty == vk::ObjectType::DEVICE_MEMORY {
+                    for id in gone {
+                        self.memory.release(id.0);
+                        self.limits.freed(id.0);
+                    }
                 }
             }
             _ => {}

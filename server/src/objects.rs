@@ -3,10 +3,20 @@
 //! Ids the client names (created objects) are below 2^63; ids the server names for objects the
 //! host reports (physical devices, queues) have the top bit set, so the two never collide. A
 //! destroyed id is retired and never accepted again in the connection.
+//!
+//! The ICD numbers its objects 1, 2, 3 … so the table is dense: pages of 4096 slots in a
+//! directory indexed by `id / 4096`, each slot going once from free to live to retired. A lookup
+//! (every handle of every call) is two loads and no lock: a slot is written once before it is
+//! published live, so whoever sees it live sees its entry. Writers (creation, destruction) take
+//! one lock. A page whose slots have all been used and retired is dropped and its ids recorded
+//! as one retired range, so a pool reset that retires thousands of sets keeps nothing per set.
+//! Ids past the directory (a client that numbers sparsely, the server's own) go to a hash map.
 
 use ash::vk;
-use parking_lot::RwLock;
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use parking_lot::Mutex;
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use wire::codec::DecodeError;
 use wire::interp::{Handles, ServerObjects};
 
@@ -28,40 +38,157 @@ pub struct Entry {
     pub owner: HostHandle,
 }
 
-// FxHash, not SipHash: ids are hashed several times per created or destroyed object, and a pool
-// reset retires thousands. Only the client chooses ids, so colliding ones slow its own server.
-#[derive(Default)]
-struct Tables {
-    by_id: HashMap<u64, Entry>,
-    by_host: HashMap<(i32, u64), u64>,
-    retired: HashSet<u64>,
-    /// Objects a pool allocated (command buffers, descriptor sets), by pool id.
-    children: HashMap<u64, Vec<u64>>,
-    next_server_id: u64,
+const PAGE_BITS: u32 = 12;
+const PAGE: usize = 1 << PAGE_BITS;
+/// Pages in the directory: ids below 2^31 are dense (4 MiB of pointers, touched as used).
+const PAGES: usize = 1 << 19;
+const DENSE_LIMIT: u64 = (PAGES * PAGE) as u64;
+
+const FREE: u8 = 0;
+const LIVE: u8 = 1;
+const RETIRED: u8 = 2;
+
+struct Slot {
+    state: AtomicU8,
+    ty: AtomicU64,
+    host: AtomicU64,
+    owner: AtomicU64,
 }
 
-impl Tables {
-    fn unbind(&mut self, id: u64) -> Option<Entry> {
-        let e = self.by_id.remove(&id)?;
-        self.by_host.remove(&(e.ty.as_raw(), e.host.0));
-        self.retired.insert(id);
-        Some(e)
+struct Page {
+    slots: Box<[Slot]>,
+    /// Slots ever bound, and of those the live ones (changed under the writers' lock).
+    used: AtomicUsize,
+    live: AtomicUsize,
+}
+
+impl Page {
+    fn new() -> Page {
+        // SAFETY: a slot of zeros is a free slot (atomics of zero).
+        let slots = unsafe { Box::<[Slot]>::new_zeroed_slice(PAGE).assume_init() };
+        Page {
+            slots,
+            used: AtomicUsize::new(0),
+            live: AtomicUsize::new(0),
+        }
     }
 }
 
+/// What only writers touch.
 #[derive(Default)]
+struct Writers {
+    /// Entries outside the dense range.
+    sparse: HashMap<u64, Entry>,
+    /// Host object → id, for destruction (which names host handles) and server-named objects.
+    by_host: HashMap<(i32, u64), u64>,
+    /// Retired ids of the sparse range and of dropped pages: start → end (exclusive), merged.
+    retired: BTreeMap<u64, u64>,
+    /// Objects a pool allocated (command buffers, descriptor sets), by pool id; freed ones are
+    /// dropped from the list when it has grown to twice what it held after the last sweep.
+    children: HashMap<u64, (Vec<u64>, usize)>,
+    live: usize,
+    next_server_id: u64,
+}
+
 pub struct Objects {
-    t: RwLock<Tables>,
+    /// Zeroed memory the kernel backs as it is touched.
+    dir: Box<[AtomicPtr<Page>]>,
+    /// One past the highest page made, for scans.
+    pages: AtomicUsize,
+    /// Sparse entries, read under the writers' lock (rare: the server's own ids).
+    w: Mutex<Writers>,
+}
+
+impl Default for Objects {
+    fn default() -> Objects {
+        Objects {
+            // SAFETY: null pointers are zeros.
+            dir: unsafe { Box::<[AtomicPtr<Page>]>::new_zeroed_slice(PAGES).assume_init() },
+            pages: AtomicUsize::new(0),
+            w: Mutex::default(),
+        }
+    }
+}
+
+impl Drop for Objects {
+    fn drop(&mut self) {
+        for p in self.dir[..*self.pages.get_mut()].iter() {
+            let page = p.swap(std::ptr::null_mut(), Ordering::AcqRel);
+            if !page.is_null() && page != closed() {
+                // SAFETY: made by Box::into_raw in `page_for`, dropped once.
+                drop(unsafe { Box::from_raw(page) });
+            }
+        }
+    }
+}
+
+/// The directory's mark of a page dropped when all its ids were retired.
+fn closed() -> *mut Page {
+    std::ptr::NonNull::<Page>::dangling().as_ptr()
+}
+
+fn split(id: u64) -> (usize, usize) {
+    ((id >> PAGE_BITS) as usize, (id as usize) & (PAGE - 1))
+}
+
+fn retire_range(retired: &mut BTreeMap<u64, u64>, start: u64, end: u64) {
+    let (mut s, mut e) = (start, end);
+    if let Some((&ps, &pe)) = retired.range(..=s).next_back() {
+        if pe >= s {
+            s = ps;
+            e = e.max(pe);
+            retired.remove(&ps);
+        }
+    }
+    while let Some((&ns, &ne)) = retired.range(s..).next() {
+        if ns > e {
+            break;
+        }
+        e = e.max(ne);
+        retired.remove(&ns);
+    }
+    retired.insert(s, e);
+}
+
+fn is_retired(retired: &BTreeMap<u64, u64>, id: u64) -> bool {
+    retired
+        .range(..=id)
+        .next_back()
+        .is_some_and(|(_, &end)| id < end)
 }
 
 impl Objects {
+    /// The live slot of a dense id, without a lock.
+    fn dense(&self, id: u64) -> Option<Entry> {
+        let (p, i) = split(id);
+        let page = self.dir[p].load(Ordering::Acquire);
+        if page.is_null() || page == closed() {
+            return None;
+        }
+        // SAFETY: pages are dropped only when all their slots are retired, and only by writers
+        // who swap the pointer first; a reader racing with that drop holds an id that was
+        // retired, which only a misbehaving client sends. Pages live as long as `self`.
+        let slot = unsafe { &(*page).slots[i] };
+        if slot.state.load(Ordering::Acquire) != LIVE {
+            return None;
+        }
+        Some(Entry {
+            ty: vk::ObjectType::from_raw(slot.ty.load(Ordering::Relaxed) as i32),
+            host: HostHandle(slot.host.load(Ordering::Relaxed)),
+            owner: HostHandle(slot.owner.load(Ordering::Relaxed)),
+        })
+    }
+
     pub fn get(&self, id: ClientId) -> Option<Entry> {
-        self.t.read().by_id.get(&id.0).copied()
+        if id.0 < DENSE_LIMIT {
+            return self.dense(id.0);
+        }
+        self.w.lock().sparse.get(&id.0).copied()
     }
 
     /// How many objects are live.
     pub fn count(&self) -> usize {
-        self.t.read().by_id.len()
+        self.w.lock().live
     }
 
     pub fn lookup(&self, ty: vk::ObjectType, id: ClientId) -> Result<Entry, DecodeError> {
@@ -72,18 +199,119 @@ impl Objects {
     }
 
     pub fn check_new(&self, ty: vk::ObjectType, id: ClientId) -> Result<(), DecodeError> {
-        let t = self.t.read();
+        let bad = Err(DecodeError::BadNewHandle { ty, id: id.0 });
         let id = id.0;
-        if id == 0 || id >= SERVER_NAMED || t.by_id.contains_key(&id) || t.retired.contains(&id) {
-            return Err(DecodeError::BadNewHandle { ty, id });
+        if id == 0 || id >= SERVER_NAMED {
+            return bad;
+        }
+        if id < DENSE_LIMIT {
+            let (p, i) = split(id);
+            let page = self.dir[p].load(Ordering::Acquire);
+            if page == closed() {
+                return bad;
+            }
+            // SAFETY: as in `dense`.
+            if !page.is_null() && unsafe { (*page).slots[i].state.load(Ordering::Acquire) } != FREE
+            {
+                return bad;
+            }
+            return Ok(());
+        }
+        let w = self.w.lock();
+        if w.sparse.contains_key(&id) || is_retired(&w.retired, id) {
+            return bad;
         }
         Ok(())
     }
 
+    /// The page of dense id `id`, made if need be (writers only).
+    fn page_for(&self, _w: &mut Writers, id: u64) -> Option<&Page> {
+        let (p, _) = split(id);
+        let mut page = self.dir[p].load(Ordering::Acquire);
+        if page == closed() {
+            return None;
+        }
+        if page.is_null() {
+            page = Box::into_raw(Box::new(Page::new()));
+            self.dir[p].store(page, Ordering::Release);
+            self.pages.fetch_max(p + 1, Ordering::AcqRel);
+        }
+        // SAFETY: a live page, changed only under the writers' lock the caller holds.
+        Some(unsafe { &*page })
+    }
+
+    #[cfg(test)]
     pub fn bind(&self, ty: vk::ObjectType, id: ClientId, host: HostHandle, owner: HostHandle) {
-        let mut t = self.t.write();
-        t.by_id.insert(id.0, Entry { ty, host, owner });
-        t.by_host.insert((ty.as_raw(), host.0), id.0);
+        self.bind_all([(id, Entry { ty, host, owner })]);
+    }
+
+    /// Binds what one call created, under one lock.
+    pub fn bind_all(&self, new: impl IntoIterator<Item = (ClientId, Entry)>) {
+        let mut w = self.w.lock();
+        for (id, e) in new {
+            if self.insert(&mut w, id.0, e) {
+                w.by_host.insert((e.ty.as_raw(), e.host.0), id.0);
+                w.live += 1;
+            }
+        }
+    }
+
+    /// Stores a new entry; false when the id cannot take one (used before).
+    fn insert(&self, w: &mut Writers, id: u64, e: Entry) -> bool {
+        if id >= DENSE_LIMIT {
+            if w.sparse.contains_key(&id) || is_retired(&w.retired, id) {
+                return false;
+            }
+            w.sparse.insert(id, e);
+            return true;
+        }
+        let (_, i) = split(id);
+        let Some(page) = self.page_for(w, id) else {
+            return false;
+        };
+        let slot = &page.slots[i];
+        if slot.state.load(Ordering::Acquire) != FREE {
+            return false;
+        }
+        slot.ty
+            .store(e.ty.as_raw() as u32 as u64, Ordering::Relaxed);
+        slot.host.store(e.host.0, Ordering::Relaxed);
+        slot.owner.store(e.owner.0, Ordering::Relaxed);
+        slot.state.store(LIVE, Ordering::Release);
+        page.used.fetch_add(1, Ordering::Relaxed);
+        page.live.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Retires a live id; its entry.
+    fn remove(&self, w: &mut Writers, id: u64) -> Option<Entry> {
+        let e = if id >= DENSE_LIMIT {
+            let e = w.sparse.remove(&id)?;
+            retire_range(&mut w.retired, id, id + 1);
+            e
+        } else {
+            let e = self.dense(id)?;
+            let (p, i) = split(id);
+            let page = self.dir[p].load(Ordering::Acquire);
+            // SAFETY: a live page (it holds a live slot), under the writers' lock.
+            let pg = unsafe { &*page };
+            pg.slots[i].state.store(RETIRED, Ordering::Release);
+            let live = pg.live.fetch_sub(1, Ordering::Relaxed) - 1;
+            if live == 0 && pg.used.load(Ordering::Relaxed) == PAGE {
+                // Every id of the page used and retired: one range stands for them all.
+                self.dir[p].store(closed(), Ordering::Release);
+                let start = (p as u64) << PAGE_BITS;
+                retire_range(&mut w.retired, start, start + PAGE as u64);
+                // SAFETY: unpublished above; lookups of its ids are of retired ids.
+                drop(unsafe { Box::from_raw(page) });
+            }
+            e
+        };
+        if w.by_host.get(&(e.ty.as_raw(), e.host.0)) == Some(&id) {
+            w.by_host.remove(&(e.ty.as_raw(), e.host.0));
+        }
+        w.live -= 1;
+        Some(e)
     }
 
     /// The id of a host object the server reports, naming it on first sight.
@@ -92,86 +320,134 @@ impl Objects {
             return ClientId(0);
         }
         let key = (ty.as_raw(), host.0);
-        if let Some(&id) = self.t.read().by_host.get(&key) {
+        let mut w = self.w.lock();
+        if let Some(&id) = w.by_host.get(&key) {
             return ClientId(id);
         }
-        let mut t = self.t.write();
-        if let Some(&id) = t.by_host.get(&key) {
-            return ClientId(id);
-        }
-        t.next_server_id += 1;
-        let id = SERVER_NAMED | t.next_server_id;
-        t.by_id.insert(id, Entry { ty, host, owner });
-        t.by_host.insert(key, id);
+        w.next_server_id += 1;
+        let id = SERVER_NAMED | w.next_server_id;
+        w.sparse.insert(id, Entry { ty, host, owner });
+        w.by_host.insert(key, id);
+        w.live += 1;
         ClientId(id)
     }
 
     pub fn id_of(&self, ty: vk::ObjectType, host: HostHandle) -> Option<ClientId> {
-        let t = self.t.read();
-        t.by_host
+        let w = self.w.lock();
+        w.by_host
             .get(&(ty.as_raw(), host.0))
             .map(|id| ClientId(*id))
     }
 
     pub fn unbind(&self, id: ClientId) -> Option<Entry> {
-        let mut t = self.t.write();
-        for child in t.children.remove(&id.0).unwrap_or_default() {
-            t.unbind(child);
+        let mut w = self.w.lock();
+        self.unbind_locked(&mut w, id.0)
+    }
+
+    fn unbind_locked(&self, w: &mut Writers, id: u64) -> Option<Entry> {
+        if let Some((children, _)) = w.children.remove(&id) {
+            for child in children {
+                self.remove(w, child);
+            }
         }
-        t.unbind(id.0)
+        self.remove(w, id)
     }
 
-    /// Records that `child` was allocated from pool `pool`.
-    pub fn adopt(&self, pool: ClientId, child: ClientId) {
-        self.t
-            .write()
-            .children
-            .entry(pool.0)
-            .or_default()
-            .push(child.0);
-    }
-
-    /// The live objects pool `pool` allocated.
-    pub fn children_of(&self, pool: ClientId) -> Vec<Entry> {
-        let t = self.t.read();
-        t.children
-            .get(&pool.0)
-            .map(|c| c.iter().filter_map(|id| t.by_id.get(id).copied()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Unbinds what pool `pool` allocated (`vkResetDescriptorPool`).
-    pub fn unbind_children(&self, pool: ClientId) {
-        let mut t = self.t.write();
-        for child in t.children.remove(&pool.0).unwrap_or_default() {
-            t.unbind(child);
-        }
-    }
-
-    /// Removes every object served by `owner` (the children of a destroyed instance or device).
-    pub fn unbind_owned_by(&self, owner: HostHandle) -> Vec<(ClientId, Entry)> {
-        let mut t = self.t.write();
-        let ids: Vec<u64> = t
-            .by_id
-            .iter()
-            .filter(|(_, e)| e.owner == owner)
-            .map(|(id, _)| *id)
-            .collect();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(e) = t.by_id.remove(&id) {
-                t.by_host.remove(&(e.ty.as_raw(), e.host.0));
-                t.retired.insert(id);
-                out.push((ClientId(id), e));
+    /// Unbinds the objects of type `ty` that host handles `hosts` name (a destruction, which
+    /// names host handles), under one lock; those that are gone are skipped.
+    pub fn unbind_hosts(&self, ty: vk::ObjectType, hosts: &[u64]) -> Vec<ClientId> {
+        let mut w = self.w.lock();
+        let mut out = Vec::with_capacity(hosts.len());
+        for h in hosts {
+            if let Some(&id) = w.by_host.get(&(ty.as_raw(), *h)) {
+                self.unbind_locked(&mut w, id);
+                out.push(ClientId(id));
             }
         }
         out
     }
 
+    /// Records that `child` was allocated from pool `pool`.
+    #[cfg(test)]
+    pub fn adopt(&self, pool: ClientId, child: ClientId) {
+        self.adopt_all(pool, &[child.0]);
+    }
+
+    /// Records that `children` were allocated from pool `pool`, under one lock.
+    pub fn adopt_all(&self, pool: ClientId, children: &[u64]) {
+        let mut w = self.w.lock();
+        let (list, swept) = w.children.entry(pool.0).or_default();
+        list.extend_from_slice(children);
+        if list.len() > 64 && list.len() > 2 * *swept {
+            let mut list = std::mem::take(list);
+            list.retain(|c| self.get(ClientId(*c)).is_some());
+            let n = list.len();
+            w.children.insert(pool.0, (list, n));
+        }
+    }
+
+    /// The live objects pool `pool` allocated.
+    pub fn children_of(&self, pool: ClientId) -> Vec<Entry> {
+        let list = self
+            .w
+            .lock()
+            .children
+            .get(&pool.0)
+            .map(|(c, _)| c.clone())
+            .unwrap_or_default();
+        list.iter()
+            .filter_map(|id| self.get(ClientId(*id)))
+            .collect()
+    }
+
+    /// Unbinds what pool `pool` allocated (`vkResetDescriptorPool`).
+    pub fn unbind_children(&self, pool: ClientId) {
+        let mut w = self.w.lock();
+        if let Some((children, _)) = w.children.remove(&pool.0) {
+            for child in children {
+                self.remove(&mut w, child);
+            }
+        }
+    }
+
+    /// Every live id with its entry.
+    fn live(&self, w: &Writers) -> Vec<(ClientId, Entry)> {
+        let mut out: Vec<(ClientId, Entry)> =
+            w.sparse.iter().map(|(k, v)| (ClientId(*k), *v)).collect();
+        let made = self.pages.load(Ordering::Acquire);
+        for (p, ptr) in self.dir[..made].iter().enumerate() {
+            let page = ptr.load(Ordering::Acquire);
+            if page.is_null() || page == closed() {
+                continue;
+            }
+            for i in 0..PAGE {
+                let id = ((p as u64) << PAGE_BITS) | i as u64;
+                if let Some(e) = self.dense(id) {
+                    out.push((ClientId(id), e));
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes every object served by `owner` (the children of a destroyed instance or device).
+    pub fn unbind_owned_by(&self, owner: HostHandle) -> Vec<(ClientId, Entry)> {
+        let mut w = self.w.lock();
+        let mine: Vec<(ClientId, Entry)> = self
+            .live(&w)
+            .into_iter()
+            .filter(|(_, e)| e.owner == owner)
+            .collect();
+        for (id, _) in &mine {
+            self.remove(&mut w, id.0);
+        }
+        mine
+    }
+
     /// Every live object, for cleanup when the client goes away.
     pub fn all(&self) -> Vec<(ClientId, Entry)> {
-        let t = self.t.read();
-        t.by_id.iter().map(|(k, v)| (ClientId(*k), *v)).collect()
+        let w = self.w.lock();
+        self.live(&w)
     }
 }
 
@@ -218,23 +494,27 @@ mod tests {
     fn ids_are_typed_unique_and_never_reused() {
         let o = Objects::default();
         let t = vk::ObjectType::BUFFER;
-        let five = ClientId(5);
-        assert!(o.check_new(t, ClientId(0)).is_err());
-        assert!(o.check_new(t, ClientId(SERVER_NAMED | 1)).is_err());
-        o.check_new(t, five).unwrap();
-        o.bind(t, five, HostHandle(0xabc), HostHandle(1));
-        assert!(o.check_new(t, five).is_err(), "duplicate id");
-        assert_eq!(o.lookup(t, five).unwrap().host, HostHandle(0xabc));
-        assert!(
-            matches!(
-                o.lookup(vk::ObjectType::IMAGE, five),
-                Err(DecodeError::UnknownHandle { .. })
-            ),
-            "type mismatch"
-        );
-        o.unbind(five).unwrap();
-        assert!(o.lookup(t, five).is_err());
-        assert!(o.check_new(t, five).is_err(), "retired id");
+        for id in [5, DENSE_LIMIT + 5] {
+            let five = ClientId(id);
+            assert!(o.check_new(t, ClientId(0)).is_err());
+            assert!(o.check_new(t, ClientId(SERVER_NAMED | 1)).is_err());
+            o.check_new(t, five).unwrap();
+            o.bind(t, five, HostHandle(0xabc), HostHandle(1));
+            assert!(o.check_new(t, five).is_err(), "duplicate id");
+            assert_eq!(o.lookup(t, five).unwrap().host, HostHandle(0xabc));
+            assert!(
+                matches!(
+                    o.lookup(vk::ObjectType::IMAGE, five),
+                    Err(DecodeError::UnknownHandle { .. })
+                ),
+                "type mismatch"
+            );
+            assert_eq!(o.id_of(t, HostHandle(0xabc)), Some(five));
+            o.unbind(five).unwrap();
+            assert!(o.lookup(t, five).is_err());
+            assert!(o.check_new(t, five).is_err(), "retired id");
+            assert_eq!(o.count(), 0);
+        }
     }
 
     #[test]
@@ -249,5 +529,69 @@ mod tests {
         assert_eq!(o.id_for_host(pd, HostHandle(0), owner), ClientId(0));
         assert_eq!(o.unbind_owned_by(owner).len(), 2);
         assert!(o.lookup(pd, a).is_err());
+    }
+
+    #[test]
+    fn a_retired_page_becomes_one_range_and_refuses_its_ids() {
+        let o = Objects::default();
+        let t = vk::ObjectType::DESCRIPTOR_SET;
+        let pool = ClientId(1);
+        o.bind(
+            vk::ObjectType::DESCRIPTOR_POOL,
+            pool,
+            HostHandle(1),
+            HostHandle(9),
+        );
+        // Ids 4096..8192: one whole page, allocated from the pool, then the pool reset.
+        for id in PAGE as u64..2 * PAGE as u64 {
+            o.bind(t, ClientId(id), HostHandle(0x10_0000 + id), HostHandle(9));
+            o.adopt(pool, ClientId(id));
+        }
+        assert_eq!(o.children_of(pool).len(), PAGE);
+        o.unbind_children(pool);
+        assert_eq!(
+            o.dir[1].load(Ordering::Acquire),
+            closed(),
+            "the page was dropped"
+        );
+        assert_eq!(o.w.lock().retired.len(), 1);
+        for id in [PAGE as u64, PAGE as u64 + 77, 2 * PAGE as u64 - 1] {
+            assert!(o.check_new(t, ClientId(id)).is_err(), "{id} reused");
+            assert!(o.get(ClientId(id)).is_none());
+        }
+        assert!(o.check_new(t, ClientId(2 * PAGE as u64)).is_ok());
+        assert_eq!(o.count(), 1);
+    }
+
+    #[test]
+    fn retired_ranges_merge() {
+        let mut r = BTreeMap::new();
+        retire_range(&mut r, 10, 20);
+        retire_range(&mut r, 30, 40);
+        retire_range(&mut r, 20, 30);
+        assert_eq!(r.into_iter().collect::<Vec<_>>(), vec![(10, 40)]);
+    }
+
+    #[test]
+    fn freed_children_do_not_pile_up() {
+        let o = Objects::default();
+        let pool = ClientId(1);
+        o.bind(
+            vk::ObjectType::DESCRIPTOR_POOL,
+            pool,
+            HostHandle(1),
+            HostHandle(9),
+        );
+        for id in 2..10_000u64 {
+            o.bind(
+                vk::ObjectType::DESCRIPTOR_SET,
+                ClientId(id),
+                HostHandle(id),
+                HostHandle(9),
+            );
+            o.adopt(pool, ClientId(id));
+            o.unbind(ClientId(id));
+        }
+        assert!(o.w.lock().children[&1].0.len() <= 200);
     }
 }

@@ -106,6 +106,7 @@ owned!(
     vk::Semaphore => destroy_semaphore,
     vk::Fence => destroy_fence,
     vk::QueryPool => destroy_query_pool,
+    vk::Event => destroy_event,
 );
 
 unsafe extern "system" fn on_validation_message(
