@@ -136,6 +136,8 @@ pub const SERVER_HANDLED: &[&str] = &[
     "vkSetPrivateData",
     "vkGetPrivateData",
     "vkResetFences",
+    "vkDestroyFence",
+    "vkDestroySemaphore",
     "vkWaitForFences",
     "vkGetFenceStatus",
     "vkSetEvent",

@@ -111,8 +111,23 @@ struct DeviceFeedback(OnceLock<Option<Feedback>>);
 /// # Safety
 /// `device` is a live device wrapper.
 unsafe fn feedback<'a>(device: u64) -> Option<&'a Feedback> {
+    thread_local! {
+        /// The last device asked about on this thread, by id (never reused), and its region:
+        /// status queries come in runs on one device, and the families' list takes a lock.
+        static LAST: std::cell::Cell<(u64, *const Feedback)> =
+            const { std::cell::Cell::new((0, std::ptr::null())) };
+    }
     let h = header(device);
-    let f = h.families.get::<DeviceFeedback>().0.get()?.as_ref()?;
+    let (id, last) = LAST.get();
+    let f = if id == h.id && !last.is_null() {
+        // SAFETY: the region of the live device with this id (ids are never reused), which
+        // lives as long as the device.
+        &*last
+    } else {
+        let f = h.families.get::<DeviceFeedback>().0.get()?.as_ref()?;
+        LAST.set((h.id, f as *const Feedback));
+        f
+    };
     (!h.conn().is_lost()).then_some(f)
 }
 
@@ -236,7 +251,7 @@ pub unsafe extern "system" fn vkWaitForFences(
                     Seen::Current(SIGNALED, _) => signalled += 1,
                     Seen::Current(LOST, _) => return Ok(Some(vk::Result::ERROR_DEVICE_LOST)),
                     Seen::Current(..) => {}
-                    Seen::Behind => late = true,
+                    Seen::Behind | Seen::Unconfirmed => late = true,
                     Seen::Unknown => return Err(()),
                 }
             }
@@ -266,8 +281,8 @@ pub unsafe extern "system" fn vkWaitForFences(
     vk::Result::from_raw(call(&C_vkWaitForFences, &args) as i32)
 }
 
-/// How long a wait has seen a fence whose epoch the server has not reached: past the limit,
-/// the wait asks the server instead.
+/// How long a wait has seen an object whose epoch or binding the server has not reached: past
+/// the limit, the wait asks the server instead.
 #[derive(Default)]
 struct Behind(Option<Instant>);
 
@@ -281,7 +296,7 @@ impl Behind {
         if since.elapsed() > Feedback::behind_limit() {
             log!(
                 debug,
-                "airlock: a fence stays behind in the feedback region; asking the server"
+                "airlock: an object stays behind in the feedback region; asking the server"
             );
             return Err(());
         }
@@ -407,15 +422,17 @@ pub unsafe extern "system" fn vkWaitSemaphores(
         let sems = slice(i.p_semaphores, i.semaphore_count);
         let values = slice(i.p_values, i.semaphore_count);
         let any = i.flags.contains(vk::SemaphoreWaitFlags::ANY);
+        let mut behind = Behind::default();
         let r = f.wait(header(device.as_raw()).conn(), timeout, |f| {
             if let Some(r) = failure(f) {
                 return Ok(Some(r));
             }
-            let mut reached = 0;
+            let (mut reached, mut late) = (0, false);
             for (s, want) in sems.iter().zip(values) {
                 match f.seen(s.as_raw()) {
                     Seen::Current(_, v) if v >= *want => reached += 1,
                     Seen::Current(..) => {}
+                    Seen::Unconfirmed => late = true,
                     _ => return Err(()),
                 }
             }
@@ -424,7 +441,10 @@ pub unsafe extern "system" fn vkWaitSemaphores(
             } else {
                 reached == sems.len()
             };
-            Ok(done.then_some(vk::Result::SUCCESS))
+            if done {
+                return Ok(Some(vk::Result::SUCCESS));
+            }
+            behind.check(late).map(|()| None)
         });
         match r {
             Ok(r) => return r,

@@ -152,6 +152,9 @@ impl Server {
             }
             id::vkQueueSubmit | id::vkQueueSubmit2 => queue::before_submit(self, args, h),
             id::vkResetFences => queue::before_reset_fences(self, args, h),
+            id::vkDestroyFence | id::vkDestroySemaphore => {
+                queue::before_destroy_sync(self, args, h)
+            }
             id::vkDestroyDevice => device::before_destroy(self, h),
             id::vkQueueWaitIdle
             | id::vkDeviceWaitIdle

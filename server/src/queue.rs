@@ -397,6 +397,22 @@ pub fn watch_request(server: &Server, payload: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("WATCH: {e}"))
 }
 
+/// No watcher may wait on a fence or semaphore the host is about to destroy.
+///
+/// # Safety
+/// `args` are the decoded arguments of `vkDestroyFence` or `vkDestroySemaphore`.
+pub unsafe fn before_destroy_sync(server: &Server, args: &[u64], h: &Hook) -> Before {
+    let host = if h.cmd.id == id::vkDestroyFence {
+        views::DestroyFence::of(args).fence.as_raw()
+    } else {
+        views::DestroySemaphore::of(args).semaphore.as_raw()
+    };
+    if host != 0 {
+        server.feedback.forget_object(host);
+    }
+    HOST
+}
+
 /// The kind of slot a destroyed object of type `ty` may have had.
 pub fn watched_kind(ty: vk::ObjectType) -> Option<Kind> {
     match ty {

@@ -3,10 +3,11 @@
 //! wait that sleeps on the region's futex.
 //!
 //! A slot's state is believed only when its epoch is the one counted here. Until the server has
-//! confirmed a binding once (its first state with our epoch), the object is asked about with a
-//! round trip, which the server answers after the binding; so a binding the server refused only
-//! costs speed. Once confirmed, an older epoch means a reset or submission the server has not
-//! read yet: the fence is unsignalled, as it is after either.
+//! confirmed a binding once (its first state with our epoch), a query asks the server, which
+//! answers after the binding, and a wait waits for the confirmation a while before it asks too;
+//! so a binding the server refused only costs speed. Once confirmed, an older epoch means a
+//! reset or submission the server has not read yet: the fence is unsignalled, as it is after
+//! either.
 
 use crate::conn::Connection;
 use crate::log::log;
@@ -46,7 +47,10 @@ pub enum Seen {
     Current(u32, u64),
     /// The server has not caught up with what we posted: a fence is unsignalled.
     Behind,
-    /// Not confirmed, refused or detached: ask the server.
+    /// The server has not shown the binding yet (it has not read it, or refused it): a wait
+    /// may wait for it a while, a query asks the server.
+    Unconfirmed,
+    /// Detached, or given no slot: ask the server.
     Unknown,
 }
 
@@ -171,7 +175,7 @@ impl Feedback {
         } else if self.confirmed[i].load(Ordering::Acquire) {
             Seen::Behind
         } else {
-            Seen::Unknown
+            Seen::Unconfirmed
         }
     }
 

@@ -330,6 +330,29 @@ impl DestroyCommandPool {
     }
 }
 
+/// `vkDestroyFence`'s arguments.
+#[derive(Clone, Copy)]
+pub struct DestroyFence {
+    pub device: vk::Device,
+    pub fence: vk::Fence,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+}
+
+impl DestroyFence {
+    pub const DEVICE: usize = 0;
+    pub const FENCE: usize = 1;
+    pub const P_ALLOCATOR: usize = 2;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkDestroyFence`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            fence: vk::Handle::from_raw(a[1]),
+            p_allocator: a[2] as usize as _,
+        }
+    }
+}
+
 /// `vkDestroyInstance`'s arguments.
 #[derive(Clone, Copy)]
 pub struct DestroyInstance {
@@ -368,6 +391,29 @@ impl DestroyPipelineLayout {
         Self {
             device: vk::Handle::from_raw(a[0]),
             pipeline_layout: vk::Handle::from_raw(a[1]),
+            p_allocator: a[2] as usize as _,
+        }
+    }
+}
+
+/// `vkDestroySemaphore`'s arguments.
+#[derive(Clone, Copy)]
+pub struct DestroySemaphore {
+    pub device: vk::Device,
+    pub semaphore: vk::Semaphore,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+}
+
+impl DestroySemaphore {
+    pub const DEVICE: usize = 0;
+    pub const SEMAPHORE: usize = 1;
+    pub const P_ALLOCATOR: usize = 2;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkDestroySemaphore`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            semaphore: vk::Handle::from_raw(a[1]),
             p_allocator: a[2] as usize as _,
         }
     }

@@ -186,12 +186,27 @@ struct Job {
     fence: Option<(u32, u32, u64)>,
 }
 
+impl Job {
+    /// The host objects the job waits on.
+    fn objects(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.timelines.iter().map(|t| t.1).collect();
+        v.extend(self.fence.map(|f| f.2));
+        v
+    }
+
+    fn is_empty(&self) -> bool {
+        self.timelines.is_empty() && self.fence.is_none()
+    }
+}
+
 #[derive(Default)]
 struct Jobs {
     queue: VecDeque<Job>,
     /// Jobs being waited for (or queued) per device.
     active: FxHashMap<u64, usize>,
     closing: FxHashSet<u64>,
+    /// Host objects a watcher is waiting on right now: their destruction waits for it.
+    busy: FxHashMap<u64, usize>,
     threads: usize,
     idle: usize,
 }
@@ -398,6 +413,40 @@ impl Feedback {
         self.0.work.notify_one();
     }
 
+    /// Before a host fence or semaphore is destroyed: no watcher may wait on it afterwards
+    /// (the application may destroy it once it has seen it signalled some other way: a wait
+    /// on the server, an idle queue, a later fence). Queued waits on it are dropped, and a
+    /// watcher inside a host wait on it is waited for (it returns at once: the object is
+    /// signalled, or its step ends).
+    pub fn forget_object(&self, host: u64) {
+        let mut jobs = self.0.jobs.lock();
+        let mut emptied = Vec::new();
+        for j in jobs.queue.iter_mut() {
+            j.timelines.retain(|t| t.1 != host);
+            if j.fence.is_some_and(|f| f.2 == host) {
+                j.fence = None;
+            }
+            if j.is_empty() {
+                emptied.push(j.device.host.device.as_raw());
+            }
+        }
+        if !emptied.is_empty() {
+            jobs.queue.retain(|j| !j.is_empty());
+            for d in emptied {
+                if let Some(a) = jobs.active.get_mut(&d) {
+                    *a = a.saturating_sub(1);
+                }
+            }
+        }
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while jobs.busy.contains_key(&host) {
+            if self.0.finished.wait_until(&mut jobs, deadline).timed_out() {
+                warn!("a watcher still waits on a fence or semaphore being destroyed");
+                break;
+            }
+        }
+    }
+
     /// Before a host device is destroyed: no watcher may call into it afterwards, and its
     /// region goes (the client's mapping stays valid until it unmaps it).
     pub fn close_device(&self, device: u64) {
@@ -438,9 +487,24 @@ fn watcher(inner: &Arc<Inner>) {
         jobs.idle -= 1;
         let device = job.device.host.device.as_raw();
         let closing = jobs.closing.contains(&device);
+        let objects = job.objects();
+        for o in &objects {
+            *jobs.busy.entry(*o).or_default() += 1;
+        }
         drop(jobs);
         let done = closing || step(&mut job);
         jobs = inner.jobs.lock();
+        for o in &objects {
+            if let Some(n) = jobs.busy.get_mut(o) {
+                *n -= 1;
+                if *n == 0 {
+                    jobs.busy.remove(o);
+                }
+            }
+        }
+        if !done {
+            inner.finished.notify_all();
+        }
         jobs.idle += 1;
         if done {
             if let Some(a) = jobs.active.get_mut(&device) {
