@@ -485,6 +485,12 @@ fn killed_server_ends_a_blocked_wait_with_device_lost() {
         "the wait took {} ms",
         v["wait_ms"]
     );
+    assert_eq!(v["semaphore_wait"], "ERROR_DEVICE_LOST");
+    assert!(
+        ms(&v, "semaphore_wait_ms") < 1000,
+        "the semaphore wait took {} ms",
+        v["semaphore_wait_ms"]
+    );
     for call in ["fence_status", "wait_again", "submit", "device_wait_idle"] {
         assert_eq!(v[call], "ERROR_DEVICE_LOST", "{call}");
         assert!(ms(&v, &format!("{call}_ms")) < 1000, "{call}");
@@ -685,4 +691,101 @@ fn validated_server_refuses_invalid_usage_like_the_layer_does_natively() {
     // Airlock refuses it with or without validation (the validation layer would spend 6 GiB).
     assert_eq!(n["huge_layout"], "SUCCESS");
     assert_eq!(a["huge_layout"], "ERROR_OUT_OF_HOST_MEMORY");
+}
+
+/// Fences, timeline semaphores and events answer as lavapipe does through every path a
+/// program takes: created signalled or not, waits that time out, wait-any and wait-all, a
+/// submission, resets (seen at once), 200 reuses of one fence, 48 fences at once, host and
+/// device signals, a submission that waits for the host, events set by the host and by a
+/// command buffer. Through Airlock these read the feedback region (`icd/src/queue/feedback.rs`).
+#[test]
+fn feedback_status_matches_native_through_every_path() {
+    let native = probe_ok(&run(probe(&native_manifest(), &["feedback"])));
+    let airlock = probe_ok(&run(probe(&airlock_manifest(), &["feedback"])));
+    for (k, n) in &native {
+        if k == "driver" {
+            continue;
+        }
+        assert_eq!(
+            airlock.get(k),
+            Some(n),
+            "{k}: native {n}, Airlock {:?}",
+            airlock.get(k)
+        );
+    }
+    assert_eq!(native.len(), airlock.len());
+    for v in [&native, &airlock] {
+        assert_eq!(v["fence_created_signalled"], "SUCCESS");
+        assert_eq!(v["wait_all_1ms"], "TIMEOUT");
+        assert_eq!(v["status_after_reset"], "NOT_READY");
+        assert_eq!(v["cycles"], "[200, 200, 200]");
+        assert_eq!(v["many_signalled"], "48");
+        assert_eq!(v["counter_host_signalled"], "9");
+        assert_eq!(v["swait_before_gate_1ms"], "TIMEOUT");
+        assert_eq!(v["counter_after_gate"], "20");
+        assert_eq!(v["counter_64bit_device"], ((1u64 << 41) + 5).to_string());
+        assert_eq!(v["event_device_set"], "EVENT_SET");
+        assert_eq!(v["event_device_reset"], "EVENT_RESET");
+        assert_eq!(v["destroyed"], "yes");
+    }
+}
+
+/// Polling a signalled fence, a timeline semaphore and a set event, and waiting on the
+/// signalled fence, sends the server nothing: 10 polls and 5000 cost the same messages.
+#[test]
+fn status_polls_send_nothing_to_the_server() {
+    let dir = tempfile_dir();
+    let mut messages = Vec::new();
+    for n in ["10", "5000"] {
+        let stats = dir.join(format!("stats-{n}.json"));
+        let mut c = probe(&airlock_manifest(), &["status-polls", n]);
+        c.env("AIRLOCK_STATS", &stats);
+        let v = probe_ok(&run(c));
+        assert_eq!(v["polls"], format!("[{n}, {n}, {n}, {n}]"));
+        let json = std::fs::read_to_string(&stats).expect("AIRLOCK_STATS written");
+        let count = json
+            .split("\"messages\": ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|m| m.trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no message count in {json}"));
+        messages.push(count);
+    }
+    assert_eq!(
+        messages[0], messages[1],
+        "polls cost messages: {messages:?}"
+    );
+    let native = probe_ok(&run(probe(&native_manifest(), &["status-polls", "5000"])));
+    assert_eq!(native["polls"], "[5000, 5000, 5000, 5000]");
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("airlock-polls-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A client that tries to write the feedback region it was given (a writable mapping of its
+/// descriptor, write(2), ftruncate, mprotect of its mapping, /proc/self/mem) is refused every
+/// time, and its fences, semaphores and events then answer as natively.
+#[test]
+fn a_client_cannot_write_its_feedback_region() {
+    let airlock = probe_ok(&run(probe(&airlock_manifest(), &["feedback-hostile"])));
+    assert_eq!(airlock["region_fd"], "true");
+    assert_eq!(airlock["region_mapped"], "true");
+    for k in [
+        "map_writable",
+        "write_fd",
+        "truncate_fd",
+        "mprotect_writable",
+        "proc_mem_write",
+    ] {
+        assert_eq!(airlock[k], "false", "{k} succeeded");
+    }
+    let native = probe_ok(&run(probe(&native_manifest(), &["feedback"])));
+    for (k, n) in &native {
+        if k != "driver" {
+            assert_eq!(airlock.get(k), Some(n), "{k}");
+        }
+    }
 }

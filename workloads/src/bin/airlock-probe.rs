@@ -19,6 +19,13 @@
 //!   `AIRLOCK_MAX_OBJECTS` (which the test sets) fail alone.
 //! - `foreign-fd`: opaque-fd imports of descriptors no driver exported (an empty memfd, a
 //!   sealed memfd of the right size), then an allocation that must still work.
+//! - `feedback`: fence, timeline-semaphore and event status through every path a program uses
+//!   (signalled, unsignalled, reset, wait-any and wait-all, host and device signals, a wait
+//!   before the signal), each printed as `<step>=<result>`.
+//! - `feedback-hostile`: tries to write the feedback region it was given (a writable mapping,
+//!   `mprotect`, `write(2)`, `/proc/self/mem`), then runs `feedback` and must get its answers.
+//! - `status-polls <n>`: a signalled fence, a timeline semaphore and an event set from the host,
+//!   each asked for its status `n` times (for `AIRLOCK_STATS`: the polls cost no message).
 //! - `direct-create <libvulkan_airlock.so>`: `vkCreateInstance` through the ICD's own
 //!   `vk_icdGetInstanceProcAddr`, without the loader.
 
@@ -41,6 +48,9 @@ fn main() {
         "limits" => limits(),
         "invalid-usage" => invalid_usage(args.get(2).is_some_and(|a| a == "layer")),
         "foreign-fd" => foreign_fd(),
+        "feedback" => feedback(),
+        "feedback-hostile" => feedback_hostile().and_then(|()| feedback()),
+        "status-polls" => status_polls(args.get(2).and_then(|n| n.parse().ok()).unwrap_or(0)),
         "direct-create" => direct_create(args.get(2).map(String::as_str).unwrap_or("")),
         _ => Err(format!("unknown scenario {scenario:?}")),
     };
@@ -280,7 +290,10 @@ fn make_device(
     let queue = vk::DeviceQueueCreateInfo::default()
         .queue_family_index(0)
         .queue_priorities(&prio);
-    let info = vk::DeviceCreateInfo::default().queue_create_infos(std::slice::from_ref(&queue));
+    let mut v12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(true);
+    let info = vk::DeviceCreateInfo::default()
+        .queue_create_infos(std::slice::from_ref(&queue))
+        .push_next(&mut v12);
     let device = unsafe { instance.create_device(pd, &info, None) }
         .map_err(|r| format!("vkCreateDevice: {r:?}"))?;
     let queue = unsafe { device.get_device_queue(0, 0) };
@@ -325,15 +338,41 @@ fn kill_during_wait() -> Result<(), String> {
             (result(r), after_kill)
         })
     };
-    // Long enough for the wait to reach the server (a worker thread there holds it).
+    // A timeline semaphore never signalled, waited for by another thread.
+    let mut t = vk::SemaphoreTypeCreateInfo::default().semaphore_type(vk::SemaphoreType::TIMELINE);
+    let sem = unsafe {
+        device.create_semaphore(&vk::SemaphoreCreateInfo::default().push_next(&mut t), None)
+    }
+    .map_err(|r| format!("vkCreateSemaphore: {r:?}"))?;
+    let sem_waiter = {
+        let (device, killed) = (device.clone(), killed.clone());
+        std::thread::spawn(move || {
+            let sems = [sem];
+            let info = vk::SemaphoreWaitInfo::default()
+                .semaphores(&sems)
+                .values(&[1]);
+            let r = unsafe { device.wait_semaphores(&info, 30_000_000_000) };
+            let after_kill = killed.get().map(|t| t.elapsed().as_millis());
+            (result(r), after_kill)
+        })
+    };
+    // Long enough for the waits to start (on the feedback region, or in a server thread).
     std::thread::sleep(std::time::Duration::from_millis(300));
-    println!("waiting_before_kill={}", !waiter.is_finished());
+    println!(
+        "waiting_before_kill={}",
+        !waiter.is_finished() && !sem_waiter.is_finished()
+    );
     println!("servers={}", server_pids().len());
     kill_servers();
     let _ = killed.set(Instant::now());
     let (r, ms) = waiter.join().map_err(|_| "the waiting thread panicked")?;
     println!("wait={r}");
     println!("wait_ms={}", ms.map_or(-1, |m| m as i64));
+    let (r, ms) = sem_waiter
+        .join()
+        .map_err(|_| "the waiting thread panicked")?;
+    println!("semaphore_wait={r}");
+    println!("semaphore_wait_ms={}", ms.map_or(-1, |m| m as i64));
     timed("fence_status", || unsafe { device.get_fence_status(fence) });
     timed("wait_again", || unsafe {
         device.wait_for_fences(&[fence], true, 30_000_000_000)
@@ -345,6 +384,7 @@ fn kill_during_wait() -> Result<(), String> {
     let t = Instant::now();
     unsafe {
         device.destroy_fence(fence, None);
+        device.destroy_semaphore(sem, None);
         device.destroy_device(None);
         instance.destroy_instance(None);
     }
@@ -1008,5 +1048,399 @@ fn after_loss() -> Result<(), String> {
     }
     println!("destroyed=yes");
     println!("destroy_ms={}", t.elapsed().as_millis());
+    Ok(())
+}
+
+/// A command buffer of `record`'s commands, submitted with `fence`, `waits` (timeline
+/// semaphore, value) and `signals` (timeline semaphore, value).
+fn submit_with(
+    device: &ash::Device,
+    queue: vk::Queue,
+    pool: vk::CommandPool,
+    record: impl FnOnce(vk::CommandBuffer),
+    waits: &[(vk::Semaphore, u64)],
+    signals: &[(vk::Semaphore, u64)],
+    fence: vk::Fence,
+) -> Result<(), String> {
+    let cmd = unsafe {
+        device.allocate_command_buffers(
+            &vk::CommandBufferAllocateInfo::default()
+                .command_pool(pool)
+                .command_buffer_count(1),
+        )
+    }
+    .map_err(|e| format!("command buffer: {e:?}"))?[0];
+    unsafe {
+        device
+            .begin_command_buffer(cmd, &vk::CommandBufferBeginInfo::default())
+            .map_err(|e| format!("begin: {e:?}"))?;
+        record(cmd);
+        device
+            .end_command_buffer(cmd)
+            .map_err(|e| format!("end: {e:?}"))?;
+    }
+    let wait_sems: Vec<_> = waits.iter().map(|w| w.0).collect();
+    let wait_values: Vec<_> = waits.iter().map(|w| w.1).collect();
+    let stages = vec![vk::PipelineStageFlags::ALL_COMMANDS; waits.len()];
+    let signal_sems: Vec<_> = signals.iter().map(|w| w.0).collect();
+    let signal_values: Vec<_> = signals.iter().map(|w| w.1).collect();
+    let mut timeline = vk::TimelineSemaphoreSubmitInfo::default()
+        .wait_semaphore_values(&wait_values)
+        .signal_semaphore_values(&signal_values);
+    let cmds = [cmd];
+    let submit = vk::SubmitInfo::default()
+        .command_buffers(&cmds)
+        .wait_semaphores(&wait_sems)
+        .wait_dst_stage_mask(&stages)
+        .signal_semaphores(&signal_sems)
+        .push_next(&mut timeline);
+    unsafe { device.queue_submit(queue, &[submit], fence) }
+        .map_err(|e| format!("vkQueueSubmit: {e:?}"))
+}
+
+fn status(r: vk::Result) -> String {
+    format!("{r:?}")
+}
+
+fn feedback() -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let prio = [1.0];
+    let queue_info = vk::DeviceQueueCreateInfo::default()
+        .queue_family_index(0)
+        .queue_priorities(&prio);
+    let mut v12 = vk::PhysicalDeviceVulkan12Features::default().timeline_semaphore(true);
+    let info = vk::DeviceCreateInfo::default()
+        .queue_create_infos(std::slice::from_ref(&queue_info))
+        .push_next(&mut v12);
+    let device = unsafe { instance.create_device(pd, &info, None) }
+        .map_err(|r| format!("vkCreateDevice: {r:?}"))?;
+    let queue = unsafe { device.get_device_queue(0, 0) };
+    let d = &device;
+    let pool = unsafe {
+        d.create_command_pool(
+            &vk::CommandPoolCreateInfo::default()
+                .flags(vk::CommandPoolCreateFlags::RESET_COMMAND_BUFFER),
+            None,
+        )
+    }
+    .map_err(|e| format!("pool: {e:?}"))?;
+    let fence = |signalled: bool| {
+        let flags = if signalled {
+            vk::FenceCreateFlags::SIGNALED
+        } else {
+            vk::FenceCreateFlags::empty()
+        };
+        unsafe { d.create_fence(&vk::FenceCreateInfo::default().flags(flags), None) }
+            .map_err(|e| format!("vkCreateFence: {e:?}"))
+    };
+    let fstatus = |f: vk::Fence| status(unsafe { (d.fp_v1_0().get_fence_status)(d.handle(), f) });
+    let wait = |fs: &[vk::Fence], all: bool, timeout: u64| {
+        result(unsafe { d.wait_for_fences(fs, all, timeout) })
+    };
+
+    // Fences: created signalled or not, then a submission, a reset, a reuse.
+    let on = fence(true)?;
+    let off = fence(false)?;
+    println!("fence_created_signalled={}", fstatus(on));
+    println!("fence_created_unsignalled={}", fstatus(off));
+    println!("wait_unsignalled_0={}", wait(&[off], true, 0));
+    println!("wait_unsignalled_1ms={}", wait(&[off], true, 1_000_000));
+    println!("wait_any={}", wait(&[off, on], false, u64::MAX));
+    println!("wait_all_1ms={}", wait(&[off, on], true, 1_000_000));
+    submit_with(d, queue, pool, |_| {}, &[], &[], off)?;
+    println!("wait_submitted={}", wait(&[off], true, u64::MAX));
+    println!("status_submitted={}", fstatus(off));
+    println!("wait_all={}", wait(&[off, on], true, u64::MAX));
+    unsafe { d.reset_fences(&[off, on]) }.map_err(|e| format!("reset: {e:?}"))?;
+    println!("status_after_reset={}", fstatus(off));
+    println!("status_after_reset_2={}", fstatus(on));
+    println!("wait_after_reset_0={}", wait(&[off, on], false, 0));
+    // The same fence reset and submitted again and again, its status read at each step.
+    let mut cycles = [0usize; 3];
+    for _ in 0..200 {
+        submit_with(d, queue, pool, |_| {}, &[], &[], off)?;
+        if wait(&[off], true, u64::MAX) == "SUCCESS" {
+            cycles[0] += 1;
+        }
+        if fstatus(off) == "SUCCESS" {
+            cycles[1] += 1;
+        }
+        unsafe { d.reset_fences(&[off]) }.map_err(|e| format!("reset: {e:?}"))?;
+        if fstatus(off) == "NOT_READY" {
+            cycles[2] += 1;
+        }
+    }
+    println!("cycles={cycles:?}");
+    // Many fences in flight at once, waited for all together and one by one.
+    let many: Vec<vk::Fence> = (0..48).map(|_| fence(false)).collect::<Result<_, _>>()?;
+    for f in &many {
+        submit_with(d, queue, pool, |_| {}, &[], &[], *f)?;
+    }
+    println!("wait_many={}", wait(&many, true, u64::MAX));
+    let signalled = many.iter().filter(|f| fstatus(**f) == "SUCCESS").count();
+    println!("many_signalled={signalled}");
+    for f in many {
+        unsafe { d.destroy_fence(f, None) };
+    }
+
+    // Timeline semaphores: host signals, device signals, a wait before the signal.
+    let timeline = |initial: u64| {
+        let mut t = vk::SemaphoreTypeCreateInfo::default()
+            .semaphore_type(vk::SemaphoreType::TIMELINE)
+            .initial_value(initial);
+        unsafe { d.create_semaphore(&vk::SemaphoreCreateInfo::default().push_next(&mut t), None) }
+            .map_err(|e| format!("vkCreateSemaphore: {e:?}"))
+    };
+    let counter = |s: vk::Semaphore| match unsafe { d.get_semaphore_counter_value(s) } {
+        Ok(v) => v.to_string(),
+        Err(e) => format!("{e:?}"),
+    };
+    let swait = |sems: &[vk::Semaphore], values: &[u64], any: bool, timeout: u64| {
+        let flags = if any {
+            vk::SemaphoreWaitFlags::ANY
+        } else {
+            vk::SemaphoreWaitFlags::empty()
+        };
+        let info = vk::SemaphoreWaitInfo::default()
+            .flags(flags)
+            .semaphores(sems)
+            .values(values);
+        result(unsafe { d.wait_semaphores(&info, timeout) })
+    };
+    let s = timeline(5)?;
+    let gate = timeline(0)?;
+    println!("counter_initial={}", counter(s));
+    let signal = vk::SemaphoreSignalInfo::default().semaphore(s).value(9);
+    unsafe { d.signal_semaphore(&signal) }.map_err(|e| format!("signal: {e:?}"))?;
+    println!("counter_host_signalled={}", counter(s));
+    println!("swait_reached={}", swait(&[s], &[9], false, 0));
+    println!(
+        "swait_not_reached_1ms={}",
+        swait(&[s], &[10], false, 1_000_000)
+    );
+    submit_with(d, queue, pool, |_| {}, &[], &[(s, 12)], vk::Fence::null())?;
+    println!("swait_device={}", swait(&[s], &[12], false, u64::MAX));
+    println!("counter_device_signalled={}", counter(s));
+    println!(
+        "swait_any={}",
+        swait(&[s, gate], &[12, 100], true, u64::MAX)
+    );
+    println!(
+        "swait_all_1ms={}",
+        swait(&[s, gate], &[12, 100], false, 1_000_000)
+    );
+    // A submission that waits for the host: it signals 20 once the gate reaches 1.
+    let last = fence(false)?;
+    submit_with(d, queue, pool, |_| {}, &[(gate, 1)], &[(s, 20)], last)?;
+    println!(
+        "swait_before_gate_1ms={}",
+        swait(&[s], &[20], false, 1_000_000)
+    );
+    println!("fence_before_gate={}", fstatus(last));
+    let open = vk::SemaphoreSignalInfo::default().semaphore(gate).value(1);
+    unsafe { d.signal_semaphore(&open) }.map_err(|e| format!("signal: {e:?}"))?;
+    println!("swait_after_gate={}", swait(&[s], &[20], false, u64::MAX));
+    println!("wait_after_gate={}", wait(&[last], true, u64::MAX));
+    println!("counter_after_gate={}", counter(s));
+    println!("counter_gate={}", counter(gate));
+    // Values past 32 bits, from the host and from the device.
+    let big = vk::SemaphoreSignalInfo::default()
+        .semaphore(s)
+        .value((1 << 40) + 3);
+    unsafe { d.signal_semaphore(&big) }.map_err(|e| format!("signal: {e:?}"))?;
+    println!("counter_64bit_host={}", counter(s));
+    submit_with(
+        d,
+        queue,
+        pool,
+        |_| {},
+        &[],
+        &[(s, (1 << 41) + 5)],
+        vk::Fence::null(),
+    )?;
+    println!(
+        "swait_64bit={}",
+        swait(&[s], &[(1 << 41) + 5], false, u64::MAX)
+    );
+    println!("counter_64bit_device={}", counter(s));
+
+    // Events: set and reset from the host, then from a command buffer.
+    let event = unsafe { d.create_event(&vk::EventCreateInfo::default(), None) }
+        .map_err(|e| format!("vkCreateEvent: {e:?}"))?;
+    let estatus = |e: vk::Event| status(unsafe { (d.fp_v1_0().get_event_status)(d.handle(), e) });
+    println!("event_created={}", estatus(event));
+    unsafe { d.set_event(event) }.map_err(|e| format!("set: {e:?}"))?;
+    println!("event_host_set={}", estatus(event));
+    unsafe { d.reset_event(event) }.map_err(|e| format!("reset: {e:?}"))?;
+    println!("event_host_reset={}", estatus(event));
+    let done = fence(false)?;
+    let stage = vk::PipelineStageFlags::ALL_COMMANDS;
+    submit_with(
+        d,
+        queue,
+        pool,
+        |c| unsafe { d.cmd_set_event(c, event, stage) },
+        &[],
+        &[],
+        done,
+    )?;
+    wait(&[done], true, u64::MAX);
+    println!("event_device_set={}", estatus(event));
+    unsafe { d.reset_fences(&[done]) }.map_err(|e| format!("reset: {e:?}"))?;
+    submit_with(
+        d,
+        queue,
+        pool,
+        |c| unsafe { d.cmd_reset_event(c, event, stage) },
+        &[],
+        &[],
+        done,
+    )?;
+    wait(&[done], true, u64::MAX);
+    println!("event_device_reset={}", estatus(event));
+    unsafe { d.set_event(event) }.map_err(|e| format!("set: {e:?}"))?;
+    println!("event_host_set_again={}", estatus(event));
+    println!(
+        "device_wait_idle={}",
+        result(unsafe { d.device_wait_idle() })
+    );
+    unsafe {
+        for f in [on, off, last, done] {
+            d.destroy_fence(f, None);
+        }
+        d.destroy_semaphore(s, None);
+        d.destroy_semaphore(gate, None);
+        d.destroy_event(event, None);
+        d.destroy_command_pool(pool, None);
+        device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
+    println!("destroyed=yes");
+    Ok(())
+}
+
+/// Tries every way to write the feedback region this process was given; prints what each did.
+fn feedback_hostile() -> Result<(), String> {
+    use std::io::{Seek, SeekFrom, Write};
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let (device, _queue) = make_device(&instance, pd)?;
+    // The first fence asks the server for the region.
+    let fence = unsafe { device.create_fence(&vk::FenceCreateInfo::default(), None) }
+        .map_err(|r| format!("vkCreateFence: {r:?}"))?;
+    // Its descriptor, and where this process has it mapped.
+    let mut fd = None;
+    for e in std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
+        let target = std::fs::read_link(e.path()).unwrap_or_default();
+        if target.to_string_lossy().contains("airlock-feedback") {
+            fd = e.file_name().to_string_lossy().parse::<i32>().ok();
+        }
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| e.to_string())?;
+    let mapping = maps
+        .lines()
+        .find(|l| l.contains("airlock-feedback"))
+        .map(|l| l.to_string());
+    println!("region_fd={}", fd.is_some());
+    println!("region_mapped={}", mapping.is_some());
+    if let Some(fd) = fd {
+        // SAFETY: a mapping attempt on our own descriptor; unmapped if it worked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        println!("map_writable={}", p != libc::MAP_FAILED);
+        if p != libc::MAP_FAILED {
+            // SAFETY: the mapping just made.
+            unsafe {
+                std::ptr::write_bytes(p as *mut u8, 0xff, 4096);
+                libc::munmap(p, 4096);
+            }
+        }
+        // SAFETY: a write of our own bytes to our own descriptor.
+        let n = unsafe { libc::pwrite(fd, [0xffu8; 64].as_ptr().cast(), 64, 128) };
+        println!("write_fd={}", n >= 0);
+        // SAFETY: as above.
+        println!("truncate_fd={}", unsafe { libc::ftruncate(fd, 0) } == 0);
+    }
+    if let Some(m) = mapping {
+        let start = usize::from_str_radix(m.split('-').next().unwrap_or("0"), 16).unwrap_or(0);
+        // SAFETY: a protection change of a mapping the ICD made; refused for a sealed region.
+        let r = unsafe {
+            libc::mprotect(
+                start as *mut libc::c_void,
+                4096,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        println!("mprotect_writable={}", r == 0);
+        let wrote = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/proc/self/mem")
+            .and_then(|mut f| {
+                f.seek(SeekFrom::Start(start as u64 + 128))?;
+                f.write_all(&[0xff; 64])
+            });
+        println!("proc_mem_write={}", wrote.is_ok());
+    }
+    unsafe {
+        device.destroy_fence(fence, None);
+        device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
+    Ok(())
+}
+
+fn status_polls(n: usize) -> Result<(), String> {
+    let (_entry, instance, devices) = enumerate()?;
+    let pd = *devices.first().ok_or("no device")?;
+    let (device, queue) = make_device(&instance, pd)?;
+    let d = &device;
+    let fence = unsafe { d.create_fence(&vk::FenceCreateInfo::default(), None) }
+        .map_err(|r| format!("vkCreateFence: {r:?}"))?;
+    let mut t = vk::SemaphoreTypeCreateInfo::default()
+        .semaphore_type(vk::SemaphoreType::TIMELINE)
+        .initial_value(3);
+    let sem =
+        unsafe { d.create_semaphore(&vk::SemaphoreCreateInfo::default().push_next(&mut t), None) }
+            .map_err(|e| format!("vkCreateSemaphore: {e:?}"))?;
+    let event = unsafe { d.create_event(&vk::EventCreateInfo::default(), None) }
+        .map_err(|e| format!("vkCreateEvent: {e:?}"))?;
+    unsafe { d.set_event(event) }.map_err(|e| format!("set: {e:?}"))?;
+    unsafe { d.queue_submit(queue, &[], fence) }.map_err(|e| format!("submit: {e:?}"))?;
+    unsafe { d.wait_for_fences(&[fence], true, u64::MAX) }.map_err(|e| format!("wait: {e:?}"))?;
+    let mut seen = [0usize; 4];
+    for _ in 0..n {
+        if unsafe { d.get_fence_status(fence) } == Ok(true) {
+            seen[0] += 1;
+        }
+        if unsafe { d.get_semaphore_counter_value(sem) } == Ok(3) {
+            seen[1] += 1;
+        }
+        if unsafe { d.get_event_status(event) } == Ok(true) {
+            seen[2] += 1;
+        }
+        if unsafe { d.wait_for_fences(&[fence], true, u64::MAX) }.is_ok() {
+            seen[3] += 1;
+        }
+    }
+    println!("polls={seen:?}");
+    unsafe {
+        d.destroy_fence(fence, None);
+        d.destroy_semaphore(sem, None);
+        d.destroy_event(event, None);
+        device.destroy_device(None);
+        instance.destroy_instance(None);
+    }
     Ok(())
 }
