@@ -73,7 +73,7 @@ fn main() -> ExitCode {
     // SAFETY: the ICD passed us this descriptor, open and ours alone.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     // Before any thread exists: namespaces, and the environment the host driver will read.
-    if let Err(e) = sandbox::early() {
+    if let Err(e) = sandbox::early(Some(std::os::fd::AsFd::as_fd(&sock))) {
         error!("airlock-server: {e}");
         return ExitCode::FAILURE;
     }

@@ -21,6 +21,8 @@ fn selftest(args: &[&str], env: &[(&str, &str)]) -> (Output, HashMap<String, Str
         .args(args)
         .env_remove("AIRLOCK_SANDBOX")
         .env_remove("AIRLOCK_MAX_MEMORY")
+        .env_remove("MESA_SHADER_CACHE_DISABLE")
+        .env("AIRLOCK_SHADER_CACHE_DIR", cache_base())
         .env("AIRLOCK_LOG", "info");
     for (k, v) in env {
         c.env(k, v);
@@ -34,6 +36,11 @@ fn selftest(args: &[&str], env: &[(&str, &str)]) -> (Output, HashMap<String, Str
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     (o, values)
+}
+
+/// Where the tests' servers keep their shader caches, instead of the user's.
+fn cache_base() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("airlock-sandbox-test-{}", std::process::id()))
 }
 
 fn show(o: &Output) -> String {
@@ -54,6 +61,16 @@ fn get<'a>(v: &'a HashMap<String, String>, k: &str, o: &Output) -> &'a str {
 fn default_sandbox_refuses_files_sockets_and_exec_and_still_computes() {
     let (o, v) = selftest(&[], &[]);
     assert!(o.status.success(), "{}", show(&o));
+    // The shader cache: the server's own application directory is writable after lock-down,
+    // another application's is not (where landlock applies).
+    assert_eq!(get(&v, "cache_write", &o), "allowed");
+    if get(&v, "layer.landlock", &o).starts_with("applied") {
+        assert!(
+            get(&v, "cache_write_other_application", &o).starts_with("refused"),
+            "{}",
+            show(&o)
+        );
+    }
     assert_eq!(get(&v, "mode", &o), "best-effort");
     // What the issue requires of the default mode on any kernel with seccomp.
     for layer in ["layer.seccomp", "layer.no-new-privs", "layer.limits"] {
@@ -184,7 +201,10 @@ fn probe(scenario: &str) -> Command {
     c.arg(scenario)
         .env("AIRLOCK_SERVER", SERVER)
         .env_remove("AIRLOCK_SANDBOX")
-        .env_remove("AIRLOCK_MAX_MEMORY");
+        .env_remove("AIRLOCK_MAX_MEMORY")
+        // With a shader cache, as a user runs it (in the tests' directory).
+        .env_remove("MESA_SHADER_CACHE_DISABLE")
+        .env("AIRLOCK_SHADER_CACHE_DIR", cache_base());
     c
 }
 
@@ -268,7 +288,7 @@ fn a_served_server_runs_under_seccomp_and_no_new_privs() {
     assert!(
         log.contains("INFO sandbox (best-effort): namespaces: ")
             && log.contains("seccomp: ")
-            && log.contains("shader cache: off"),
+            && log.contains(&format!("shader cache: {}", cache_base().display())),
         "the server logs its layers in one line:\n{log}"
     );
     assert!(

@@ -8,6 +8,8 @@ macro_rules! spirv {
 
 pub const COMPUTE: &[u8] = spirv!("compute.comp");
 pub const PATTERN: &[u8] = spirv!("pattern.comp");
+/// `data[i] = i * SALT + SALT * SALT`, `SALT` a specialization constant (id 0).
+pub const SALTED: &[u8] = spirv!("salted.comp");
 pub const PUSH_CONSTANTS: &[u8] = spirv!("push_constants.comp");
 pub const TEMPLATES: &[u8] = spirv!("templates.comp");
 pub const ZERO_COPY: &[u8] = spirv!("zero_copy.comp");

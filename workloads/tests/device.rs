@@ -217,3 +217,103 @@ fn rejects_unknown_scenarios() {
         stderr(&o)
     );
 }
+
+/// A program run twice with the shader cache on (Mesa's own natively; through Airlock, the
+/// directory the server keeps for that program) gets the same results each time, as natively;
+/// Airlock's compiled shaders land in a directory of that program's alone, and another program
+/// gets another one.
+#[test]
+fn second_runs_use_a_shader_cache_of_their_own_application() {
+    let dir = tempfile::tempdir().unwrap();
+    let native_cache = dir.path().join("native");
+    let airlock_cache = dir.path().join("airlock");
+    let run_with = |scenario: &str, manifest: &PathBuf, var: &str, cache: &Path, n: u32| {
+        let out = dir.path().join(format!("{scenario}-{var}-{n}.bin"));
+        let mut c = with_driver(workload(), manifest);
+        c.arg(scenario)
+            .arg("--out")
+            .arg(&out)
+            .env_remove("MESA_SHADER_CACHE_DISABLE")
+            .env(var, cache);
+        let o = run(c);
+        assert!(
+            o.status.success(),
+            "{scenario}: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        std::fs::read(&out).unwrap()
+    };
+    for scenario in ["compute", "math"] {
+        let native: Vec<_> = (0..2)
+            .map(|n| {
+                run_with(
+                    scenario,
+                    &native_manifest(),
+                    "MESA_SHADER_CACHE_DIR",
+                    &native_cache,
+                    n,
+                )
+            })
+            .collect();
+        let airlock: Vec<_> = (0..2)
+            .map(|n| {
+                run_with(
+                    scenario,
+                    &airlock_manifest(),
+                    "AIRLOCK_SHADER_CACHE_DIR",
+                    &airlock_cache,
+                    n,
+                )
+            })
+            .collect();
+        assert_eq!(native[0], native[1], "{scenario}: native runs differ");
+        for (n, a) in airlock.iter().enumerate() {
+            assert!(
+                *a == native[0],
+                "{scenario}: Airlock run {n} differs from native"
+            );
+        }
+    }
+    let apps = |d: &Path| -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        v.sort();
+        v
+    };
+    let only = apps(&airlock_cache);
+    assert_eq!(only.len(), 1, "one program, one directory: {only:?}");
+    let named = std::fs::read_to_string(only[0].join("application")).unwrap();
+    assert!(named.trim_end().ends_with("airlock-workload"), "{named}");
+    let entries = walk(&only[0].join("mesa_shader_cache"));
+    assert!(entries > 1, "{entries} files in the cache");
+    // Another program: the probe.
+    let mut c = with_driver(target_dir().join("airlock-probe"), &airlock_manifest());
+    c.arg("enumerate")
+        .env_remove("MESA_SHADER_CACHE_DISABLE")
+        .env("AIRLOCK_SHADER_CACHE_DIR", &airlock_cache);
+    let o = run(c);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let both = apps(&airlock_cache);
+    assert_eq!(both.len(), 2, "{both:?}");
+}
+
+/// Files under `d`, recursively.
+fn walk(d: &Path) -> usize {
+    std::fs::read_dir(d)
+        .map(|r| {
+            r.flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

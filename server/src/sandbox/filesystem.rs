@@ -22,7 +22,10 @@ fn unavailable(why: &str) -> SandboxError {
 /// Every right of the newest ABI this crate knows; the kernel's subset is what gets enforced.
 const NEWEST: ABI = ABI::V9;
 
-pub fn restrict(readable: &[&Path]) -> Result<String, SandboxError> {
+/// Gives up the file system but for reading `readable` and for keeping a shader cache in
+/// `writable` (reading, writing, making and removing files and directories there; nothing
+/// executable, no links out).
+pub fn restrict(readable: &[&Path], writable: Option<&Path>) -> Result<String, SandboxError> {
     let threads = threads();
     let status = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
@@ -31,6 +34,17 @@ pub fn restrict(readable: &[&Path]) -> Result<String, SandboxError> {
         .and_then(|r| r.scope(Scope::from_all(NEWEST)))
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(readable, AccessFs::from_read(NEWEST))))
+        .and_then(|r| {
+            let cache = AccessFs::ReadFile
+                | AccessFs::ReadDir
+                | AccessFs::WriteFile
+                | AccessFs::Truncate
+                | AccessFs::MakeReg
+                | AccessFs::MakeDir
+                | AccessFs::RemoveFile
+                | AccessFs::RemoveDir;
+            r.add_rules(path_beneath_rules(writable, cache))
+        })
         // ABI 8: every thread at once. Older kernels confine the calling thread and the
         // threads it starts later; the server has no other thread at this point (checked
         // below).
@@ -52,12 +66,15 @@ pub fn restrict(readable: &[&Path]) -> Result<String, SandboxError> {
         _ if abi >= ABI::V4 => "no file system, no TCP",
         _ => "no file system",
     };
-    let what = if readable.is_empty() {
+    let mut what = if readable.is_empty() {
         what.to_string()
     } else {
         let paths: Vec<String> = readable.iter().map(|p| p.display().to_string()).collect();
         format!("{what} (but for reading {})", paths.join(", "))
     };
+    if let Some(w) = writable {
+        what = format!("{what} (but for the shader cache in {})", w.display());
+    }
     match status.ruleset {
         RulesetStatus::FullyEnforced => Ok(format!("ABI {}: {what}", abi as i32)),
         // The kernel lacks some rights of NEWEST (e.g. ABI 9's unix socket resolution): it

@@ -22,6 +22,7 @@ mod probe;
 #[cfg(target_arch = "x86_64")]
 mod seccomp;
 mod selftest;
+mod shader_cache;
 
 use crate::host::HostDriver;
 use std::os::fd::BorrowedFd;
@@ -184,6 +185,8 @@ struct Early {
     mode: Mode,
     namespaces: Option<Layer>,
     notes: Vec<String>,
+    /// The application's shader cache, when it has one.
+    cache: Option<shader_cache::Cache>,
 }
 
 static EARLY: OnceLock<Early> = OnceLock::new();
@@ -191,25 +194,53 @@ static EARLY: OnceLock<Early> = OnceLock::new();
 /// First thing in `main`, before any thread exists (a multithreaded process cannot enter a new
 /// user namespace, and changing the environment is only sound while no other thread reads it).
 /// Errors only for a malformed `AIRLOCK_SANDBOX`.
-pub fn early() -> Result<Mode, SandboxError> {
+/// `control` is the client's socket, whose peer names the application (its shader cache);
+/// `None` in the self-test, which stands for its own application.
+pub fn early(control: Option<BorrowedFd<'_>>) -> Result<Mode, SandboxError> {
     let mode = Mode::from_env()?;
     let mut early = Early {
         mode,
         namespaces: None,
         notes: Vec::new(),
+        cache: None,
     };
     if mode != Mode::Off {
-        early.notes.push(disable_shader_cache());
+        // Before the namespaces: the directory is made as the user, in the user's file system.
+        match shader_cache::prepare(control) {
+            Ok(c) => {
+                early.notes.push(use_shader_cache(&c));
+                early.cache = Some(c);
+            }
+            Err(why) => early.notes.push(disable_shader_cache(&why)),
+        }
         early.namespaces = Some(Layer::new("namespaces", namespaces::enter()));
     }
     let _ = EARLY.set(early);
     Ok(mode)
 }
 
-/// Mesa's on-disk shader cache lives under `$HOME` (or `XDG_CACHE_HOME`), which landlock makes
-/// unwritable and seccomp unopenable: rather than let every compile fail to write it, it is off,
-/// whatever the environment said. (The same setting the benchmarks use on both sides.)
-fn disable_shader_cache() -> String {
+/// The application's shader cache directory, if [`early`] gave it one.
+pub fn cache_dir() -> Option<std::path::PathBuf> {
+    EARLY.get()?.cache.as_ref().map(|c| c.dir.clone())
+}
+
+/// Points Mesa's on-disk shader cache at the application's own directory
+/// (`shader_cache.rs`), whatever the environment said.
+fn use_shader_cache(c: &shader_cache::Cache) -> String {
+    std::env::set_var("MESA_SHADER_CACHE_DIR", &c.dir);
+    std::env::remove_var("MESA_SHADER_CACHE_DISABLE");
+    std::env::remove_var("MESA_GLSL_CACHE_DISABLE");
+    format!(
+        "shader cache: {} (for {})",
+        c.dir.display(),
+        c.exe.display()
+    )
+}
+
+/// Without an application directory, Mesa's on-disk shader cache (under `$HOME`, which landlock
+/// makes unwritable and seccomp unopenable) is off, whatever the environment said, rather than
+/// let every compile fail to write it. (The same setting the benchmarks use on both sides.)
+fn disable_shader_cache(why: &str) -> String {
     let overridden: Vec<String> = ["MESA_SHADER_CACHE_DISABLE", "MESA_SHADER_CACHE_DIR"]
         .iter()
         .filter_map(|k| {
@@ -224,9 +255,12 @@ fn disable_shader_cache() -> String {
     std::env::set_var("MESA_GLSL_CACHE_DISABLE", "true");
     std::env::remove_var("MESA_SHADER_CACHE_DIR");
     if overridden.is_empty() {
-        "shader cache: off".into()
+        format!("shader cache: off ({why})")
     } else {
-        format!("shader cache: off (overriding {})", overridden.join(", "))
+        format!(
+            "shader cache: off ({why}; overriding {})",
+            overridden.join(", ")
+        )
     }
 }
 
@@ -244,8 +278,13 @@ fn lock_down(
     control: BorrowedFd<'_>,
     skip: &[String],
 ) -> Result<Report, SandboxError> {
-    let (mode, namespaces, mut notes) = match EARLY.get() {
-        Some(e) => (e.mode, e.namespaces.clone(), e.notes.clone()),
+    let (mode, namespaces, mut notes, cache) = match EARLY.get() {
+        Some(e) => (
+            e.mode,
+            e.namespaces.clone(),
+            e.notes.clone(),
+            e.cache.clone(),
+        ),
         // main always calls early(); without it, say so rather than pretend.
         None => (
             Mode::from_env()?,
@@ -256,6 +295,7 @@ fn lock_down(
                 )),
             )),
             Vec::new(),
+            None,
         ),
     };
     if mode == Mode::Off {
@@ -271,26 +311,41 @@ fn lock_down(
         Err(e) => notes.push(format!("warm-up failed: {e}")),
     }
     let mut layers: Vec<Layer> = namespaces.into_iter().collect();
-    let mut apply = |name: &'static str, f: &dyn Fn() -> Result<String, SandboxError>| {
-        layers.push(if skip.iter().any(|s| s == name) {
+    // Each layer's outcome goes to `layers`; whether it applied comes back.
+    let apply = |layers: &mut Vec<Layer>,
+                 name: &'static str,
+                 f: &dyn Fn() -> Result<String, SandboxError>| {
+        let l = if skip.iter().any(|s| s == name) {
             Layer {
                 name,
                 outcome: Outcome::Skipped,
             }
         } else {
             Layer::new(name, f())
-        })
+        };
+        let applied = l.applied();
+        layers.push(l);
+        applied
     };
-    apply("limits", &limits::apply);
-    apply("no-new-privs", &privileges);
+    apply(&mut layers, "limits", &limits::apply);
+    apply(&mut layers, "no-new-privs", &privileges);
     let readable: Vec<&std::path::Path> = host
         .validated
         .iter()
         .flat_map(|v| [v.manifest.as_path(), v.layer_dir.as_path()])
         .collect();
-    apply("landlock", &|| filesystem::restrict(&readable));
-    apply("seccomp", &|| {
-        seccomp_layer(control, host.validated.is_some())
+    let cache_dir = cache.as_ref().map(|c| c.dir.as_path());
+    let confined = apply(&mut layers, "landlock", &|| {
+        filesystem::restrict(&readable, cache_dir)
+    });
+    // Seccomp lets the server open files for the cache only where landlock confines them to
+    // its directory; without landlock the cache stays unreachable after lock-down.
+    let cached = cache.is_some() && confined;
+    if cache.is_some() && !confined {
+        notes.push("shader cache: read at warm-up only (no landlock to confine it)".into());
+    }
+    apply(&mut layers, "seccomp", &|| {
+        seccomp_layer(control, host.validated.is_some(), cached)
     });
     let report = Report { layers, notes };
     let failures = report.failures();
@@ -335,12 +390,20 @@ fn privileges() -> Result<String, SandboxError> {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn seccomp_layer(control: BorrowedFd<'_>, validated: bool) -> Result<String, SandboxError> {
-    seccomp::install(&policy::policy(validated), control)
+fn seccomp_layer(
+    control: BorrowedFd<'_>,
+    validated: bool,
+    cache: bool,
+) -> Result<String, SandboxError> {
+    seccomp::install(&policy::policy(validated, cache), control)
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn seccomp_layer(_control: BorrowedFd<'_>, _validated: bool) -> Result<String, SandboxError> {
+fn seccomp_layer(
+    _control: BorrowedFd<'_>,
+    _validated: bool,
+    _cache: bool,
+) -> Result<String, SandboxError> {
     Err(SandboxError::Unavailable(format!(
         "no policy for {} yet (server/src/sandbox/policy.rs is x86_64's)",
         std::env::consts::ARCH

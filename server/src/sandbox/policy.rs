@@ -25,7 +25,7 @@
 //! below, any path, `ioctl`, and any mapping that is writable and executable at once.
 
 use super::seccomp::{Action, Call, Cond, Group, ALWAYS};
-use libc::{EACCES, ENOSYS, ENOTTY};
+use libc::{EACCES, ENOSYS, ENOTTY, EPERM};
 
 /// `call!(SYS_name)`: always; `call!(SYS_name, WHEN)`: when one of the alternatives holds.
 macro_rules! call {
@@ -255,17 +255,71 @@ pub const LOADER_READS: &[Group] = &[Group {
 /// `access(path, F_OK | R_OK)`: the loader checks that each manifest it listed exists.
 const EXISTS_OR_READABLE: &[&[Cond]] = &[&[Cond::bits_clear(1, (libc::W_OK | libc::X_OK) as u64)]];
 
-/// The policy in force: [`POLICY`], with [`LOADER_READS`] taking the place of the refusals of
-/// the same calls when the host driver is validated.
-pub fn policy(validated: bool) -> Vec<Group> {
-    if !validated {
+/// Mesa's on-disk shader cache, in the application's own directory (`shader_cache.rs`): only
+/// when landlock confines the server's files to that directory (and the validation layer's
+/// manifests, read-only), which is then what decides which paths open.
+pub const SHADER_CACHE: &[Group] = &[
+    Group {
+        why: "Mesa's shader cache in the application's directory, the only one landlock leaves \
+          writable: files opened, made, renamed into place, locked, read and written at offsets, \
+          directories made and listed, old entries removed when the cache is full.",
+        action: Action::Allow,
+        calls: &[
+            call!(SYS_openat),
+            call!(SYS_mkdir),
+            call!(SYS_mkdirat),
+            call!(SYS_rename),
+            call!(SYS_renameat),
+            call!(SYS_renameat2),
+            call!(SYS_unlink),
+            call!(SYS_unlinkat),
+            call!(SYS_flock),
+            call!(SYS_pread64),
+            call!(SYS_pwrite64),
+            call!(SYS_getdents64),
+            call!(SYS_newfstatat, WITH_PATH),
+            call!(SYS_statx),
+        ],
+    },
+    Group {
+        why: "Mesa's shader-cache writer thread asks for a low priority and an idle scheduling \
+          class; refused quietly with EPERM, which it takes for an answer (the calls could \
+          also name other processes of the user).",
+        action: Action::Refuse(EPERM),
+        calls: &[
+            call!(SYS_setpriority),
+            call!(SYS_sched_setscheduler),
+            call!(SYS_sched_setaffinity),
+        ],
+    },
+];
+
+/// The policy in force: [`POLICY`], with [`SHADER_CACHE`] (when the application has a cache
+/// that landlock confines) and [`LOADER_READS`] (when the host driver is validated) taking the
+/// place of the refusals of the same calls; a call both allow is allowed as the first says.
+pub fn policy(validated: bool, cache: bool) -> Vec<Group> {
+    let mut extra: Vec<Group> = Vec::new();
+    let mut seen: Vec<i64> = Vec::new();
+    let chosen = [(cache, SHADER_CACHE), (validated, LOADER_READS)];
+    for (on, groups) in chosen {
+        for g in groups.iter().filter(|_| on) {
+            let calls: Vec<Call> = g
+                .calls
+                .iter()
+                .filter(|c| !seen.contains(&c.nr))
+                .copied()
+                .collect();
+            seen.extend(calls.iter().map(|c| c.nr));
+            extra.push(Group {
+                calls: Vec::leak(calls),
+                ..g.clone()
+            });
+        }
+    }
+    if extra.is_empty() {
         return POLICY.iter().map(Group::clone).collect();
     }
-    let allowed: Vec<i64> = LOADER_READS
-        .iter()
-        .flat_map(|g| g.calls)
-        .map(|c| c.nr)
-        .collect();
+    let allowed = seen;
     let mut groups: Vec<Group> = POLICY
         .iter()
         .map(|g| match g.action {
@@ -282,6 +336,6 @@ pub fn policy(validated: bool) -> Vec<Group> {
             Action::Allow => g.clone(),
         })
         .collect();
-    groups.extend(LOADER_READS.iter().map(Group::clone));
+    groups.extend(extra);
     groups
 }

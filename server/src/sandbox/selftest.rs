@@ -59,7 +59,7 @@ pub fn run(args: &[String]) -> ExitCode {
         .filter(|w| w[0] == "--skip")
         .map(|w| w[1].clone())
         .collect();
-    let mode = match super::early() {
+    let mode = match super::early(None) {
         Ok(m) => m,
         Err(e) => {
             println!("error={e}");
@@ -149,6 +149,18 @@ pub fn run(args: &[String]) -> ExitCode {
             pass = false;
         }
     }
+    // The shader cache: its own directory writable, another application's not.
+    if let Some(dir) = super::cache_dir() {
+        let other = dir.with_file_name("selftest-another-application");
+        let own = try_create(&dir.join("selftest-file"));
+        let theirs = try_create(&other);
+        println!("cache_write={own}");
+        println!("cache_write_other_application={theirs}");
+        pass &= matches!(own, Attempt::Allowed);
+        if applied("landlock") {
+            pass &= !matches!(theirs, Attempt::Allowed);
+        }
+    }
     println!("trapped={}", super::trapped());
 
     let exec = try_exec(c"/bin/false");
@@ -161,6 +173,17 @@ pub fn run(args: &[String]) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Creates (then removes) a file at `path`.
+fn try_create(path: &std::path::Path) -> Attempt {
+    match std::fs::write(path, b"selftest") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(path);
+            Attempt::Allowed
+        }
+        Err(e) => Attempt::Refused(e.raw_os_error().unwrap_or(0)),
     }
 }
 

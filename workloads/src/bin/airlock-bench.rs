@@ -5,7 +5,9 @@
 //! the medians and the ratio Airlock / native. `airlock-bench --child <workload>` is one such
 //! measurement; it prints `key=value` lines.
 //!
-//! Both sides run with Mesa's shader cache off, so neither reuses the other's compiled shaders.
+//! Both sides run with Mesa's shader cache off, so neither reuses the other's compiled shaders,
+//! but for the `pipelines` row, which is about the cache: each side gets a cache of its own,
+//! filled by a first run.
 
 use ash::vk;
 use std::time::{Duration, Instant};
@@ -118,6 +120,14 @@ const ROWS: &[Row] = &[
         target: "<= 1.5x",
     },
     Row {
+        workload: "pipelines",
+        key: "total_ms",
+        label: "20 compute pipelines made and run, second run (shader cache on both sides)",
+        unit: "ms",
+        higher_is_better: false,
+        target: "<= 1.1x",
+    },
+    Row {
         workload: "startup",
         key: "create_ms",
         label: "instance + device creation",
@@ -159,6 +169,7 @@ fn child(workload: &str) -> Result<()> {
         "submit" => submit(),
         "format" => format(),
         "descriptors" => descriptors(),
+        "pipelines" => pipelines(),
         "startup" => startup(),
         "present" => present(),
         _ => Err(workloads::Error::Unsupported(format!(
@@ -501,6 +512,86 @@ fn descriptors() -> Result<()> {
     Ok(())
 }
 
+/// What a program's second run waits for before its first results: 20 compute pipelines
+/// (one kernel specialized 20 ways, so 20 shaders to compile or find in the cache), each run
+/// once and its result checked. Instance and device creation are the `startup` row.
+fn pipelines() -> Result<()> {
+    let ctx = Context::new(Options::default())?;
+    let d = &ctx.device;
+    let t = Instant::now();
+    let out = ctx.buffer(4 * 64, vk::BufferUsageFlags::STORAGE_BUFFER, Location::Host)?;
+    let binding = vk::DescriptorSetLayoutBinding::default()
+        .binding(0)
+        .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+        .descriptor_count(1)
+        .stage_flags(vk::ShaderStageFlags::COMPUTE);
+    let set_layout = unsafe {
+        d.create_descriptor_set_layout(
+            &vk::DescriptorSetLayoutCreateInfo::default().bindings(std::slice::from_ref(&binding)),
+            None,
+        )
+    }
+    .check("vkCreateDescriptorSetLayout")
+    .map(|l| ctx.own(l))?;
+    let layout = ctx.pipeline_layout(&[set_layout], &[])?;
+    let set = ctx.descriptor_set(set_layout)?;
+    let info = [out.info()];
+    let write = vk::WriteDescriptorSet::default()
+        .dst_set(set)
+        .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+        .buffer_info(&info);
+    unsafe { d.update_descriptor_sets(&[write], &[]) };
+    let module = ctx.shader_module(workloads::shaders::SALTED)?;
+    for salt in 1..=20u32 {
+        let entry = vk::SpecializationMapEntry {
+            constant_id: 0,
+            offset: 0,
+            size: 4,
+        };
+        let data = salt.to_ne_bytes();
+        let spec = vk::SpecializationInfo::default()
+            .map_entries(std::slice::from_ref(&entry))
+            .data(&data);
+        let stage = vk::PipelineShaderStageCreateInfo::default()
+            .stage(vk::ShaderStageFlags::COMPUTE)
+            .module(module)
+            .name(c"main")
+            .specialization_info(&spec);
+        let info = vk::ComputePipelineCreateInfo::default()
+            .stage(stage)
+            .layout(layout);
+        let pipeline =
+            unsafe { d.create_compute_pipelines(vk::PipelineCache::null(), &[info], None) }
+                .map_err(|(_, e)| e)
+                .check("vkCreateComputePipelines")
+                .map(|p| ctx.own(p[0]))?;
+        ctx.run_commands(|cmd| {
+            unsafe {
+                d.cmd_bind_pipeline(cmd, vk::PipelineBindPoint::COMPUTE, pipeline);
+                d.cmd_bind_descriptor_sets(
+                    cmd,
+                    vk::PipelineBindPoint::COMPUTE,
+                    layout,
+                    0,
+                    &[set],
+                    &[],
+                );
+                d.cmd_dispatch(cmd, 1, 1, 1);
+            }
+            Ok(())
+        })?;
+        let words: Vec<u32> = out.read();
+        if words[5] != 5 * salt + salt * salt {
+            return Err(workloads::Error::Mismatch(format!(
+                "pipeline {salt} wrote {} at 5",
+                words[5]
+            )));
+        }
+    }
+    println!("total_ms={:.3}", ms(t.elapsed()));
+    Ok(())
+}
+
 fn startup() -> Result<()> {
     let t = Instant::now();
     let ctx = Context::new(Options::default())?;
@@ -534,10 +625,18 @@ fn measure(
     workload: &str,
     manifest: &std::path::PathBuf,
     display: &str,
+    cache: Option<&std::path::Path>,
 ) -> std::result::Result<Figures, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut c = drivers::with_driver(exe, manifest);
     c.args(["--child", workload]).env("DISPLAY", display);
+    if let Some(dir) = cache {
+        // Mesa's cache natively, the application's directory through Airlock: each side its
+        // own, so neither finds what the other compiled.
+        c.env_remove("MESA_SHADER_CACHE_DISABLE")
+            .env("MESA_SHADER_CACHE_DIR", dir.join("native"))
+            .env("AIRLOCK_SHADER_CACHE_DIR", dir.join("airlock"));
+    }
     let out = c.output().map_err(|e| format!("{workload}: {e}"))?;
     if !out.status.success() {
         return Err(format!(
@@ -583,12 +682,24 @@ fn parent(args: &[String]) -> std::result::Result<(), String> {
         if !only.is_empty() && !only.contains(&w) {
             continue;
         }
+        // The cache rows: a first run on each side fills its cache, and the rounds are
+        // second runs.
+        let cache = (w == "pipelines").then(|| {
+            std::env::temp_dir().join(format!("airlock-bench-cache-{}", std::process::id()))
+        });
+        if let Some(dir) = &cache {
+            measure(w, &native, &xvfb.display, Some(dir))?;
+            measure(w, &airlock, &xvfb.display, Some(dir))?;
+        }
         let mut samples: Vec<(Figures, Figures)> = Vec::new();
         for _ in 0..rounds {
             samples.push((
-                measure(w, &native, &xvfb.display)?,
-                measure(w, &airlock, &xvfb.display)?,
+                measure(w, &native, &xvfb.display, cache.as_deref())?,
+                measure(w, &airlock, &xvfb.display, cache.as_deref())?,
             ));
+        }
+        if let Some(dir) = &cache {
+            let _ = std::fs::remove_dir_all(dir);
         }
         for row in ROWS.iter().filter(|r| r.workload == w) {
             let pick = |side: &dyn Fn(&(Figures, Figures)) -> f64| {
