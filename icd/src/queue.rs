@@ -8,7 +8,13 @@
 //!
 //! `vkResetFences` can only fail for lack of memory; it is sent without waiting, like Venus
 //! does, and the server applies it before anything the application does after it (one command
-//! stream). Waiting for its reply cost a whole round trip per frame or dispatch.
+//! stream). Waiting for its reply cost a whole round trip per frame or dispatch. Submissions are
+//! posted the same way; a failure shows at the device's next synchronisation.
+//!
+//! Fences, events and timeline semaphores get a slot in the device's feedback region
+//! (`feedback.rs`) when they are made: their status queries read it, and waits sleep on it. What
+//! the region cannot tell (an object without a slot, an event a command buffer sets) is asked
+//! of the server, which then rewrites the slots of what it answered for.
 
 pub mod feedback;
 
