@@ -1,28 +1,44 @@
 # Airlock: build, install, run, test.
 PREFIX ?= $(HOME)/.local
+# release, or debug (what the tests install from).
+PROFILE ?= release
 LIBDIR ?= $(PREFIX)/lib/airlock
+BINDIR ?= $(PREFIX)/bin
+# Airlock's own manifest, which airlock-run points the loader at: every other program goes on
+# seeing the drivers it saw before.
+MANIFEST_DIR ?= $(PREFIX)/share/airlock
+MANIFEST = $(MANIFEST_DIR)/airlock_icd.x86_64.json
+# SYSTEM_ICD=1 also lists Airlock among the drivers every program sees (beside native
+# lavapipe, which most programs then keep using): the loader's directory under PREFIX.
+SYSTEM_ICD ?= 0
 ICD_DIR ?= $(PREFIX)/share/vulkan/icd.d
-MANIFEST = $(ICD_DIR)/airlock_icd.x86_64.json
+
+CARGO_PROFILE = $(if $(filter release,$(PROFILE)),--release,)
 
 .PHONY: all build install uninstall demo test
 
 all: build
 
 build:
-	cargo build --release -p icd -p server
+	cargo build $(CARGO_PROFILE) -p icd -p server
 
-# Installs the library and the server side by side, and the loader manifest that names them.
+# Installs the library and the server side by side, the manifest that names them, and
+# airlock-run.
 install: build
-	install -d "$(LIBDIR)" "$(ICD_DIR)"
-	install -m 755 target/release/libvulkan_airlock.so "$(LIBDIR)/libvulkan_airlock.so"
-	install -m 755 target/release/airlock-server "$(LIBDIR)/airlock-server"
+	install -d "$(LIBDIR)" "$(MANIFEST_DIR)" "$(BINDIR)"
+	install -m 755 target/$(PROFILE)/libvulkan_airlock.so "$(LIBDIR)/libvulkan_airlock.so"
+	install -m 755 target/$(PROFILE)/airlock-server "$(LIBDIR)/airlock-server"
 	sed 's|@LIBRARY_PATH@|$(abspath $(LIBDIR))/libvulkan_airlock.so|' manifests/airlock_icd.json.in > "$(MANIFEST)"
-	@echo "installed: $(MANIFEST)"
-	@echo "use it with: VK_DRIVER_FILES=$(MANIFEST) <your Vulkan program>"
+	sed 's|@MANIFEST@|$(abspath $(MANIFEST))|' scripts/airlock-run.in > "$(BINDIR)/airlock-run"
+	chmod 755 "$(BINDIR)/airlock-run"
+	if [ "$(SYSTEM_ICD)" = 1 ]; then install -d "$(ICD_DIR)" && cp "$(MANIFEST)" "$(ICD_DIR)/"; fi
+	@echo "installed: $(BINDIR)/airlock-run and $(MANIFEST)"
+	@echo "use it with: airlock-run <your Vulkan program>"
 
 uninstall:
-	rm -f "$(MANIFEST)" "$(LIBDIR)/libvulkan_airlock.so" "$(LIBDIR)/airlock-server"
-	-rmdir "$(LIBDIR)"
+	rm -f "$(MANIFEST)" "$(BINDIR)/airlock-run" "$(ICD_DIR)/airlock_icd.x86_64.json" \
+		"$(LIBDIR)/libvulkan_airlock.so" "$(LIBDIR)/airlock-server"
+	-rmdir "$(LIBDIR)" "$(MANIFEST_DIR)"
 
 demo:
 	bash scripts/demo.sh
