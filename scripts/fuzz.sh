@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh [seconds-per-target [target...]]: runs cargo-fuzz targets (fuzz/; default
-# both) for a bounded time each (default 60 s) on the committed seeds, on stable Rust (`--sanitizer none` needs no nightly).
+# all three) for a bounded time each (default 60 s) on the committed seeds, on stable Rust (`--sanitizer none` needs no nightly).
 # Needs a C++ compiler (libFuzzer is built from source) and the host driver (lavapipe).
 # New corpus entries and crash inputs go to a temporary directory, never into fuzz/. A crash
 # fails the run and names its input: copy it to fuzz/regressions/<target>/, fix the bug, and
@@ -9,7 +9,7 @@ set -euo pipefail
 secs="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(server_stream control)
+[ ${#targets[@]} -gt 0 ] || targets=(server_stream decoder control)
 cd "$(dirname "$0")/../fuzz"
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install --locked cargo-fuzz

@@ -1,6 +1,7 @@
 //! Harnesses of the fuzz targets in `fuzz_targets/`; see `fuzz/README.md`.
 
 pub mod control;
+pub mod decoder;
 pub mod stream;
 
 use std::collections::HashSet;

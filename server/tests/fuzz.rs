@@ -4,7 +4,8 @@
 //! process of its own, so that a crash names its input instead of killing the test binary.
 //!
 //! `AIRLOCK_WRITE_FUZZ_SEEDS=1 cargo test -p server --test fuzz control_seeds` rewrites the
-//! control seeds from the messages the ICD and the server really send.
+//! control seeds from the messages the ICD and the server really send; `... decoder_seeds`, the
+//! decoder seeds from the recorded streams (`fuzz/seeds/server_stream/`).
 
 use server::replay::{self, Policy};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,10 @@ use std::process::Command;
 #[allow(dead_code)]
 #[path = "../../fuzz/src/control.rs"]
 mod control;
+
+#[allow(dead_code)]
+#[path = "../../fuzz/src/decoder.rs"]
+mod decoder;
 
 const INPUT: &str = "AIRLOCK_FUZZ_INPUT";
 
@@ -146,5 +151,65 @@ fn control_seeds() {
                 path.display()
             );
         }
+    }
+}
+
+/// One `decoder` input, as the fuzz target runs it.
+#[test]
+fn decoder_one() {
+    if let Some(data) = child_input() {
+        decoder::run(&data);
+    }
+}
+
+/// The committed decoder seeds are what `decoder::seeds` makes of the recorded streams now.
+#[test]
+fn decoder_seeds() {
+    if std::env::var_os(INPUT).is_some() {
+        return;
+    }
+    let streams: Vec<(String, Vec<u8>)> = inputs("seeds", "server_stream")
+        .iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(p).unwrap())
+        })
+        .collect();
+    let seeds = decoder::seeds(&streams);
+    assert!(seeds.len() > 50, "{} decoder seeds", seeds.len());
+    let dir = fuzz_dir().join("seeds/decoder");
+    if std::env::var_os("AIRLOCK_WRITE_FUZZ_SEEDS").is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in &seeds {
+            std::fs::write(dir.join(format!("{name}.bin")), bytes).unwrap();
+        }
+    }
+    let committed = inputs("seeds", "decoder");
+    assert_eq!(
+        committed.len(),
+        seeds.len(),
+        "fuzz/seeds/decoder is stale: AIRLOCK_WRITE_FUZZ_SEEDS=1 cargo test -p server --test \
+         fuzz decoder_seeds"
+    );
+    for (name, bytes) in &seeds {
+        let p = dir.join(format!("{name}.bin"));
+        assert!(
+            std::fs::read(&p).ok().as_ref() == Some(bytes),
+            "{} is stale",
+            p.display()
+        );
+        // Decoded in this process: a seed is a request the server accepts.
+        decoder::run(bytes);
+    }
+}
+
+#[test]
+fn decoder_regressions() {
+    if std::env::var_os(INPUT).is_some() {
+        return;
+    }
+    for p in inputs("regressions", "decoder") {
+        isolated("decoder_one", &p);
     }
 }
