@@ -147,6 +147,11 @@ fn child(kind: &str, run: Duration) -> Result<u64> {
     Ok(n)
 }
 
+/// A client's label and, when it finished with its results right, its iterations.
+type Finished = (String, Option<u64>);
+/// A server's pid, resident KiB and descriptors.
+type Sample = (i32, u64, usize);
+
 struct Client {
     kind: &'static str,
     child: Child,
@@ -218,7 +223,7 @@ fn run_all(
     manifest: &PathBuf,
     socket: Option<&Path>,
     launcher: Option<u32>,
-) -> (Vec<(String, Option<u64>)>, Vec<(i32, u64, usize)>) {
+) -> (Vec<Finished>, Vec<Sample>) {
     let mut all: Vec<Client> = (0..clients)
         .map(|i| {
             let kind = if i % 2 == 0 { "compute" } else { "render" };
@@ -345,7 +350,11 @@ fn parent(clients: usize, secs: u64) -> std::result::Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let pid = pid.ok_or("no server for the allocating client")?;
+    let Some(pid) = pid else {
+        let _ = alloc.kill();
+        let _ = alloc.wait();
+        return Err("no server for the allocating client".into());
+    };
     std::thread::sleep(Duration::from_millis(300));
     let fds_start = fds(pid);
     // Sampled until the client exits; the last samples fall in the two seconds it rests
@@ -365,7 +374,7 @@ fn parent(clients: usize, secs: u64) -> std::result::Result<(), String> {
     let _ = launcher.wait();
     let (n, _) = run_all(clients, secs, &native, None, None);
 
-    let total = |r: &[(String, Option<u64>)]| r.iter().filter_map(|x| x.1).sum::<u64>();
+    let total = |r: &[Finished]| r.iter().filter_map(|x| x.1).sum::<u64>();
     let right_a = a.iter().filter(|x| x.1.is_some()).count();
     let normal_a = a.iter().filter(|x| !x.0.contains("killed")).count();
     let normal_right = a
