@@ -4,9 +4,10 @@ set -euo pipefail
 # g++: libFuzzer, which the fuzz targets (scripts/fuzz.sh) build from source. ffmpeg: a real
 # client of the tests (its Vulkan filters). xvfb, libx11-xcb1, libxcb-shm0: the window tests'
 # X server and the libraries the ICD presents through (vkcube, vkcubepp: vulkan-tools). weston:
-# the Wayland tests' compositor (headless, with its screenshooter).
+# the Wayland tests' compositor (headless, with its screenshooter). systemd: systemd-socket-activate,
+# with which a test runs the installed per-user socket unit without a systemd user instance.
 # Arguments: more packages, for scripts that need them.
-pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools vulkan-validationlayers glslang-tools g++ ffmpeg xvfb libx11-xcb1 libxcb-shm0 weston libwayland-client0 "$@")
+pkgs=(mesa-vulkan-drivers libvulkan1 libvulkan-dev vulkan-tools vulkan-validationlayers glslang-tools g++ ffmpeg xvfb libx11-xcb1 libxcb-shm0 weston libwayland-client0 systemd "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -71,8 +71,10 @@ pub enum StartError {
     NoLibraryPath,
     #[error(
         "this process set PR_SET_MDWE, which a server started from it would inherit (the host \
-         driver's JIT needs executable memory): start `airlock-server --listen <socket>` outside \
-         it and set AIRLOCK_SOCKET=<socket>"
+         driver's JIT needs executable memory), and no server listens on $XDG_RUNTIME_DIR/\
+         airlock.sock: enable the per-user socket that `make install` installs (`systemctl \
+         --user enable --now airlock.socket`), or start `airlock-server --listen <socket>` \
+         outside this process and set AIRLOCK_SOCKET=<socket>"
     )]
     InheritedMdwe,
 }
@@ -121,6 +123,20 @@ fn refuse_inherited_mdwe() -> Result<(), StartError> {
     Ok(())
 }
 
+/// `$XDG_RUNTIME_DIR/airlock.sock`, where the per-user socket unit listens (`make install`), if
+/// a socket is there, and the connection to it.
+fn user_socket() -> Option<(PathBuf, std::io::Result<OwnedFd>)> {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty())?;
+    let path = PathBuf::from(dir).join("airlock.sock");
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.file_type().is_socket() {
+        return None;
+    }
+    let sock = control::connect(&path);
+    Some((path, sock))
+}
+
 /// Where the server binary is: `AIRLOCK_SERVER`, else next to this library.
 fn server_path() -> Result<PathBuf, StartError> {
     if let Some(p) = std::env::var_os("AIRLOCK_SERVER") {
@@ -145,17 +161,28 @@ fn server_path() -> Result<PathBuf, StartError> {
 
 impl Connection {
     fn start() -> Result<Connection, StartError> {
-        let (ours, child, path) = match std::env::var_os("AIRLOCK_SOCKET") {
+        let explicit = std::env::var_os("AIRLOCK_SOCKET").map(PathBuf::from);
+        // The per-user socket of the systemd units `make install` installs (one server per
+        // connection, started outside this process), when AIRLOCK_SOCKET names none. A socket
+        // nobody listens on any more (the unit stopped) is passed over.
+        let user = match &explicit {
+            None => user_socket(),
+            Some(_) => None,
+        };
+        let (ours, child, path) = match (explicit, user) {
             // A server launcher outside this process tree (`airlock-server --listen`).
-            Some(p) => {
-                let path = PathBuf::from(p);
+            (Some(path), _) => {
                 let sock = control::connect(&path).map_err(|err| StartError::Connect {
                     path: path.clone(),
                     err,
                 })?;
                 (sock, None, path)
             }
-            None => {
+            (None, Some((path, Ok(sock)))) => (sock, None, path),
+            (None, user) => {
+                if let Some((path, Err(e))) = user {
+                    log!(debug, "airlock: {}: {e}; starting a server", path.display());
+                }
                 let path = server_path()?;
                 refuse_inherited_mdwe()?;
                 let (ours, theirs) = control::socketpair().map_err(StartError::Socketpair)?;

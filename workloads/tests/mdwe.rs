@@ -79,3 +79,80 @@ fn hardened_client_without_a_launcher_gets_a_clear_error() {
         "{err}"
     );
 }
+
+/// A hardened client with no `AIRLOCK_SOCKET` finds the per-user socket that the systemd units
+/// of `make install` listen on (`$XDG_RUNTIME_DIR/airlock.sock`) and computes through it, with
+/// the same results as natively. The test machine need not run a systemd user instance: the
+/// installed units are run as systemd runs them, by `systemd-socket-activate --accept
+/// --seqpacket` on the socket unit's path with the service unit's command, one server per
+/// connection.
+#[test]
+fn hardened_client_uses_the_installed_per_user_socket() {
+    let home = tempfile::tempdir().unwrap();
+    let prefix = home.path().join(".local");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let make = std::process::Command::new("make")
+        .args(["install", "PROFILE=debug"])
+        .arg(format!("PREFIX={}", prefix.display()))
+        .current_dir(&root)
+        .output()
+        .expect("make install");
+    assert!(
+        make.status.success(),
+        "{}",
+        String::from_utf8_lossy(&make.stderr)
+    );
+    let units = prefix.join("share/systemd/user");
+    let socket_unit = std::fs::read_to_string(units.join("airlock.socket")).unwrap();
+    let service = std::fs::read_to_string(units.join("airlock@.service")).unwrap();
+    assert!(
+        socket_unit.contains("ListenSequentialPacket=%t/airlock.sock"),
+        "{socket_unit}"
+    );
+    assert!(socket_unit.contains("Accept=yes"), "{socket_unit}");
+    let exec: Vec<&str> = service
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart")
+        .split_whitespace()
+        .collect();
+    // %t: the runtime directory.
+    let runtime = tempfile::tempdir().unwrap();
+    let socket = runtime.path().join("airlock.sock");
+    let mut activator = std::process::Command::new("systemd-socket-activate")
+        .args(["--accept", "--seqpacket", "-l"])
+        .arg(&socket)
+        .args(&exec)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate (package systemd)");
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("result.bin");
+    let mut c = with_driver(workload(), &airlock_manifest());
+    c.args(["compute", "--mdwe", "--out"])
+        .arg(&out)
+        .env_remove("AIRLOCK_SOCKET")
+        .env("XDG_RUNTIME_DIR", runtime.path());
+    let o = run(c);
+    let _ = activator.kill();
+    let _ = activator.wait();
+    assert!(
+        o.status.success(),
+        "through the per-user socket: {}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("PR_GET_MDWE = 1"), "{}", stderr(&o));
+    let (n, native) = workload_run("compute", &native_manifest(), false, None);
+    assert!(n.status.success());
+    assert!(
+        std::fs::read(&out).unwrap() == native,
+        "results differ from native"
+    );
+}
