@@ -96,7 +96,7 @@ fn a_client_rewriting_its_requests_under_the_server_does_not_crash_it() {
                 x ^= x << 5;
                 // Within the request in flight: its parameters mostly, its header (the first
                 // 16 bytes) one time in sixteen.
-                let within = if x % 16 == 0 {
+                let within = if x.is_multiple_of(16) {
                     x as usize % 16
                 } else {
                     16 + (x >> 8) as usize % 8
