@@ -724,6 +724,7 @@ fn feedback_status_matches_native_through_every_path() {
         assert_eq!(v["swait_before_gate_1ms"], "TIMEOUT");
         assert_eq!(v["counter_after_gate"], "20");
         assert_eq!(v["counter_64bit_device"], ((1u64 << 41) + 5).to_string());
+        assert_eq!(v["timeline_seen_after_a_later_fence"], "20");
         assert_eq!(v["event_device_set"], "EVENT_SET");
         assert_eq!(v["event_device_reset"], "EVENT_RESET");
         assert_eq!(v["destroyed"], "yes");

@@ -133,6 +133,8 @@ struct Slots {
     values: FxHashMap<u32, u64>,
     /// The first failure of the device's posted work.
     failed: Option<vk::Result>,
+    /// Timeline slots with a submission's signal not yet written, and how many.
+    pending: FxHashMap<u32, usize>,
 }
 
 /// One device's region and slots.
@@ -158,6 +160,21 @@ impl Device {
             value = *v;
         }
         self.region.write(slot, pack(epoch, status), value);
+    }
+
+    /// Rewrites the timelines that submissions signal and no watcher has written yet, from
+    /// the host. Whatever a watcher is about to report (a later signal, a fence) comes after
+    /// those on the queue, so whoever sees it must see them too, even when another watcher has
+    /// not got to them.
+    fn write_pending(&self, s: &mut Slots) {
+        let slots: Vec<u32> = s.pending.keys().copied().collect();
+        for slot in slots {
+            let host = match s.bound.get(&slot) {
+                Some(b) if b.kind == Kind::Timeline => b.host,
+                _ => continue,
+            };
+            self.write_status(s, slot, Kind::Timeline, host);
+        }
     }
 
     fn fail(&self, r: vk::Result) {
@@ -292,6 +309,7 @@ impl Feedback {
         if let Some(slot) = s.by_host.remove(&(kind as u32, host)) {
             s.bound.remove(&slot);
             s.values.remove(&slot);
+            s.pending.remove(&slot);
         }
     }
 
@@ -379,11 +397,14 @@ impl Feedback {
     /// value) and its fence's slot and epoch, from [`Feedback::fence_restarted`].
     pub fn watch(&self, table: &Table, timelines: &[(u64, u64)], fence: Option<(u32, u32, u64)>) {
         let Some(d) = self.device(table) else { return };
-        let s = d.slots.lock();
+        let mut s = d.slots.lock();
         let timelines: Vec<(u32, u64, u64)> = timelines
             .iter()
             .filter_map(|&(h, v)| Some((Device::slot_of(&s, Kind::Timeline, h)?, h, v)))
             .collect();
+        for t in &timelines {
+            *s.pending.entry(t.0).or_default() += 1;
+        }
         drop(s);
         if timelines.is_empty() && fence.is_none() {
             return;
@@ -422,6 +443,12 @@ impl Feedback {
         let mut jobs = self.0.jobs.lock();
         let mut emptied = Vec::new();
         for j in jobs.queue.iter_mut() {
+            if j.timelines.iter().any(|t| t.1 == host) {
+                let mut s = j.device.slots.lock();
+                for t in j.timelines.iter().filter(|t| t.1 == host) {
+                    done_pending(&mut s, t.0);
+                }
+            }
             j.timelines.retain(|t| t.1 != host);
             if j.fence.is_some_and(|f| f.2 == host) {
                 j.fence = None;
@@ -518,6 +545,16 @@ fn watcher(inner: &Arc<Inner>) {
     }
 }
 
+/// One signal of `slot` written (or given up).
+fn done_pending(s: &mut Slots, slot: u32) {
+    if let Some(n) = s.pending.get_mut(&slot) {
+        *n -= 1;
+        if *n == 0 {
+            s.pending.remove(&slot);
+        }
+    }
+}
+
 /// Waits one step for a job; whether it is finished.
 fn step(job: &mut Job) -> bool {
     let d = &job.device;
@@ -534,9 +571,11 @@ fn step(job: &mut Job) -> bool {
             vk::Result::TIMEOUT => return false,
             r => {
                 let mut s = d.slots.lock();
+                d.write_pending(&mut s);
                 if Device::slot_of(&s, Kind::Timeline, sem) == Some(slot) {
                     d.write_status(&mut s, slot, Kind::Timeline, sem);
                 }
+                done_pending(&mut s, slot);
                 drop(s);
                 d.region.changed();
                 if r == vk::Result::ERROR_DEVICE_LOST {
@@ -555,7 +594,8 @@ fn step(job: &mut Job) -> bool {
         if r == vk::Result::TIMEOUT {
             return false;
         }
-        let s = d.slots.lock();
+        let mut s = d.slots.lock();
+        d.write_pending(&mut s);
         // A fence reset or destroyed meanwhile is no longer this submission's.
         if Device::slot_of(&s, Kind::Fence, fence) == Some(slot) && s.epochs[slot as usize] == epoch
         {

@@ -1244,6 +1244,41 @@ fn feedback() -> Result<(), String> {
     println!("wait_after_gate={}", wait(&[last], true, u64::MAX));
     println!("counter_after_gate={}", counter(s));
     println!("counter_gate={}", counter(gate));
+    // A submission that signals, then an empty one with a fence: once the fence is seen
+    // signalled, so is the value (the fence's scope takes in what was submitted before it).
+    let many: Vec<vk::Semaphore> = (0..5).map(|_| timeline(0)).collect::<Result<_, _>>()?;
+    let flag = fence(false)?;
+    let mut seen_after_fence = 0;
+    for round in 0..20u64 {
+        let (i, v) = ((round % 5) as usize, 100 + round);
+        submit_with(
+            d,
+            queue,
+            pool,
+            |_| {},
+            &[],
+            &[(many[i], v)],
+            vk::Fence::null(),
+        )?;
+        submit_with(d, queue, pool, |_| {}, &[], &[], flag)?;
+        wait(&[flag], true, u64::MAX);
+        unsafe { d.reset_fences(&[flag]) }.map_err(|e| format!("reset: {e:?}"))?;
+        let values: Vec<u64> = many
+            .iter()
+            .enumerate()
+            .map(|(j, _)| if j == i { v } else { 1 << 40 })
+            .collect();
+        if swait(&many, &values, true, 0) == "SUCCESS" {
+            seen_after_fence += 1;
+        }
+    }
+    println!("timeline_seen_after_a_later_fence={seen_after_fence}");
+    unsafe {
+        for s in many {
+            d.destroy_semaphore(s, None);
+        }
+        d.destroy_fence(flag, None);
+    }
     // Values past 32 bits, from the host and from the device.
     let big = vk::SemaphoreSignalInfo::default()
         .semaphore(s)
