@@ -373,23 +373,10 @@ pub unsafe extern "system" fn vkCreateSemaphore(
     out: *mut vk::Semaphore,
 ) -> vk::Result {
     let r = create(&C_vkCreateSemaphore, device.as_raw(), info, allocator, out);
-    if !info.is_null() && is_timeline((*info).p_next) {
+    if !info.is_null() && wire::feedback::is_timeline((*info).p_next) {
         watch(device, r, out as *const u64, Kind::Timeline);
     }
     r
-}
-
-/// Whether a `VkSemaphoreCreateInfo` chain makes a timeline semaphore.
-unsafe fn is_timeline(mut p: *const std::ffi::c_void) -> bool {
-    while !p.is_null() {
-        let b = &*(p as *const vk::BaseInStructure);
-        if b.s_type == vk::StructureType::SEMAPHORE_TYPE_CREATE_INFO {
-            let t = &*(p as *const vk::SemaphoreTypeCreateInfo);
-            return t.semaphore_type == vk::SemaphoreType::TIMELINE;
-        }
-        p = b.p_next as *const std::ffi::c_void;
-    }
-    false
 }
 
 pub unsafe extern "system" fn vkDestroySemaphore(

@@ -105,7 +105,7 @@ pub unsafe fn before_timeline(server: &Server, args: &mut [u64], h: &Hook) -> Be
 /// `args` are the arguments of a `vkCreateSemaphore` that succeeded.
 pub unsafe fn after_create_semaphore(server: &Server, args: &[u64]) {
     let v = views::CreateSemaphore::of(args);
-    let timeline = is_timeline((*v.p_create_info).p_next);
+    let timeline = wire::feedback::is_timeline((*v.p_create_info).p_next);
     let host = (*v.p_semaphore).as_raw();
     // Set either way: a host handle may be a destroyed semaphore's, reused.
     let mut t = server.semaphores.timeline.lock();
@@ -114,22 +114,6 @@ pub unsafe fn after_create_semaphore(server: &Server, args: &[u64]) {
     } else {
         t.remove(&host);
     }
-}
-
-/// Whether a `VkSemaphoreCreateInfo` chain makes a timeline semaphore.
-///
-/// # Safety
-/// `p` is a valid, decoded `pNext` chain.
-unsafe fn is_timeline(mut p: *const std::ffi::c_void) -> bool {
-    while !p.is_null() {
-        let b = &*(p as *const vk::BaseInStructure);
-        if b.s_type == vk::StructureType::SEMAPHORE_TYPE_CREATE_INFO {
-            let t = &*(p as *const vk::SemaphoreTypeCreateInfo);
-            return t.semaphore_type == vk::SemaphoreType::TIMELINE;
-        }
-        p = b.p_next as *const std::ffi::c_void;
-    }
-    false
 }
 
 /// Airlock carries no external semaphore or fence (a descriptor of one process means nothing

@@ -82,6 +82,24 @@ pub fn unpack(state: u64) -> (u32, u32) {
     ((state >> 32) as u32, state as u32)
 }
 
+/// Whether a `VkSemaphoreCreateInfo` chain makes a timeline semaphore (both sides ask: the
+/// client to give it a slot, the server to let it reach the timeline calls).
+///
+/// # Safety
+/// `p` is a valid `pNext` chain (the application's, or one the server decoded).
+pub unsafe fn is_timeline(mut p: *const std::ffi::c_void) -> bool {
+    use ash::vk;
+    while !p.is_null() {
+        let b = &*(p as *const vk::BaseInStructure);
+        if b.s_type == vk::StructureType::SEMAPHORE_TYPE_CREATE_INFO {
+            let t = &*(p as *const vk::SemaphoreTypeCreateInfo);
+            return t.semaphore_type == vk::SemaphoreType::TIMELINE;
+        }
+        p = b.p_next as *const std::ffi::c_void;
+    }
+    false
+}
+
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
