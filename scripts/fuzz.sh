@@ -5,7 +5,17 @@
 # New corpus entries and crash inputs go to a temporary directory, never into fuzz/. A crash
 # fails the run and names its input: copy it to fuzz/regressions/<target>/, fix the bug, and
 # `cargo test -p server --test fuzz` replays it from then on.
+#
+# scripts/fuzz.sh --hours N [--workers K] [target...]: a long run of each target (default
+# decoder and server_stream) for N hours (decimals allowed), on K processes (default: one per
+# core) sharing a corpus kept in fuzz/corpus/<target>/ (ignored by git; later runs go on from
+# it). A worker that crashes leaves its input in fuzz/artifacts/<target>/ and is restarted with
+# another seed. At the end the corpus is minimised (libFuzzer's -merge) and a row is appended to
+# the fuzzing table of SECURITY.md: date, commit, target, executions, rate, coverage, findings.
 set -euo pipefail
+if [ "${1:-}" = "--hours" ]; then
+    exec bash "$(dirname "$0")/fuzz-long.sh" "${@:2}"
+fi
 secs="${1:-60}"
 shift || true
 targets=("$@")
@@ -22,7 +32,8 @@ for target in "${targets[@]}"; do
     mkdir -p "$work/$target" "$work/artifacts/$target"
     # The outer timeout: without a sanitizer, a crash that corrupted the heap can hang
     # libFuzzer's own crash handler; that still fails the run.
-    # The input being run, kept in case a crash hangs libFuzzer before it saves one.
+    # The inputs being run, kept in case a crash hangs libFuzzer before it saves one (and, for
+    # server_stream, the inputs before it whose kept objects the crash may need).
     export AIRLOCK_FUZZ_LAST="$work/$target.last"
     set +e
     timeout --kill-after=10 $((secs + 60)) \
@@ -38,7 +49,11 @@ for target in "${targets[@]}"; do
     if [ "$rc" -ne 0 ]; then
         status=1
         tail -n 40 "$work/$target.log"
-        if [ -z "$(ls -A "$work/artifacts/$target")" ] && [ -s "$AIRLOCK_FUZZ_LAST" ]; then
+        if [ -s "$AIRLOCK_FUZZ_LAST" ] && [ "$target" = server_stream ]; then
+            echo "$target: the inputs up to the crash (replay: airlock-replay --fuzz --seeds fuzz/seeds/server_stream --history FILE; base64):"
+            base64 -w0 "$AIRLOCK_FUZZ_LAST"
+            echo
+        elif [ -z "$(ls -A "$work/artifacts/$target")" ] && [ -s "$AIRLOCK_FUZZ_LAST" ]; then
             cp "$AIRLOCK_FUZZ_LAST" "$work/artifacts/$target/last-input"
         fi
         for a in "$work/artifacts/$target"/*; do

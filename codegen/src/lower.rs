@@ -130,6 +130,8 @@ pub const SERVER_HANDLED: &[&str] = &[
     "vkCreateDescriptorSetLayout",
     "vkAllocateDescriptorSets",
     "vkResetDescriptorPool",
+    "vkCreateQueryPool",
+    "vkCreateGraphicsPipelines",
     "vkCreateRenderPass",
     "vkCreateRenderPass2",
     "vkDestroyPipelineLayout",

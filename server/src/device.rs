@@ -5,11 +5,12 @@
 use crate::dispatch::{Before, Hook, Pending, Pfn, Server, HOST};
 use crate::generated::views;
 use crate::memory;
-use crate::objects::HostHandle;
+use crate::objects::{ClientId, Entry, HostHandle};
 use crate::tables::Table;
 use crate::util::{enumerate, fill};
 use ash::vk::{self, Handle};
 use std::ffi::CStr;
+use std::sync::Arc;
 
 /// `vkDestroy*(device, object, allocator)` and `vkFreeMemory`.
 type DestroyChild = unsafe extern "system" fn(vk::Device, u64, *const std::ffi::c_void);
@@ -113,20 +114,34 @@ pub unsafe fn after_create(server: &Server, args: &[u64], h: &Hook, pending: Pen
 
 /// Whether the host driver can import host memory on `pd`.
 pub fn host_has_import(server: &Server, pd: vk::PhysicalDevice, table: Option<&Table>) -> bool {
-    let Some(f) = table.and_then(|t| {
-        server
-            .host
-            .instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")
-    }) else {
-        return false;
-    };
+    host_extensions(server, pd, table).is_some_and(|list| {
+        list.iter()
+            .any(|p| p.extension_name_as_c_str() == Ok(memory::IMPORT_EXTENSION))
+    })
+}
+
+/// The host's device extensions of `pd`, asked once per instance: they never change, and the
+/// loader's answer costs a quadratic merge of names (found as most of a fuzz input's time).
+fn host_extensions(
+    server: &Server,
+    pd: vk::PhysicalDevice,
+    table: Option<&Table>,
+) -> Option<Arc<[vk::ExtensionProperties]>> {
+    let t = table?;
+    if let Some(list) = t.device_extensions.lock().get(&pd.as_raw()) {
+        return Some(Arc::clone(list));
+    }
+    let f = server
+        .host
+        .instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")?;
     // SAFETY: the host's function of that name, called on one of its physical devices.
-    let list = unsafe {
+    let list: Arc<[vk::ExtensionProperties]> = unsafe {
         let f: vk::PFN_vkEnumerateDeviceExtensionProperties = std::mem::transmute(f);
-        enumerate(|n, p| f(pd, std::ptr::null(), n, p))
+        enumerate(|n, p| f(pd, std::ptr::null(), n, p)).into()
     };
-    list.iter()
-        .any(|p| p.extension_name_as_c_str() == Ok(memory::IMPORT_EXTENSION))
+    let mut kept = t.device_extensions.lock();
+    kept.insert(pd.as_raw(), Arc::clone(&list));
+    Some(list)
 }
 
 /// Learns how a new device imports host memory.
@@ -173,17 +188,11 @@ pub unsafe fn extensions(
     if !v.p_layer_name.is_null() {
         return res(vk::Result::ERROR_LAYER_NOT_PRESENT);
     }
-    let Some(f) = table.and_then(|t| {
-        server
-            .host
-            .instance_proc(t.instance, c"vkEnumerateDeviceExtensionProperties")
-    }) else {
+    let pd = v.physical_device;
+    let Some(all) = host_extensions(server, pd, table) else {
         return res(vk::Result::ERROR_INITIALIZATION_FAILED);
     };
-    let f: vk::PFN_vkEnumerateDeviceExtensionProperties = std::mem::transmute(f);
-    let pd = v.physical_device;
-    let all = enumerate(|n, p| f(pd, std::ptr::null(), n, p));
-    let mut list = server.filter_extensions(all, false);
+    let mut list = server.filter_extensions(all.to_vec(), false);
     if !crate::external::opaque_fds(server, pd, table) {
         list.retain(|p| p.extension_name_as_c_str() != Ok(crate::external::EXTENSION));
     }
@@ -197,32 +206,124 @@ pub fn destroy(server: &Server, host: HostHandle) -> usize {
     server.feedback.close_device(host.0);
     let mut freed = 0;
     if let Some((dev, gdpa)) = server.device_table(host).and_then(|t| t.device) {
-        // SAFETY: a device the host created, its children, and nobody using either now.
+        freed = destroy_children(server, host, dev, gdpa);
+        // SAFETY: a device the host created, now without children, and nobody using it.
         unsafe {
-            let f = |n: &CStr| gdpa(dev, n.as_ptr());
-            if let Some(wait) = f(c"vkDeviceWaitIdle") {
-                let wait: vk::PFN_vkDeviceWaitIdle = std::mem::transmute(wait);
-                let _ = wait(dev);
-            }
-            let live = server.objects.all();
-            for (ty, name) in CHILD_DESTROYERS {
-                let Some(destroy) = f(name) else { continue };
-                let destroy: DestroyChild = std::mem::transmute(destroy);
-                for (id, e) in live.iter().filter(|(_, e)| e.owner == host && e.ty == *ty) {
-                    destroy(dev, e.host.0, std::ptr::null());
-                    server.objects.unbind(*id);
-                    freed += 1;
-                }
-            }
-            if let Some(d) = f(c"vkDestroyDevice") {
+            if let Some(d) = gdpa(dev, c"vkDestroyDevice".as_ptr()) {
                 let d: vk::PFN_vkDestroyDevice = std::mem::transmute(d);
                 d(dev, std::ptr::null());
             }
         }
     }
+    forget(server, host);
+    freed
+}
+
+/// The children the client made on device `host`, destroyed after its work is done.
+fn destroy_children(
+    server: &Server,
+    host: HostHandle,
+    dev: vk::Device,
+    gdpa: vk::PFN_vkGetDeviceProcAddr,
+) -> usize {
+    let mut freed = 0;
+    // SAFETY: a device the host created, its children, and nobody using either now.
+    unsafe {
+        let f = |n: &CStr| gdpa(dev, n.as_ptr());
+        if let Some(wait) = f(c"vkDeviceWaitIdle") {
+            let wait: vk::PFN_vkDeviceWaitIdle = std::mem::transmute(wait);
+            let _ = wait(dev);
+        }
+        let live = server.objects.all();
+        for (ty, name) in CHILD_DESTROYERS {
+            let Some(destroy) = f(name) else { continue };
+            let destroy: DestroyChild = std::mem::transmute(destroy);
+            for (id, e) in live.iter().filter(|(_, e)| e.owner == host && e.ty == *ty) {
+                destroy(dev, e.host.0, std::ptr::null());
+                server.objects.unbind(*id);
+                freed += 1;
+            }
+        }
+    }
+    freed
+}
+
+/// What this server state knew of device `host`, gone.
+fn forget(server: &Server, host: HostHandle) {
     server.objects.unbind_owned_by(host);
     server.remove_table(host);
     server.memory.forget_device(host.0);
     server.limits.device_gone(host.0);
-    freed
+}
+
+/// A host device kept alive between two server states (`replay::Kept`, for the fuzzer):
+/// what [`release`] returns and [`adopt`] takes.
+pub struct KeptDevice {
+    pub host: HostHandle,
+    pub physical: vk::PhysicalDevice,
+    table: Arc<Table>,
+    imports: bool,
+}
+
+/// Takes device `host` out of this server state without destroying it on the host: its children
+/// are destroyed, its ids unbound. `None` when it had children of a kind [`destroy`] does not
+/// know (nothing may outlive the state that made it): the device is then destroyed.
+pub fn release(
+    server: &Server,
+    host: HostHandle,
+    physical: vk::PhysicalDevice,
+) -> Option<KeptDevice> {
+    let table = server.device_table(host)?;
+    let (dev, gdpa) = table.device?;
+    let known = |ty: vk::ObjectType| {
+        matches!(
+            ty,
+            vk::ObjectType::QUEUE | vk::ObjectType::COMMAND_BUFFER | vk::ObjectType::DESCRIPTOR_SET
+        ) || CHILD_DESTROYERS.iter().any(|(t, _)| *t == ty)
+    };
+    let unknown = server
+        .objects
+        .all()
+        .iter()
+        .any(|(_, e)| e.owner == host && e.host != host && !known(e.ty));
+    if unknown {
+        destroy(server, host);
+        return None;
+    }
+    server.feedback.close_device(host.0);
+    destroy_children(server, host, dev, gdpa);
+    let imports = server.memory.imports(host.0);
+    forget(server, host);
+    Some(KeptDevice {
+        host,
+        physical,
+        table,
+        imports,
+    })
+}
+
+impl KeptDevice {
+    /// The host instance the device was made on.
+    pub fn instance(&self) -> vk::Instance {
+        self.table.instance
+    }
+}
+
+/// Destroys a device [`release`] kept.
+pub fn discard(server: &Server, kept: KeptDevice) {
+    server.tables.write().insert(kept.host.0, kept.table);
+    destroy(server, kept.host);
+}
+
+/// Binds client id `id` to a device [`release`] kept, as a `vkCreateDevice` would have.
+pub fn adopt(server: &Server, id: ClientId, kept: KeptDevice) {
+    let (ty, host, owner) = (vk::ObjectType::DEVICE, kept.host, kept.host);
+    server.objects.bind_all([(id, Entry { ty, host, owner })]);
+    if kept.imports {
+        if let Some((device, _)) = kept.table.device {
+            // SAFETY: the host's device, made on `kept.physical` of `kept.table`'s instance.
+            unsafe { add_device_memory(server, kept.physical, device, &kept.table) };
+        }
+    }
+    server.tables.write().insert(kept.host.0, kept.table);
 }

@@ -16,7 +16,7 @@ use crate::objects::{CallObjects, ClientId, Entry, HostHandle, Objects};
 use crate::tables::Table;
 use crate::util::slice;
 use crate::{command_buffer, descriptor, device, external, instance, memory, pipeline};
-use crate::{private_data, queue, validation};
+use crate::{private_data, query, queue, validation};
 use ash::vk;
 use bumpalo::Bump;
 use parking_lot::RwLock;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use wire::codec::{DecodeError, Decoder, Encoder};
 use wire::desc::{CommandDesc, Kind, Level, Ret, Ty};
-use wire::generated::commands::{id, EXTENSIONS};
+use wire::generated::commands::id;
 use wire::interp::{self, DecodedCall};
 
 #[derive(Debug, Error)]
@@ -42,7 +42,7 @@ pub enum ExecError {
 pub type Pfn = unsafe extern "system" fn();
 
 pub struct Server {
-    pub host: HostDriver,
+    pub host: Arc<HostDriver>,
     pub objects: Objects,
     /// Extensions both sides carry: name → the lower spec version.
     pub carried: HashMap<String, u32>,
@@ -105,18 +105,20 @@ pub struct Hook<'a> {
 }
 
 impl Server {
-    pub fn new(host: HostDriver, client_extensions: &[wire::control::ExtensionInfo]) -> Server {
+    pub fn new(
+        host: impl Into<Arc<HostDriver>>,
+        client_extensions: &[wire::control::ExtensionInfo],
+    ) -> Server {
         let carried = client_extensions
             .iter()
             .filter_map(|c| {
-                EXTENSIONS
-                    .iter()
-                    .find(|e| e.name == c.name && !e.client)
+                wire::desc::extension(&c.name)
+                    .filter(|e| !e.client)
                     .map(|e| (c.name.clone(), c.spec_version.min(e.spec_version)))
             })
             .collect();
         Server {
-            host,
+            host: host.into(),
             objects: Objects::default(),
             carried,
             tables: RwLock::new(HashMap::new()),
@@ -169,9 +171,11 @@ impl Server {
                 command_buffer::before_begin(self, args, h)
             }
             id::vkCreateDescriptorSetLayout => descriptor::before_create_layout(args, h),
+            id::vkCreateQueryPool => query::before_create_pool(args, h),
             id::vkCreateRenderPass | id::vkCreateRenderPass2 => {
                 pipeline::before_render_pass(args, h)
             }
+            id::vkCreateGraphicsPipelines => pipeline::before_graphics(self, args, h),
             id::vkDestroyPipelineLayout => pipeline::before_destroy_layout(self, args),
             id::vkSetPrivateData | id::vkGetPrivateData => private_data::before(self, args, h),
             _ => HOST,
@@ -218,6 +222,9 @@ impl Server {
             | id::vkSetEvent
             | id::vkResetEvent
             | id::vkGetEventStatus => queue::after_sync(self, args, h),
+            id::vkCreateRenderPass | id::vkCreateRenderPass2 => {
+                pipeline::after_render_pass(self, args, h)
+            }
             id::vkAllocateCommandBuffers => command_buffer::after_allocate(self, call),
             id::vkAllocateDescriptorSets => descriptor::after_allocate_sets(self, call),
             id::vkResetDescriptorPool => descriptor::after_reset_pool(self, args),
@@ -244,9 +251,8 @@ impl Server {
             .filter_map(|mut p| {
                 let name = p.extension_name_as_c_str().ok()?.to_str().ok()?;
                 // The ICD's own extensions (window systems) are never the host's to offer.
-                let ours = EXTENSIONS
-                    .iter()
-                    .find(|e| e.name == name && e.instance == instance && !e.client)?;
+                let ours =
+                    wire::desc::extension(name).filter(|e| e.instance == instance && !e.client)?;
                 let theirs = *self.carried.get(name)?;
                 p.spec_version = p.spec_version.min(theirs).min(ours.spec_version);
                 Some(p)
@@ -262,7 +268,30 @@ impl Server {
         arena: &Bump,
         out: &mut Encoder,
     ) -> Result<(), ExecError> {
-        let first = if cmd.level == Level::Global {
+        let route = self.route(cmd, Self::first_id(cmd, payload)?)?;
+        self.execute_routed(cmd, payload, arena, out, &route)
+    }
+
+    /// Decodes a request as [`Server::execute`] would, without executing it (`replay::Kept`
+    /// learns from it which object a creation would bind, on which physical device).
+    pub fn decode<'a>(
+        &self,
+        cmd: &'static CommandDesc,
+        payload: &[u8],
+        arena: &'a Bump,
+    ) -> Result<DecodedCall<'a>, ExecError> {
+        let route = self.route(cmd, Self::first_id(cmd, payload)?)?;
+        let cx = CallObjects {
+            objects: &self.objects,
+            owner: route.owner,
+        };
+        interp::decode_request(&mut Decoder::new(payload), cmd, arena, &cx)
+            .map_err(|err| ExecError::Decode { cmd: cmd.name, err })
+    }
+
+    /// The object a request is made on: its first parameter, none for global commands.
+    fn first_id(cmd: &'static CommandDesc, payload: &[u8]) -> Result<ClientId, ExecError> {
+        Ok(if cmd.level == Level::Global {
             ClientId(0)
         } else {
             let b = payload.get(..8).ok_or(ExecError::Decode {
@@ -273,9 +302,7 @@ impl Server {
                 },
             })?;
             ClientId(u64::from_le_bytes(b.try_into().unwrap()))
-        };
-        let route = self.route(cmd, first)?;
-        self.execute_routed(cmd, payload, arena, out, &route)
+        })
     }
 
     /// Which instance or device serves calls made on object `first`.

@@ -5,12 +5,14 @@
 use crate::device;
 use crate::dispatch::{answer, Before, Hook, Server, HOST};
 use crate::generated::views;
-use crate::objects::HostHandle;
+use crate::objects::{ClientId, Entry, HostHandle};
+use crate::tables::Table;
 use crate::validation;
 use ash::vk::{self, Handle};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::ffi::{c_char, CStr};
+use std::sync::Arc;
 
 /// What the instance family keeps: under `AIRLOCK_VALIDATE=1`, each host instance's gating
 /// messenger (`validation.rs`).
@@ -151,4 +153,54 @@ fn write_cstr(dst: &mut [c_char; 256], s: &str) {
         *d = *b as c_char;
     }
     dst[n..].fill(0);
+}
+
+/// A host instance kept alive between two server states (`replay::Kept`, for the fuzzer).
+pub struct KeptInstance {
+    pub host: HostHandle,
+    table: Arc<Table>,
+    messenger: Option<u64>,
+}
+
+/// Takes instance `host`, whose devices are gone, out of this server state without destroying
+/// it on the host. `None` when the client made other objects on it (messengers, callbacks),
+/// which must not outlive this state: the caller destroys it.
+pub fn release(server: &Server, host: HostHandle) -> Option<KeptInstance> {
+    let table = server.table(host)?;
+    let others =
+        server.objects.all().iter().any(|(_, e)| {
+            e.owner == host && e.host != host && e.ty != vk::ObjectType::PHYSICAL_DEVICE
+        });
+    if others || !server.devices_of(table.instance).is_empty() {
+        return None;
+    }
+    let messenger = server.instances.messengers.lock().remove(&host.0);
+    server.objects.unbind_owned_by(host);
+    server.remove_table(host);
+    Some(KeptInstance {
+        host,
+        table,
+        messenger,
+    })
+}
+
+/// Destroys an instance [`release`] kept (its kept devices gone first).
+pub fn discard(server: &Server, kept: KeptInstance) {
+    let h = kept.host;
+    if let Some(m) = kept.messenger {
+        server.instances.messengers.lock().insert(h.0, m);
+    }
+    server.tables.write().insert(h.0, kept.table);
+    destroy(server, h);
+}
+
+/// Binds client id `id` to an instance [`release`] kept, as a `vkCreateInstance` would have.
+pub fn adopt(server: &Server, id: ClientId, kept: KeptInstance) {
+    let h = kept.host;
+    let (ty, host, owner) = (vk::ObjectType::INSTANCE, h, h);
+    server.objects.bind_all([(id, Entry { ty, host, owner })]);
+    if let Some(m) = kept.messenger {
+        server.instances.messengers.lock().insert(h.0, m);
+    }
+    server.tables.write().insert(h.0, kept.table);
 }

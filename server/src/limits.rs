@@ -31,6 +31,12 @@ pub const DEFAULT_MAX_OBJECTS: u64 = 1_000_000;
 /// descriptors took 6 GiB in the validation layer).
 pub const MAX_LAYOUT_DESCRIPTORS: u64 = 1 << 20;
 
+/// Most queries one query pool may hold. Vulkan sets no limit; the host and the validation
+/// layer keep state per query (the fuzzer's pool of 2^31 queries made the layer throw
+/// `std::bad_alloc` through the server, which aborts it). Beyond this,
+/// `VK_ERROR_OUT_OF_HOST_MEMORY`, which `vkCreateQueryPool` may return.
+pub const MAX_POOL_QUERIES: u64 = 1 << 24;
+
 pub struct Limits {
     /// Most bytes of device memory the client may hold; `None`: unlimited.
     pub max_device_memory: Option<u64>,

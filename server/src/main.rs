@@ -4,27 +4,7 @@
 //! one client and exits when it goes away. Or, with `--listen <socket>`, a launcher that starts
 //! such a server for every client connecting there.
 
-mod command_buffer;
-mod conn;
-mod descriptor;
-mod device;
-mod dispatch;
-mod external;
-mod generated;
-mod host;
-mod indices;
-mod instance;
-mod limits;
-mod listen;
-mod memory;
-mod objects;
-mod pipeline;
-mod private_data;
-mod queue;
-mod sandbox;
-mod tables;
-mod util;
-mod validation;
+use server::{conn, listen, sandbox};
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;

@@ -60,6 +60,8 @@ struct Page {
     /// Slots ever bound, and of those the live ones (changed under the writers' lock).
     used: AtomicUsize,
     live: AtomicUsize,
+    /// One past the highest slot ever bound: scans stop there.
+    end: AtomicUsize,
 }
 
 impl Page {
@@ -70,6 +72,7 @@ impl Page {
             slots,
             used: AtomicUsize::new(0),
             live: AtomicUsize::new(0),
+            end: AtomicUsize::new(0),
         }
     }
 }
@@ -91,8 +94,7 @@ struct Writers {
 }
 
 pub struct Objects {
-    /// Zeroed memory the kernel backs as it is touched.
-    dir: Box<[AtomicPtr<Page>]>,
+    dir: Dir,
     /// One past the highest page made, for scans.
     pages: AtomicUsize,
     /// Sparse entries, read under the writers' lock (rare: the server's own ids).
@@ -102,8 +104,7 @@ pub struct Objects {
 impl Default for Objects {
     fn default() -> Objects {
         Objects {
-            // SAFETY: null pointers are zeros.
-            dir: unsafe { Box::<[AtomicPtr<Page>]>::new_zeroed_slice(PAGES).assume_init() },
+            dir: Dir::new(),
             pages: AtomicUsize::new(0),
             w: Mutex::default(),
         }
@@ -117,6 +118,68 @@ impl Drop for Objects {
             if !page.is_null() && page != closed() {
                 // SAFETY: made by Box::into_raw in `page_for`, dropped once.
                 drop(unsafe { Box::from_raw(page) });
+            }
+        }
+    }
+}
+
+/// The page directory: anonymous memory the kernel zero-fills as it is touched. (A zeroed
+/// allocation from malloc is cleared in full once malloc's mmap threshold has grown past it,
+/// 4 MiB per server state: most of the cost of a new one in the fuzzer.)
+struct Dir {
+    slots: std::ptr::NonNull<AtomicPtr<Page>>,
+    /// From `mmap`; else from the allocator (where the mapping failed).
+    mapped: bool,
+}
+
+// SAFETY: the memory is owned by the `Dir` alone; its contents are atomics.
+unsafe impl Send for Dir {}
+unsafe impl Sync for Dir {}
+
+impl Dir {
+    const BYTES: usize = PAGES * std::mem::size_of::<AtomicPtr<Page>>();
+
+    fn new() -> Dir {
+        use rustix::mm::{mmap_anonymous, MapFlags, ProtFlags};
+        let rw = ProtFlags::READ | ProtFlags::WRITE;
+        // SAFETY: a new private mapping, used only through this `Dir`.
+        let mapped =
+            unsafe { mmap_anonymous(std::ptr::null_mut(), Self::BYTES, rw, MapFlags::PRIVATE) };
+        match mapped.ok().and_then(|p| std::ptr::NonNull::new(p.cast())) {
+            Some(slots) => Dir {
+                slots,
+                mapped: true,
+            },
+            None => {
+                // SAFETY: null pointers are zeros.
+                let b = unsafe { Box::<[AtomicPtr<Page>]>::new_zeroed_slice(PAGES).assume_init() };
+                let slots = std::ptr::NonNull::new(Box::into_raw(b).cast()).expect("a box");
+                Dir {
+                    slots,
+                    mapped: false,
+                }
+            }
+        }
+    }
+}
+
+impl std::ops::Deref for Dir {
+    type Target = [AtomicPtr<Page>];
+    fn deref(&self) -> &[AtomicPtr<Page>] {
+        // SAFETY: `PAGES` zero-initialised pointers, alive as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.slots.as_ptr(), PAGES) }
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let p = self.slots.as_ptr();
+        // SAFETY: made in `new` in the way `mapped` says, no longer referenced.
+        unsafe {
+            if self.mapped {
+                let _ = rustix::mm::munmap(p.cast(), Self::BYTES);
+            } else {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, PAGES)));
             }
         }
     }
@@ -280,6 +343,7 @@ impl Objects {
         slot.state.store(LIVE, Ordering::Release);
         page.used.fetch_add(1, Ordering::Relaxed);
         page.live.fetch_add(1, Ordering::Relaxed);
+        page.end.fetch_max(i + 1, Ordering::Relaxed);
         true
     }
 
@@ -420,7 +484,9 @@ impl Objects {
             if page.is_null() || page == closed() {
                 continue;
             }
-            for i in 0..PAGE {
+            // SAFETY: a live page, under the writers' lock the caller holds.
+            let end = unsafe { &*page }.end.load(Ordering::Relaxed);
+            for i in 0..end {
                 let id = ((p as u64) << PAGE_BITS) | i as u64;
                 if let Some(e) = self.dense(id) {
                     out.push((ClientId(id), e));

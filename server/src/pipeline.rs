@@ -1,6 +1,7 @@
 //! Pipelines and render passes: render passes whose attachment or subpass indices leave their
-//! arrays are refused (the host driver indexes with them unchecked), and pipeline layouts
-//! destroyed while command buffers record wait until none does.
+//! arrays are refused (the host driver indexes with them unchecked), and so are graphics
+//! pipelines naming a subpass their render pass does not have; pipeline layouts destroyed while
+//! command buffers record wait until none does.
 //!
 //! Since Vulkan 1.3 (maintenance4) an application may destroy a pipeline layout right after
 //! recording commands that name it. Airlock ships recorded commands later, in batches, so the
@@ -14,17 +15,21 @@ use crate::indices;
 use crate::objects::{ClientId, HostHandle};
 use ash::vk::{self, Handle};
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use tracing::warn;
 use wire::generated::commands::{id, C_vkDestroyPipelineLayout};
 
 /// A pipeline layout waiting to be destroyed: client id, host handle, host device.
 type Layout = (ClientId, HostHandle, HostHandle);
 
-/// What the pipeline family keeps: the command buffers recording, and the layouts waiting.
+/// What the pipeline family keeps: the command buffers recording, the layouts waiting, and
+/// how many subpasses each render pass has.
 #[derive(Default)]
 pub struct Pipelines {
     state: Mutex<Deferred>,
+    /// Host render pass → its subpass count (a destroyed pass's entry stays until its handle
+    /// is made again: only live handles get past the decoder).
+    subpasses: Mutex<HashMap<u64, u32>>,
 }
 
 #[derive(Default)]
@@ -79,6 +84,52 @@ pub unsafe fn before_render_pass(args: &mut [u64], h: &Hook) -> Before {
             answer(vk::Result::ERROR_VALIDATION_FAILED_EXT)
         }
     }
+}
+
+/// Notes the subpass count of a new render pass.
+///
+/// # Safety
+/// `args` are the arguments of a `vkCreateRenderPass` or `vkCreateRenderPass2` that succeeded.
+pub unsafe fn after_render_pass(server: &Server, args: &[u64], h: &Hook) {
+    let (pass, count) = if h.cmd.id == id::vkCreateRenderPass {
+        let v = views::CreateRenderPass::of(args);
+        (*v.p_render_pass, (*v.p_create_info).subpass_count)
+    } else {
+        let v = views::CreateRenderPass2::of(args);
+        (*v.p_render_pass, (*v.p_create_info).subpass_count)
+    };
+    server
+        .pipelines
+        .subpasses
+        .lock()
+        .insert(pass.as_raw(), count);
+}
+
+/// A graphics pipeline's subpass must be one of its render pass's: the host and the validation
+/// layer index the pass's subpasses with it unchecked (the layer crashed on subpass 8,257,536 of 1:
+/// found by the fuzzer).
+///
+/// # Safety
+/// `args` are the decoded arguments of `vkCreateGraphicsPipelines`.
+pub unsafe fn before_graphics(server: &Server, args: &mut [u64], h: &Hook) -> Before {
+    let v = views::CreateGraphicsPipelines::of(args);
+    let infos = crate::util::slice(v.p_create_infos, u64::from(v.create_info_count));
+    let subpasses = server.pipelines.subpasses.lock();
+    for (i, info) in infos.iter().enumerate() {
+        if info.render_pass == vk::RenderPass::null() {
+            continue;
+        }
+        if let Some(&count) = subpasses.get(&info.render_pass.as_raw()) {
+            if info.subpass >= count {
+                warn!(
+                    "{}: pCreateInfos[{i}]: subpass {} of {count}; VK_ERROR_VALIDATION_FAILED_EXT",
+                    h.cmd.name, info.subpass
+                );
+                return answer(vk::Result::ERROR_VALIDATION_FAILED_EXT);
+            }
+        }
+    }
+    HOST
 }
 
 /// # Safety

@@ -19,12 +19,14 @@
 
 use crate::dispatch::{ExecError, Server};
 use crate::host::{HostDriver, HostError};
-use crate::objects::ClientId;
-use ash::vk;
+use crate::objects::{ClientId, HostHandle};
+use ash::vk::{self, Handle};
 use bumpalo::Bump;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use wire::codec::Encoder;
 use wire::control::ExtensionInfo;
+use wire::desc::CommandDesc;
 use wire::frame::{RequestHeader, REQUEST_HEADER};
 use wire::generated::commands::{id, COMMANDS};
 use wire::private;
@@ -123,34 +125,62 @@ pub enum Outcome {
 }
 
 /// A server state of its own, as for one client connection.
-pub struct Session {
+pub struct Session<'k> {
     pub server: Server,
     policy: Policy,
     /// Under [`Policy::Fuzz`], the `vkCreateShaderModule` payloads executed; others are skipped.
     pub known_shaders: HashSet<Vec<u8>>,
     arena: Bump,
     out: Encoder,
+    /// Host instances and devices shared with the sessions before and after this one.
+    kept: Option<&'k mut Kept>,
+    /// The requests that made this session's host instances and devices (kept under them).
+    made: HashMap<u64, Made>,
 }
 
-impl Session {
+/// What made a host instance or device: its request's bytes, and the physical device.
+struct Made {
+    request: Vec<u8>,
+    physical: vk::PhysicalDevice,
+}
+
+fn load(policy: Policy) -> Result<HostDriver, HostError> {
+    match policy {
+        Policy::Replay => HostDriver::load_default(),
+        Policy::Fuzz => HostDriver::load_validated(&crate::host::default_path()?),
+    }
+}
+
+impl Session<'static> {
     /// Loads the host driver the real server would load (`AIRLOCK_HOST_ICD` or lavapipe) and
     /// starts an empty server state for a client carrying every extension Airlock encodes, as
     /// the ICD's handshake says.
-    pub fn new(policy: Policy) -> Result<Session, HostError> {
-        let host = match policy {
-            Policy::Replay => HostDriver::load_default()?,
-            Policy::Fuzz => HostDriver::load_validated(&crate::host::default_path()?)?,
-        };
+    pub fn new(policy: Policy) -> Result<Session<'static>, HostError> {
+        Ok(Session::with_host(Arc::new(load(policy)?), policy, None))
+    }
+}
+
+impl<'k> Session<'k> {
+    /// An empty server state on `kept`'s host driver, creating instances and devices from
+    /// what `kept` holds where it can.
+    pub fn kept(kept: &'k mut Kept) -> Session<'k> {
+        let (host, policy) = (Arc::clone(&kept.host), kept.policy);
+        Session::with_host(host, policy, Some(kept))
+    }
+
+    fn with_host(host: Arc<HostDriver>, policy: Policy, kept: Option<&'k mut Kept>) -> Self {
         let extensions = ExtensionInfo::all();
         let arena = Bump::new();
         arena.set_allocation_limit(Some(ARENA_LIMIT));
-        Ok(Session {
+        Session {
             server: Server::new(host, &extensions),
             policy,
             known_shaders: HashSet::new(),
             arena,
             out: Encoder::new(),
-        })
+            kept,
+            made: HashMap::new(),
+        }
     }
 
     /// Executes one frame, as the server's reader loop would.
@@ -170,16 +200,18 @@ impl Session {
             None if header.command == private::MAP_MEMORY => self.map_memory(payload),
             None if header.command == private::IMPORT_MEMORY => self.import_memory(payload),
             None => Outcome::Rejected(format!("unknown command id {}", header.command)),
-            Some(cmd) => match self
-                .server
-                .execute(cmd, payload, &self.arena, &mut self.out)
-            {
-                Ok(()) => Outcome::Executed,
-                Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
-                    Outcome::Rejected(e.to_string())
+            Some(cmd) => self.kept_call(cmd, payload).unwrap_or_else(|| {
+                match self
+                    .server
+                    .execute(cmd, payload, &self.arena, &mut self.out)
+                {
+                    Ok(()) => Outcome::Executed,
+                    Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
+                        Outcome::Rejected(e.to_string())
+                    }
+                    Err(ExecError::Unsupported(_)) => Outcome::Unsupported,
                 }
-                Err(ExecError::Unsupported(_)) => Outcome::Unsupported,
-            },
+            }),
         };
         if self.arena.allocated_bytes() > 16 << 20 {
             let arena = Bump::new();
@@ -243,17 +275,223 @@ impl Session {
     }
 }
 
-impl Drop for Session {
-    /// Destroys what the stream left behind, as the server does when its client goes.
+impl Session<'_> {
+    /// With a [`Kept`]: a creation `kept` can serve from an object of an earlier session made
+    /// from the same request bytes (on the same host physical device), and a destruction that
+    /// hands the object to `kept` instead; `None` leaves the frame to the server. Other creations
+    /// are noted, so that what they make can be kept later.
+    fn kept_call(&mut self, cmd: &'static CommandDesc, payload: &[u8]) -> Option<Outcome> {
+        let creates = matches!(cmd.id, id::vkCreateInstance | id::vkCreateDevice);
+        let destroys = matches!(cmd.id, id::vkDestroyInstance | id::vkDestroyDevice);
+        if self.kept.is_none() || !(creates || destroys) {
+            return None;
+        }
+        // What the decoder refuses here, the server's own path refuses the same way.
+        let (first, new) = {
+            let call = self.server.decode(cmd, payload, &self.arena).ok()?;
+            let new = call.new_handles.first().map(|n| (n.ty, ClientId(n.id)));
+            (call.args[0], new)
+        };
+        if destroys {
+            if cmd.id == id::vkDestroyDevice {
+                self.keep_device(HostHandle(first));
+            } else {
+                self.keep_instance(HostHandle(first));
+            }
+            return Some(Outcome::Executed);
+        }
+        let (ty, id) = new?;
+        self.server.objects.check_new(ty, id).ok()?;
+        // vkCreateDevice's first parameter: the host physical device, decoded.
+        let physical = if cmd.id == id::vkCreateDevice {
+            vk::PhysicalDevice::from_raw(first)
+        } else {
+            vk::PhysicalDevice::null()
+        };
+        let kept = self.kept.as_deref_mut()?;
+        let reused = if cmd.id == id::vkCreateDevice {
+            let i = kept
+                .devices
+                .iter()
+                .position(|(m, d)| d.physical == physical && m.request[..] == *payload);
+            i.map(|i| {
+                let (made, d) = kept.devices.swap_remove(i);
+                let host = d.host;
+                crate::device::adopt(&self.server, id, d);
+                (host, made)
+            })
+        } else {
+            let i = kept
+                .instances
+                .iter()
+                .position(|(m, _)| m.request[..] == *payload);
+            i.map(|i| {
+                let (made, k) = kept.instances.swap_remove(i);
+                let host = k.host;
+                crate::instance::adopt(&self.server, id, k);
+                (host, made)
+            })
+        };
+        let outcome = match reused {
+            Some((host, made)) => {
+                kept.reused += 1;
+                self.made.insert(host.0, made);
+                Outcome::Executed
+            }
+            None => {
+                let r = self
+                    .server
+                    .execute(cmd, payload, &self.arena, &mut self.out);
+                if let Some(e) = self.server.objects.get(id).filter(|_| r.is_ok()) {
+                    let request = payload.to_vec();
+                    self.made.insert(e.host.0, Made { request, physical });
+                }
+                match r {
+                    Ok(()) => Outcome::Executed,
+                    Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
+                        Outcome::Rejected(e.to_string())
+                    }
+                    Err(ExecError::Unsupported(_)) => Outcome::Unsupported,
+                }
+            }
+        };
+        Some(outcome)
+    }
+
+    /// Hands device `host` to [`Kept`] (children destroyed), or destroys it when full.
+    fn keep_device(&mut self, host: HostHandle) {
+        let made = self.made.remove(&host.0);
+        let kept = self.kept.as_deref_mut();
+        match (made, kept) {
+            (Some(m), Some(k)) if k.devices.len() < Kept::MOST => {
+                if let Some(d) = crate::device::release(&self.server, host, m.physical) {
+                    k.devices.push((m, d));
+                }
+            }
+            _ => {
+                crate::device::destroy(&self.server, host);
+            }
+        }
+    }
+
+    /// Hands instance `host` to [`Kept`], its devices first, or destroys it when full (and
+    /// the devices kept on it: a kept device never outlives its instance).
+    fn keep_instance(&mut self, host: HostHandle) {
+        let instance = vk::Instance::from_raw(host.0);
+        for (device, _) in self.server.devices_of(instance) {
+            self.keep_device(device);
+        }
+        let made = self.made.remove(&host.0);
+        if let (Some(m), Some(k)) = (made, self.kept.as_deref_mut()) {
+            if k.instances.len() < Kept::MOST {
+                if let Some(i) = crate::instance::release(&self.server, host) {
+                    k.instances.push((m, i));
+                    return;
+                }
+            }
+        }
+        if let Some(k) = self.kept.as_deref_mut() {
+            let (gone, stay) = std::mem::take(&mut k.devices)
+                .into_iter()
+                .partition(|(_, d)| d.instance() == instance);
+            k.devices = stay;
+            for (_, d) in gone {
+                crate::device::discard(&self.server, d);
+            }
+        }
+        crate::instance::destroy(&self.server, host);
+    }
+}
+
+impl Drop for Session<'_> {
+    /// Destroys what the stream left behind, as the server does when its client goes, or hands
+    /// its instances and devices to [`Kept`].
     fn drop(&mut self) {
         let all = self.server.objects.all();
         for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::DEVICE) {
-            crate::device::destroy(&self.server, e.host);
+            self.keep_device(e.host);
         }
         for (_, e) in all.iter().filter(|(_, e)| e.ty == vk::ObjectType::INSTANCE) {
-            crate::instance::destroy(&self.server, e.host);
+            self.keep_instance(e.host);
         }
     }
+}
+
+/// What outlives one stream when one process plays many (the `server_stream` fuzz target): the
+/// host driver, loaded once, and the host instances and devices the streams made. A stream's
+/// `vkDestroyDevice`/`vkDestroyInstance` (or its end) destroys the object's children and keeps
+/// the object; a later `vkCreateInstance`/`vkCreateDevice` with the same request bytes gets it
+/// back under its own id. Creating a validated instance and device and resolving their
+/// functions through the loader is most of what a short stream costs otherwise.
+///
+/// The price: host state outside objects (what lavapipe or the validation layer keeps per
+/// device) carries from one stream to the next, so a crash found this way may need the
+/// streams before it; `airlock-replay` and the regression tests replay each input fresh.
+pub struct Kept {
+    host: Arc<HostDriver>,
+    policy: Policy,
+    instances: Vec<(Made, crate::instance::KeptInstance)>,
+    devices: Vec<(Made, crate::device::KeptDevice)>,
+    /// How many creations were served from kept objects.
+    pub reused: u64,
+    /// Streams played since the last [`Kept::renew`].
+    pub streams: u64,
+}
+
+impl Kept {
+    /// Most instances, and most devices, kept at once (more are destroyed).
+    const MOST: usize = 8;
+    /// Streams one generation of kept objects serves: then [`Kept::renew`] destroys them. The
+    /// host's own caches (compiled shaders per device, the layer's tables) grow by about 40 KB
+    /// a stream, and a crash that needs the streams before it needs at most these.
+    pub const GENERATION: u64 = 500;
+
+    pub fn new(policy: Policy) -> Result<Kept, HostError> {
+        Ok(Kept {
+            host: Arc::new(load(policy)?),
+            policy,
+            instances: Vec::new(),
+            devices: Vec::new(),
+            reused: 0,
+            streams: 0,
+        })
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.renew();
+    }
+}
+
+impl Kept {
+    /// Destroys what is kept (through a last session that adopts all of it), for a new
+    /// generation.
+    pub fn renew(&mut self) {
+        self.streams = 0;
+        let s = Session::with_host(Arc::clone(&self.host), self.policy, None);
+        for (_, d) in std::mem::take(&mut self.devices) {
+            crate::device::discard(&s.server, d);
+        }
+        for (_, i) in std::mem::take(&mut self.instances) {
+            crate::instance::discard(&s.server, i);
+        }
+    }
+}
+
+/// The streams of a history the fuzz target keeps (`AIRLOCK_FUZZ_LAST`): each after its
+/// length, a little-endian u32; a record cut short ends the list.
+pub fn history(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let Some((stream, tail)) = tail.split_at_checked(u32::from_le_bytes(*len) as usize) else {
+            break;
+        };
+        out.push(stream);
+        rest = tail;
+    }
+    out
 }
 
 /// Counts of what a stream's frames became.
@@ -305,9 +543,29 @@ pub fn play_with(
     stream: &[u8],
     policy: Policy,
     known_shaders: &HashSet<Vec<u8>>,
-    mut each: impl FnMut(&Frame<'_>, &Outcome),
+    each: impl FnMut(&Frame<'_>, &Outcome),
 ) -> Result<Tally, HostError> {
     let mut session = Session::new(policy)?;
+    Ok(play_in(&mut session, stream, known_shaders, each))
+}
+
+/// [`play_with`] in a session on `kept`'s host driver and objects (the fuzz target's way).
+pub fn play_kept(
+    kept: &mut Kept,
+    stream: &[u8],
+    known_shaders: &HashSet<Vec<u8>>,
+    each: impl FnMut(&Frame<'_>, &Outcome),
+) -> Tally {
+    kept.streams += 1;
+    play_in(&mut Session::kept(kept), stream, known_shaders, each)
+}
+
+fn play_in(
+    session: &mut Session<'_>,
+    stream: &[u8],
+    known_shaders: &HashSet<Vec<u8>>,
+    mut each: impl FnMut(&Frame<'_>, &Outcome),
+) -> Tally {
     session.known_shaders.clone_from(known_shaders);
     let mut tally = Tally::default();
     let mut it = frames(stream);
@@ -317,5 +575,5 @@ pub fn play_with(
         tally.add(&o);
     }
     tally.trailing = it.rest().len();
-    Ok(tally)
+    tally
 }

@@ -4,6 +4,8 @@
 use crate::dispatch::{Pfn, Server};
 use crate::objects::HostHandle;
 use ash::vk;
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::{Arc, OnceLock};
 use wire::desc::{CommandDesc, Level};
@@ -14,6 +16,9 @@ pub struct Table {
     pub instance: vk::Instance,
     pub device: Option<(vk::Device, vk::PFN_vkGetDeviceProcAddr)>,
     fns: Vec<OnceLock<Option<Pfn>>>,
+    /// An instance's physical devices' host device extensions, by host handle
+    /// (`device::host_extensions`).
+    pub device_extensions: Mutex<HashMap<u64, Arc<[vk::ExtensionProperties]>>>,
 }
 
 impl Server {
@@ -33,6 +38,7 @@ impl Server {
             instance,
             device,
             fns,
+            device_extensions: Mutex::default(),
         };
         self.tables.write().insert(owner.0, Arc::new(t));
     }

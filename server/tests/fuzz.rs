@@ -117,6 +117,51 @@ fn server_stream_seeds_are_current() {
     }
 }
 
+/// The fuzz target's kept instances and devices (`replay::Kept`) change nothing a stream sees:
+/// every seed, played twice over through one `Kept` (each stream a neighbour's kept objects),
+/// gets the outcome of every frame it gets from a fresh server state; and the second round
+/// takes its instances and devices from the first.
+#[test]
+fn kept_objects_give_what_fresh_ones_give() {
+    if std::env::var_os(INPUT).is_some() {
+        return;
+    }
+    let all: Vec<Vec<u8>> = inputs("seeds", "server_stream")
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let known = replay::shader_modules(all.iter().map(|s| s.as_slice()));
+    let fresh: Vec<Vec<replay::Outcome>> = all
+        .iter()
+        .map(|d| {
+            let mut v = Vec::new();
+            replay::play_with(d, Policy::Fuzz, &known, |_, o| v.push(o.clone()))
+                .expect("host driver");
+            v
+        })
+        .collect();
+    let mut kept = replay::Kept::new(Policy::Fuzz).expect("host driver");
+    for round in 0..2 {
+        let before = kept.reused;
+        for (d, want) in all.iter().zip(&fresh) {
+            let mut got = Vec::new();
+            replay::play_kept(&mut kept, d, &known, |_, o| got.push(o.clone()));
+            assert_eq!(
+                &got, want,
+                "round {round}: outcomes differ from a fresh state's"
+            );
+        }
+        if round == 1 {
+            assert!(
+                kept.reused >= before + all.len() as u64,
+                "the second round made its own instances ({} reused of {} streams)",
+                kept.reused - before,
+                all.len()
+            );
+        }
+    }
+}
+
 #[test]
 fn control_seeds_and_regressions() {
     if std::env::var_os(INPUT).is_some() {

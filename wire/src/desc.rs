@@ -117,6 +117,15 @@ pub struct ExtensionDesc {
     pub client: bool,
 }
 
+/// The extension of that name that Airlock encodes: a binary search, `EXTENSIONS` being
+/// sorted by name as codegen writes it (and `extensions_sorted` checks).
+pub fn extension(name: &str) -> Option<&'static ExtensionDesc> {
+    let all = crate::generated::commands::EXTENSIONS;
+    all.binary_search_by(|e| e.name.cmp(name))
+        .ok()
+        .map(|i| &all[i])
+}
+
 #[derive(Debug)]
 pub struct Field {
     pub name: &'static str,
@@ -246,5 +255,19 @@ impl Kind {
             Kind::SType | Kind::Null => 0,
             _ => 4,
         }
+    }
+}
+
+#[cfg(test)]
+mod extension_tests {
+    use crate::generated::commands::EXTENSIONS;
+
+    #[test]
+    fn extensions_sorted() {
+        assert!(EXTENSIONS.windows(2).all(|w| w[0].name < w[1].name));
+        for e in EXTENSIONS {
+            assert_eq!(super::extension(e.name).map(|f| f.name), Some(e.name));
+        }
+        assert!(super::extension("VK_KHR_not_an_extension").is_none());
     }
 }

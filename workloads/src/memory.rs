@@ -79,6 +79,14 @@ impl Buffer {
         }
     }
 
+    /// The mapping as 32-bit atomics: for a thread that rewrites words while the device reads
+    /// them (a race Vulkan leaves to the application; each word is read whole).
+    pub fn atomic_words(&self) -> &[std::sync::atomic::AtomicU32] {
+        // SAFETY: the mapping covers `size` bytes, aligned to at least 4, alive as long as
+        // `self`; every access through the returned slice is atomic.
+        unsafe { std::slice::from_raw_parts(self.mapped().cast(), self.size as usize / 4) }
+    }
+
     /// vkUnmapMemory; what was written through the mapping stays in the memory.
     pub fn unmap(&mut self, ctx: &Context) {
         if self.mapped.take().is_some() {

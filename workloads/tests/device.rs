@@ -160,6 +160,14 @@ fn private_data() {
     compare("private_data", &[]);
 }
 
+/// Mapped input rewritten by a thread while the driver reads it (issue 18's time of check and
+/// time of use, on the application's memory): outputs from either value, no crash, and the
+/// same exact result once the rewriting stops, natively and through Airlock.
+#[test]
+fn rewritten() {
+    compare("rewritten", &[]);
+}
+
 #[test]
 fn zero_copy() {
     const BUFFER_BYTES: u64 = 32 << 20;

@@ -2,7 +2,11 @@
 //! fresh server state each, in this process (no client, no sandbox), and prints what became of
 //! their frames. `-v` prints every frame; `--fuzz` skips what the fuzz target skips, and
 //! `--seeds DIR` names the seed streams whose shader modules it compiles (as the fuzz target
-//! does with `fuzz/seeds/server_stream`; without it, `--fuzz` compiles none).
+//! does with `fuzz/seeds/server_stream`; without it, `--fuzz` compiles none). `--kept` plays the
+//! streams in order with host instances and devices kept from one to the next, as the fuzz
+//! target does (`server::replay::Kept`); `--history FILE` plays, that way, the inputs a fuzz run
+//! kept in `AIRLOCK_FUZZ_LAST` (a crash found after many inputs may need those before it):
+//! `airlock-replay --fuzz --seeds fuzz/seeds/server_stream --history <file>`.
 //! See `server::replay` for how this differs from a real connection.
 
 use server::replay::{self, Outcome, Policy};
@@ -22,7 +26,7 @@ fn name(command: u32) -> String {
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: airlock-replay [-v] [--fuzz [--seeds DIR]] <stream recorded with AIRLOCK_RECORD>..."
+        "usage: airlock-replay [-v] [--fuzz [--seeds DIR]] [--kept] <stream recorded with AIRLOCK_RECORD>...\n       airlock-replay [-v] --fuzz [--seeds DIR] --history <AIRLOCK_FUZZ_LAST file of a fuzz run>"
     );
     ExitCode::from(2)
 }
@@ -57,27 +61,61 @@ fn main() -> ExitCode {
         },
     };
     let known = replay::shader_modules(seeds.iter().map(|s| s.as_slice()));
+    let history_at = args.iter().position(|a| a == "--history");
+    let named = |i: &usize| {
+        [seeds_at, history_at]
+            .iter()
+            .all(|at| at.is_none_or(|s| *i != s + 1))
+    };
     let files: Vec<&String> = args
         .iter()
         .enumerate()
-        .filter(|(i, a)| !a.starts_with('-') && seeds_at.is_none_or(|s| *i != s + 1))
+        .filter(|(i, a)| !a.starts_with('-') && named(i))
         .map(|(_, a)| a)
         .collect();
-    if files.is_empty() {
-        return usage();
-    }
+    // (name, stream): the files, or the records of a fuzz run's history.
+    let mut streams: Vec<(String, Vec<u8>)> = Vec::new();
     let mut failed = false;
-    for path in files {
-        let stream = match std::fs::read(path) {
-            Ok(s) => s,
+    match history_at.map(|i| args.get(i + 1)) {
+        Some(None) => return usage(),
+        Some(Some(path)) => match std::fs::read(path) {
+            Ok(h) => streams.extend(
+                replay::history(&h)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(n, s)| (format!("{path}#{n}"), s.to_vec())),
+            ),
             Err(e) => {
                 eprintln!("{path}: {e}");
-                failed = true;
-                continue;
+                return ExitCode::FAILURE;
             }
-        };
+        },
+        None if files.is_empty() => return usage(),
+        None => {
+            for path in files {
+                match std::fs::read(path) {
+                    Ok(s) => streams.push((path.clone(), s)),
+                    Err(e) => {
+                        eprintln!("{path}: {e}");
+                        failed = true;
+                    }
+                }
+            }
+        }
+    }
+    let mut kept = None;
+    if history_at.is_some() || args.iter().any(|a| a == "--kept") {
+        match replay::Kept::new(policy) {
+            Ok(k) => kept = Some(k),
+            Err(e) => {
+                eprintln!("airlock-replay: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    for (path, stream) in streams {
         let mut index = 0u64;
-        let tally = replay::play_with(&stream, policy, &known, |f, o| {
+        let each = |f: &replay::Frame<'_>, o: &Outcome| {
             match o {
                 Outcome::Rejected(why) => {
                     println!("  #{index} {}: rejected: {why}", name(f.header.command))
@@ -86,7 +124,11 @@ fn main() -> ExitCode {
                 _ => {}
             }
             index += 1;
-        });
+        };
+        let tally = match kept.as_mut() {
+            Some(k) => Ok(replay::play_kept(k, &stream, &known, each)),
+            None => replay::play_with(&stream, policy, &known, each),
+        };
         match tally {
             Ok(t) => println!(
                 "{path}: {} frames: {} executed, {} rejected, {} unsupported, {} skipped{}",

@@ -180,6 +180,38 @@ impl CreateDevice {
     }
 }
 
+/// `vkCreateGraphicsPipelines`'s arguments.
+#[derive(Clone, Copy)]
+pub struct CreateGraphicsPipelines {
+    pub device: vk::Device,
+    pub pipeline_cache: vk::PipelineCache,
+    pub create_info_count: u32,
+    pub p_create_infos: *const vk::GraphicsPipelineCreateInfo<'static>,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+    pub p_pipelines: *mut vk::Pipeline,
+}
+
+impl CreateGraphicsPipelines {
+    pub const DEVICE: usize = 0;
+    pub const PIPELINE_CACHE: usize = 1;
+    pub const CREATE_INFO_COUNT: usize = 2;
+    pub const P_CREATE_INFOS: usize = 3;
+    pub const P_ALLOCATOR: usize = 4;
+    pub const P_PIPELINES: usize = 5;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkCreateGraphicsPipelines`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            pipeline_cache: vk::Handle::from_raw(a[1]),
+            create_info_count: a[2] as u32,
+            p_create_infos: a[3] as usize as _,
+            p_allocator: a[4] as usize as _,
+            p_pipelines: a[5] as usize as _,
+        }
+    }
+}
+
 /// `vkCreateImage`'s arguments.
 #[derive(Clone, Copy)]
 pub struct CreateImage {
@@ -225,6 +257,32 @@ impl CreateInstance {
             p_create_info: a[0] as usize as _,
             p_allocator: a[1] as usize as _,
             p_instance: a[2] as usize as _,
+        }
+    }
+}
+
+/// `vkCreateQueryPool`'s arguments.
+#[derive(Clone, Copy)]
+pub struct CreateQueryPool {
+    pub device: vk::Device,
+    pub p_create_info: *const vk::QueryPoolCreateInfo<'static>,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+    pub p_query_pool: *mut vk::QueryPool,
+}
+
+impl CreateQueryPool {
+    pub const DEVICE: usize = 0;
+    pub const P_CREATE_INFO: usize = 1;
+    pub const P_ALLOCATOR: usize = 2;
+    pub const P_QUERY_POOL: usize = 3;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkCreateQueryPool`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            p_create_info: a[1] as usize as _,
+            p_allocator: a[2] as usize as _,
+            p_query_pool: a[3] as usize as _,
         }
     }
 }

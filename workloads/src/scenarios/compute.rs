@@ -15,7 +15,7 @@ fn input(i: u32) -> u32 {
 }
 
 /// What compute.comp computes.
-fn expected(x: u32, i: u32) -> u32 {
+pub fn expected(x: u32, i: u32) -> u32 {
     (x ^ i.wrapping_mul(0x9E37_79B9)).wrapping_add(x.rotate_left(7))
 }
 

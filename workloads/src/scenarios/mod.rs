@@ -15,6 +15,7 @@ pub mod private_data;
 pub mod push_constants;
 pub mod queries;
 pub mod render;
+pub mod rewritten;
 pub mod secondary;
 pub mod templates;
 pub mod threads;
@@ -23,7 +24,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 17] = [
+pub const ALL: [(&str, Scenario); 18] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -41,6 +42,7 @@ pub const ALL: [(&str, Scenario); 17] = [
     ("private_data", private_data::run),
     ("math", math::run),
     ("ignored", ignored::run),
+    ("rewritten", rewritten::run),
 ];
 
 /// Runs `f(0)` … `f(n - 1)` on threads of their own, all at once; their results in that order.
