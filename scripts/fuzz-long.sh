@@ -81,7 +81,7 @@ for target in "${targets[@]}"; do
     # After the table's last row.
     awk -v row="$row" '
         /^## Fuzzing/ { in_section = 1 }
-        in_section && /^\| [0-9]{4}-/ { last = NR }
+        in_section && /^\| [0-9][0-9][0-9][0-9]-/ { last = NR }
         { lines[NR] = $0 }
         END { for (i = 1; i <= NR; i++) { print lines[i]; if (i == last) print row } }
     ' "$root/SECURITY.md" >"$work/SECURITY.md" && cp "$work/SECURITY.md" "$root/SECURITY.md"
