@@ -1,9 +1,9 @@
-//! Descriptors: a set layout no pipeline layout could use is refused before the host sizes
-//! it; the sets of a pool go with it (freed, reset or destroyed).
+//! Descriptors: a set layout no pipeline layout could use (too many descriptors, binding
+//! numbers the host would size arrays by) is refused before the host sizes it; the sets of a pool go with it (freed, reset or destroyed).
 
 use crate::dispatch::{answer, Before, Hook, Server, HOST};
 use crate::generated::views;
-use crate::limits::MAX_LAYOUT_DESCRIPTORS;
+use crate::limits::{MAX_LAYOUT_BINDING, MAX_LAYOUT_DESCRIPTORS};
 use crate::objects::HostHandle;
 use crate::util::slice;
 use ash::vk::{self, Handle};
@@ -14,10 +14,15 @@ use wire::interp::DecodedCall;
 /// `args` are the decoded arguments of `vkCreateDescriptorSetLayout`.
 pub unsafe fn before_create_layout(args: &mut [u64], h: &Hook) -> Before {
     let info = &*views::CreateDescriptorSetLayout::of(args).p_create_info;
-    let total: u64 = slice(info.p_bindings, u64::from(info.binding_count))
-        .iter()
-        .map(|b| u64::from(b.descriptor_count))
-        .sum();
+    let bindings = slice(info.p_bindings, u64::from(info.binding_count));
+    if let Some(b) = bindings.iter().find(|b| b.binding >= MAX_LAYOUT_BINDING) {
+        warn!(
+            "{}: binding number {}, beyond {MAX_LAYOUT_BINDING}; VK_ERROR_OUT_OF_HOST_MEMORY",
+            h.cmd.name, b.binding
+        );
+        return answer(vk::Result::ERROR_OUT_OF_HOST_MEMORY);
+    }
+    let total: u64 = bindings.iter().map(|b| u64::from(b.descriptor_count)).sum();
     if total > MAX_LAYOUT_DESCRIPTORS {
         warn!(
             "{}: {total} descriptors, more than any pipeline layout may use \
