@@ -132,6 +132,8 @@ pub const SERVER_HANDLED: &[&str] = &[
     "vkResetDescriptorPool",
     "vkCreateQueryPool",
     "vkCreateGraphicsPipelines",
+    "vkCreateComputePipelines",
+    "vkCreateSampler",
     "vkCreateRenderPass",
     "vkCreateRenderPass2",
     "vkDestroyPipelineLayout",

@@ -45,7 +45,10 @@ pub fn run_stream(data: &[u8]) {
     let last = std::env::var_os("AIRLOCK_FUZZ_LAST");
     if std::env::var_os("AIRLOCK_FUZZ_FRESH").is_some_and(|v| v == "1") {
         if let Some(path) = last {
-            let _ = std::fs::write(path, [&(data.len() as u32).to_le_bytes()[..], data].concat());
+            let _ = std::fs::write(
+                path,
+                [&(data.len() as u32).to_le_bytes()[..], data].concat(),
+            );
         }
         if let Err(e) = server::replay::play_with(data, policy, known_shaders(), |_, _| {}) {
             no_host(e);

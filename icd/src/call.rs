@@ -126,12 +126,15 @@ fn carry(
             }
             _ => None,
         };
-        if let Some(reply) = answers.and_then(|a| a.get(cmd.id, &enc.buf)) {
-            let mut dc = Decoder::new(&reply);
-            // SAFETY: the same arguments the request was encoded from.
-            if let Ok(r) = unsafe { interp::decode_reply(&mut dc, cmd, args, &cx, new_ids) } {
-                return r;
-            }
+        let kept = answers.and_then(|a| {
+            a.with(cmd.id, &enc.buf, |reply| {
+                let mut dc = Decoder::new(reply);
+                // SAFETY: the same arguments the request was encoded from.
+                unsafe { interp::decode_reply(&mut dc, cmd, args, &cx, new_ids) }.ok()
+            })
+        });
+        if let Some(Some(r)) = kept {
+            return r;
         }
         let status = match conn.exchange_parts(cmd.id, &[&enc.buf], wants, body) {
             Ok(None) => return 0,

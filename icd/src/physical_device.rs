@@ -12,7 +12,6 @@ use crate::objects::header;
 use parking_lot::RwLock;
 use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use wire::generated::commands::id;
 
 /// Most bytes of answers kept per physical device (requests and replies); past it, answers
@@ -43,7 +42,7 @@ pub fn immutable(cmd: u32) -> bool {
     )
 }
 
-type Kept = Vec<(u32, Box<[u8]>, Arc<[u8]>)>;
+type Kept = Vec<(u32, Box<[u8]>, Box<[u8]>)>;
 
 /// The answers kept for one physical device: (command, request bytes) → reply bytes, by a hash
 /// of the pair, and the bytes kept.
@@ -68,11 +67,13 @@ impl Answers {
         header(physical_device).families.get::<Answers>()
     }
 
-    pub fn get(&self, cmd: u32, request: &[u8]) -> Option<Arc<[u8]>> {
+    /// `with(reply)` on the kept reply to `request`, if there is one (under the read lock: no
+    /// reference count is taken on the hot path).
+    pub fn with<R>(&self, cmd: u32, request: &[u8], with: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let m = self.map.read();
         let kept = m.0.get(&key(cmd, request))?;
         let (_, _, reply) = kept.iter().find(|(c, r, _)| *c == cmd && **r == *request)?;
-        Some(Arc::clone(reply))
+        Some(with(reply))
     }
 
     pub fn keep(&self, cmd: u32, request: &[u8], reply: &[u8]) {
@@ -85,7 +86,7 @@ impl Answers {
         if kept.iter().any(|(c, r, _)| *c == cmd && **r == *request) {
             return;
         }
-        kept.push((cmd, request.into(), Arc::from(reply)));
+        kept.push((cmd, request.into(), reply.into()));
         m.1 += size;
     }
 }

@@ -16,7 +16,7 @@ use crate::objects::{CallObjects, ClientId, Entry, HostHandle, Objects};
 use crate::tables::Table;
 use crate::util::slice;
 use crate::{command_buffer, descriptor, device, external, instance, memory, pipeline};
-use crate::{private_data, query, queue, validation};
+use crate::{private_data, query, queue, sampler, validation};
 use ash::vk;
 use bumpalo::Bump;
 use parking_lot::RwLock;
@@ -176,6 +176,8 @@ impl Server {
                 pipeline::before_render_pass(args, h)
             }
             id::vkCreateGraphicsPipelines => pipeline::before_graphics(self, args, h),
+            id::vkCreateComputePipelines => pipeline::before_compute(args, h),
+            id::vkCreateSampler => sampler::before_create(args),
             id::vkDestroyPipelineLayout => pipeline::before_destroy_layout(self, args),
             id::vkSetPrivateData | id::vkGetPrivateData => private_data::before(self, args, h),
             _ => HOST,

@@ -21,6 +21,7 @@ pub mod private_data;
 pub mod query;
 pub mod queue;
 pub mod replay;
+pub mod sampler;
 pub mod sandbox;
 pub mod tables;
 pub mod util;

@@ -1,6 +1,7 @@
 //! Pipelines and render passes: render passes whose attachment or subpass indices leave their
-//! arrays are refused (the host driver indexes with them unchecked), and so are graphics
-//! pipelines naming a subpass their render pass does not have; pipeline layouts destroyed while
+//! arrays are refused (the host driver indexes with them unchecked), and so are pipelines
+//! whose stages are not one stage of their kind, or naming a subpass their render pass does not
+//! have; pipeline layouts destroyed while
 //! command buffers record wait until none does.
 //!
 //! Since Vulkan 1.3 (maintenance4) an application may destroy a pipeline layout right after
@@ -105,8 +106,10 @@ pub unsafe fn after_render_pass(server: &Server, args: &[u64], h: &Hook) {
         .insert(pass.as_raw(), count);
 }
 
-/// A graphics pipeline's subpass must be one of its render pass's: the host and the validation
-/// layer index the pass's subpasses with it unchecked (the layer crashed on subpass 8,257,536 of 1:
+/// Each shader stage of a graphics pipeline must name one graphics stage, and its subpass
+/// must be one of its render pass's: lavapipe turns the stage bit into an index of its per-stage
+/// arrays, and it and the validation layer index the pass's subpasses, all unchecked (stage 0
+/// and stage 0x40000000 crashed lavapipe behind the layer, subpass 8,257,536 of 1 the layer:
 /// found by the fuzzer).
 ///
 /// # Safety
@@ -114,22 +117,71 @@ pub unsafe fn after_render_pass(server: &Server, args: &[u64], h: &Hook) {
 pub unsafe fn before_graphics(server: &Server, args: &mut [u64], h: &Hook) -> Before {
     let v = views::CreateGraphicsPipelines::of(args);
     let infos = crate::util::slice(v.p_create_infos, u64::from(v.create_info_count));
+    let refuse = |why: String| {
+        warn!("{}: {why}; VK_ERROR_VALIDATION_FAILED_EXT", h.cmd.name);
+        answer(vk::Result::ERROR_VALIDATION_FAILED_EXT)
+    };
     let subpasses = server.pipelines.subpasses.lock();
     for (i, info) in infos.iter().enumerate() {
+        let stages = crate::util::slice(info.p_stages, u64::from(info.stage_count));
+        if let Some((j, s)) = stages
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !one_of(s.stage, GRAPHICS_STAGES))
+        {
+            return refuse(format!(
+                "pCreateInfos[{i}].pStages[{j}]: stage {:#x}",
+                s.stage.as_raw()
+            ));
+        }
         if info.render_pass == vk::RenderPass::null() {
             continue;
         }
         if let Some(&count) = subpasses.get(&info.render_pass.as_raw()) {
             if info.subpass >= count {
-                warn!(
-                    "{}: pCreateInfos[{i}]: subpass {} of {count}; VK_ERROR_VALIDATION_FAILED_EXT",
-                    h.cmd.name, info.subpass
-                );
-                return answer(vk::Result::ERROR_VALIDATION_FAILED_EXT);
+                return refuse(format!(
+                    "pCreateInfos[{i}]: subpass {} of {count}",
+                    info.subpass
+                ));
             }
         }
     }
     HOST
+}
+
+/// A compute pipeline's stage must be the compute stage (see [`before_graphics`]).
+///
+/// # Safety
+/// `args` are the decoded arguments of `vkCreateComputePipelines`.
+pub unsafe fn before_compute(args: &mut [u64], h: &Hook) -> Before {
+    let v = views::CreateComputePipelines::of(args);
+    let infos = crate::util::slice(v.p_create_infos, u64::from(v.create_info_count));
+    match infos
+        .iter()
+        .position(|info| info.stage.stage != vk::ShaderStageFlags::COMPUTE)
+    {
+        None => HOST,
+        Some(i) => {
+            warn!(
+                "{}: pCreateInfos[{i}].stage: stage {:#x}; VK_ERROR_VALIDATION_FAILED_EXT",
+                h.cmd.name,
+                infos[i].stage.stage.as_raw()
+            );
+            answer(vk::Result::ERROR_VALIDATION_FAILED_EXT)
+        }
+    }
+}
+
+/// The stages a graphics pipeline may have.
+const GRAPHICS_STAGES: vk::ShaderStageFlags = vk::ShaderStageFlags::from_raw(
+    vk::ShaderStageFlags::ALL_GRAPHICS.as_raw()
+        | vk::ShaderStageFlags::TASK_EXT.as_raw()
+        | vk::ShaderStageFlags::MESH_EXT.as_raw(),
+);
+
+/// Whether `stage` is exactly one bit of `allowed`.
+fn one_of(stage: vk::ShaderStageFlags, allowed: vk::ShaderStageFlags) -> bool {
+    stage.as_raw().is_power_of_two() && allowed.contains(stage)
 }
 
 /// # Safety

@@ -128,6 +128,38 @@ impl CreateBuffer {
     }
 }
 
+/// `vkCreateComputePipelines`'s arguments.
+#[derive(Clone, Copy)]
+pub struct CreateComputePipelines {
+    pub device: vk::Device,
+    pub pipeline_cache: vk::PipelineCache,
+    pub create_info_count: u32,
+    pub p_create_infos: *const vk::ComputePipelineCreateInfo<'static>,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+    pub p_pipelines: *mut vk::Pipeline,
+}
+
+impl CreateComputePipelines {
+    pub const DEVICE: usize = 0;
+    pub const PIPELINE_CACHE: usize = 1;
+    pub const CREATE_INFO_COUNT: usize = 2;
+    pub const P_CREATE_INFOS: usize = 3;
+    pub const P_ALLOCATOR: usize = 4;
+    pub const P_PIPELINES: usize = 5;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkCreateComputePipelines`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            pipeline_cache: vk::Handle::from_raw(a[1]),
+            create_info_count: a[2] as u32,
+            p_create_infos: a[3] as usize as _,
+            p_allocator: a[4] as usize as _,
+            p_pipelines: a[5] as usize as _,
+        }
+    }
+}
+
 /// `vkCreateDescriptorSetLayout`'s arguments.
 #[derive(Clone, Copy)]
 pub struct CreateDescriptorSetLayout {
@@ -335,6 +367,32 @@ impl CreateRenderPass2 {
             p_create_info: a[1] as usize as _,
             p_allocator: a[2] as usize as _,
             p_render_pass: a[3] as usize as _,
+        }
+    }
+}
+
+/// `vkCreateSampler`'s arguments.
+#[derive(Clone, Copy)]
+pub struct CreateSampler {
+    pub device: vk::Device,
+    pub p_create_info: *const vk::SamplerCreateInfo<'static>,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+    pub p_sampler: *mut vk::Sampler,
+}
+
+impl CreateSampler {
+    pub const DEVICE: usize = 0;
+    pub const P_CREATE_INFO: usize = 1;
+    pub const P_ALLOCATOR: usize = 2;
+    pub const P_SAMPLER: usize = 3;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkCreateSampler`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            p_create_info: a[1] as usize as _,
+            p_allocator: a[2] as usize as _,
+            p_sampler: a[3] as usize as _,
         }
     }
 }

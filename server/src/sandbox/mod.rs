@@ -4,8 +4,8 @@
 //! [`early`] runs first in `main`, while the process has one thread: it reads
 //! `AIRLOCK_SANDBOX`, turns Mesa's on-disk shader cache off and enters namespaces.
 //! [`after_init`] runs once the host driver is loaded, before the client is welcomed: it warms
-//! the driver up (an instance and a device, [`probe`]) so that its one-time set-up (CPU
-//! detection, LLVM's target) happens while files are readable, then applies, in this order,
+//! the driver up (an instance and its physical devices, [`probe`]) so that its one-time set-up
+//! (CPU detection, LLVM's target) happens while files are readable, then applies, in this order,
 //! resource limits, no-new-privs, landlock and seccomp; each layer refuses the calls that set
 //! up the ones before it.
 //!
@@ -305,7 +305,7 @@ fn lock_down(
             notes,
         });
     }
-    match probe::run(host, probe::Stage::Device) {
+    match probe::run(host, probe::Stage::Screen) {
         Ok(t) => notes.push(format!("warm-up: {} ms", t.as_millis())),
         // Not a layer: the client will meet the same driver error and report it itself.
         Err(e) => notes.push(format!("warm-up failed: {e}")),

@@ -1,11 +1,14 @@
 //! A tiny compute job run directly on the host driver, outside any client's objects.
 //!
-//! Before lock-down, its first part (an instance and a device, [`Stage::Device`]) warms the
-//! driver up while the file system is still readable: lavapipe reads the CPU topology
+//! Before lock-down, its first part (an instance and its physical devices, [`Stage::Screen`])
+//! warms the driver up while the file system is still readable: lavapipe reads the CPU topology
 //! (`/sys/devices/system/cpu/possible`) and initialises LLVM's native target when it makes its
-//! first screen. It stops there because tracing showed that compiling and running a pipeline
-//! reads no file (only `sysinfo` and `fstat` on stderr, which the policy allows), and a compile
-//! would cost every client ~25 ms of start-up. Run whole ([`Stage::Dispatch`]) by
+//! first screen, at `vkEnumeratePhysicalDevices`. It stops there because tracing showed that
+//! the rest reads no file the sandbox closes: device creation opens only the shader cache's
+//! index (in the directory landlock grants), and compiling and running a pipeline only calls
+//! `sysinfo` and `fstat` on stderr (which the policy allows). A device made and destroyed
+//! there cost every client about 5 ms more (its threads, the cache's thread joined); a compile
+//! would cost ~25 ms. Run whole ([`Stage::Dispatch`]) by
 //! `--sandbox-selftest` after lock-down, it shows that instance and device creation, the
 //! process's first pipeline compile (LLVM's JIT: threads, executable mappings) and a dispatch
 //! work there.
@@ -33,10 +36,10 @@ fn expected(i: u32) -> u32 {
 /// How far [`run`] goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// An instance and a device on the first physical device.
-    Device,
-    /// Then the probe shader compiled into a compute pipeline, run, and every word it wrote
-    /// checked.
+    /// An instance, and its physical devices enumerated (lavapipe's screen made).
+    Screen,
+    /// Then a device on the first physical device, the probe shader compiled into a compute
+    /// pipeline, run, and every word it wrote checked.
     Dispatch,
 }
 
@@ -109,6 +112,9 @@ impl Objects {
             .ok_or_else(|| {
                 SandboxError::Unavailable("the host driver has no physical device".into())
             })?;
+        if stage == Stage::Screen {
+            return Ok(());
+        }
         let family = unsafe {
             self.instance
                 .get_physical_device_queue_family_properties(pd)
@@ -129,9 +135,6 @@ impl Objects {
         }
         .map_err(vkerr("vkCreateDevice"))?;
         let device = &*self.device.insert(device);
-        if stage == Stage::Device {
-            return Ok(());
-        }
         let queue = unsafe { device.get_device_queue(family, 0) };
 
         let size = u64::from(WORDS) * 4;
