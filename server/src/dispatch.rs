@@ -15,7 +15,7 @@ use crate::memory::{Backing, Memory};
 use crate::objects::{CallObjects, ClientId, Entry, HostHandle, Objects};
 use crate::tables::Table;
 use crate::util::slice;
-use crate::{command_buffer, descriptor, device, external, instance, memory, pipeline};
+use crate::{command_buffer, descriptor, device, external, image, instance, memory, pipeline};
 use crate::{private_data, query, queue, sampler, validation};
 use ash::vk;
 use bumpalo::Bump;
@@ -55,6 +55,7 @@ pub struct Server {
     pub semaphores: queue::Semaphores,
     pub command_buffers: command_buffer::CommandBuffers,
     pub pipelines: pipeline::Pipelines,
+    pub images: image::Images,
     pub feedback: queue::feedback::Feedback,
 }
 
@@ -128,6 +129,7 @@ impl Server {
             semaphores: Default::default(),
             command_buffers: Default::default(),
             pipelines: Default::default(),
+            images: Default::default(),
             feedback: Default::default(),
         }
     }
@@ -178,6 +180,7 @@ impl Server {
             id::vkCreateGraphicsPipelines => pipeline::before_graphics(self, args, h),
             id::vkCreateComputePipelines => pipeline::before_compute(args, h),
             id::vkCreateSampler => sampler::before_create(args),
+            id::vkDestroyImage => image::before_destroy(self, args),
             id::vkDestroyPipelineLayout => pipeline::before_destroy_layout(self, args),
             id::vkSetPrivateData | id::vkGetPrivateData => private_data::before(self, args, h),
             _ => HOST,
@@ -209,6 +212,9 @@ impl Server {
                 queue::after_external_properties(args, h)
             }
             id::vkCreateSemaphore => queue::after_create_semaphore(self, args),
+            id::vkCreateImage => image::after_create(self, args),
+            id::vkCreateImageView => image::after_create_view(self, args),
+            id::vkDestroyImageView => image::after_destroy_view(self, args, h),
             id::vkQueueSubmit | id::vkQueueSubmit2 => {
                 if let Pending::Fence(f) = pending {
                     queue::after_submit(self, args, h, f);

@@ -10,6 +10,7 @@ pub mod dispatch;
 pub mod external;
 mod generated;
 pub mod host;
+pub mod image;
 pub mod indices;
 pub mod instance;
 pub mod limits;

@@ -14,7 +14,7 @@ use crate::log::log;
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use wire::codec::Decoder;
 use wire::control::ControlMsg;
@@ -57,6 +57,10 @@ pub enum Seen {
 pub struct Feedback {
     region: Region,
     objects: RwLock<FxHashMap<u64, Watched>>,
+    /// Bumped after every change of `objects`: a thread's last lookup stays good while it is
+    /// unchanged (status polls ask about one object over and over; the lock and the hash were
+    /// most of their cost).
+    changes: AtomicU64,
     free: Mutex<(Vec<u32>, u32)>,
     /// Per slot, the events counted here.
     epochs: Box<[AtomicU32]>,
@@ -73,6 +77,7 @@ impl Feedback {
                 Ok(region) => Some(Feedback {
                     region,
                     objects: RwLock::default(),
+                    changes: AtomicU64::new(0),
                     free: Mutex::new((Vec::new(), 0)),
                     epochs: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),
                     confirmed: (0..SLOTS).map(|_| AtomicBool::new(false)).collect(),
@@ -109,15 +114,17 @@ impl Feedback {
         let i = slot as usize;
         self.confirmed[i].store(false, Ordering::Release);
         self.epochs[i].fetch_add(1, Ordering::AcqRel);
-        self.objects.write().insert(
-            id,
-            Watched {
-                slot,
-                kind,
-                device_touched: false,
-                detached: false,
-            },
-        );
+        self.change(|objects| {
+            objects.insert(
+                id,
+                Watched {
+                    slot,
+                    kind,
+                    device_touched: false,
+                    detached: false,
+                },
+            );
+        });
         let mut p = [0u8; 16];
         p[..8].copy_from_slice(&id.to_le_bytes());
         p[8..12].copy_from_slice(&slot.to_le_bytes());
@@ -129,24 +136,48 @@ impl Feedback {
 
     /// Frees the slot of a destroyed object.
     pub fn forget(&self, id: u64) {
-        if let Some(w) = self.objects.write().remove(&id) {
+        if let Some(w) = self.change(|objects| objects.remove(&id)) {
             self.free.lock().0.push(w.slot);
         }
     }
 
+    /// Changes `objects`, then counts the change (after it: a lookup that saw the old count
+    /// may have seen the old map, and is not kept past it).
+    fn change<R>(&self, f: impl FnOnce(&mut FxHashMap<u64, Watched>) -> R) -> R {
+        let mut objects = self.objects.write();
+        let r = f(&mut objects);
+        self.changes.fetch_add(1, Ordering::Release);
+        r
+    }
+
     pub fn get(&self, id: u64) -> Option<Watched> {
-        self.objects.read().get(&id).copied()
+        thread_local! {
+            /// This thread's last lookup: the region, `changes` before it, the id, the answer.
+            static LAST: std::cell::Cell<(usize, u64, u64, Option<Watched>)> =
+                const { std::cell::Cell::new((0, u64::MAX, 0, None)) };
+        }
+        let me = self as *const Feedback as usize;
+        let changes = self.changes.load(Ordering::Acquire);
+        let (region, seen, last_id, answer) = LAST.get();
+        if region == me && seen == changes && last_id == id {
+            return answer;
+        }
+        let answer = self.objects.read().get(&id).copied();
+        LAST.set((me, changes, id, answer));
+        answer
     }
 
     /// Marks an object whose status only the server can tell from now on.
     pub fn touch(&self, id: u64, device: bool) {
-        if let Some(w) = self.objects.write().get_mut(&id) {
-            if device {
-                w.device_touched = true;
-            } else {
-                w.detached = true;
+        self.change(|objects| {
+            if let Some(w) = objects.get_mut(&id) {
+                if device {
+                    w.device_touched = true;
+                } else {
+                    w.detached = true;
+                }
             }
-        }
+        });
     }
 
     /// Counts a reset or submission of fence `id`, before it is posted.

@@ -270,6 +270,32 @@ impl CreateImage {
     }
 }
 
+/// `vkCreateImageView`'s arguments.
+#[derive(Clone, Copy)]
+pub struct CreateImageView {
+    pub device: vk::Device,
+    pub p_create_info: *const vk::ImageViewCreateInfo<'static>,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+    pub p_view: *mut vk::ImageView,
+}
+
+impl CreateImageView {
+    pub const DEVICE: usize = 0;
+    pub const P_CREATE_INFO: usize = 1;
+    pub const P_ALLOCATOR: usize = 2;
+    pub const P_VIEW: usize = 3;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkCreateImageView`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            p_create_info: a[1] as usize as _,
+            p_allocator: a[2] as usize as _,
+            p_view: a[3] as usize as _,
+        }
+    }
+}
+
 /// `vkCreateInstance`'s arguments.
 #[derive(Clone, Copy)]
 pub struct CreateInstance {
@@ -464,6 +490,52 @@ impl DestroyFence {
         Self {
             device: vk::Handle::from_raw(a[0]),
             fence: vk::Handle::from_raw(a[1]),
+            p_allocator: a[2] as usize as _,
+        }
+    }
+}
+
+/// `vkDestroyImage`'s arguments.
+#[derive(Clone, Copy)]
+pub struct DestroyImage {
+    pub device: vk::Device,
+    pub image: vk::Image,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+}
+
+impl DestroyImage {
+    pub const DEVICE: usize = 0;
+    pub const IMAGE: usize = 1;
+    pub const P_ALLOCATOR: usize = 2;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkDestroyImage`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            image: vk::Handle::from_raw(a[1]),
+            p_allocator: a[2] as usize as _,
+        }
+    }
+}
+
+/// `vkDestroyImageView`'s arguments.
+#[derive(Clone, Copy)]
+pub struct DestroyImageView {
+    pub device: vk::Device,
+    pub image_view: vk::ImageView,
+    pub p_allocator: *const vk::AllocationCallbacks<'static>,
+}
+
+impl DestroyImageView {
+    pub const DEVICE: usize = 0;
+    pub const IMAGE_VIEW: usize = 1;
+    pub const P_ALLOCATOR: usize = 2;
+    /// # Safety
+    /// `a` holds the decoded arguments of `vkDestroyImageView`.
+    pub unsafe fn of(a: &[u64]) -> Self {
+        Self {
+            device: vk::Handle::from_raw(a[0]),
+            image_view: vk::Handle::from_raw(a[1]),
             p_allocator: a[2] as usize as _,
         }
     }
