@@ -189,14 +189,31 @@ pub unsafe fn extensions(
         return res(vk::Result::ERROR_LAYER_NOT_PRESENT);
     }
     let pd = v.physical_device;
-    let Some(all) = host_extensions(server, pd, table) else {
-        return res(vk::Result::ERROR_INITIALIZATION_FAILED);
+    let kept = server.devices.extensions.lock().get(&pd.as_raw()).cloned();
+    let list = match kept {
+        Some(list) => list,
+        None => {
+            let Some(all) = host_extensions(server, pd, table) else {
+                return res(vk::Result::ERROR_INITIALIZATION_FAILED);
+            };
+            let mut list = server.filter_extensions(all.to_vec(), false);
+            if !crate::external::opaque_fds(server, pd, table) {
+                list.retain(|p| p.extension_name_as_c_str() != Ok(crate::external::EXTENSION));
+            }
+            let list: Arc<[vk::ExtensionProperties]> = list.into();
+            let mut kept = server.devices.extensions.lock();
+            kept.insert(pd.as_raw(), Arc::clone(&list));
+            list
+        }
     };
-    let mut list = server.filter_extensions(all.to_vec(), false);
-    if !crate::external::opaque_fds(server, pd, table) {
-        list.retain(|p| p.extension_name_as_c_str() != Ok(crate::external::EXTENSION));
-    }
     fill(&list, v.p_property_count, v.p_properties)
+}
+
+/// What the device family keeps: the device extensions each physical device offers this
+/// client (the host's, filtered by what both sides carry), by host handle, worked out once.
+#[derive(Default)]
+pub struct Devices {
+    extensions: parking_lot::Mutex<std::collections::HashMap<u64, Arc<[vk::ExtensionProperties]>>>,
 }
 
 /// Destroys a device the client left behind, and every object the client made on it: the

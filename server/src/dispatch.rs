@@ -56,6 +56,7 @@ pub struct Server {
     pub command_buffers: command_buffer::CommandBuffers,
     pub pipelines: pipeline::Pipelines,
     pub images: image::Images,
+    pub devices: device::Devices,
     pub feedback: queue::feedback::Feedback,
 }
 
@@ -130,6 +131,7 @@ impl Server {
             command_buffers: Default::default(),
             pipelines: Default::default(),
             images: Default::default(),
+            devices: Default::default(),
             feedback: Default::default(),
         }
     }
