@@ -66,7 +66,10 @@ for target in "${targets[@]}"; do
         fi
         execs=$((execs + ${n:-0}))
     done
-    found=$(cat "$work/$target.findings" 2>/dev/null | wc -l)
+    found=0
+    if [ -f "$work/$target.findings" ]; then
+        found=$(wc -l <"$work/$target.findings")
+    fi
     # Minimised: the smallest set of inputs with the coverage of all.
     min="$work/$target.min"
     mkdir -p "$min"
