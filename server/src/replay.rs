@@ -201,16 +201,10 @@ impl<'k> Session<'k> {
             None if header.command == private::IMPORT_MEMORY => self.import_memory(payload),
             None => Outcome::Rejected(format!("unknown command id {}", header.command)),
             Some(cmd) => self.kept_call(cmd, payload).unwrap_or_else(|| {
-                match self
-                    .server
-                    .execute(cmd, payload, &self.arena, &mut self.out)
-                {
-                    Ok(()) => Outcome::Executed,
-                    Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
-                        Outcome::Rejected(e.to_string())
-                    }
-                    Err(ExecError::Unsupported(_)) => Outcome::Unsupported,
-                }
+                outcome(
+                    self.server
+                        .execute(cmd, payload, &self.arena, &mut self.out),
+                )
             }),
         };
         if self.arena.allocated_bytes() > 16 << 20 {
@@ -293,6 +287,10 @@ impl Session<'_> {
             (call.args[0], new)
         };
         if destroys {
+            if first == 0 {
+                // VK_NULL_HANDLE: nothing to keep; the server's own path does nothing.
+                return None;
+            }
             if cmd.id == id::vkDestroyDevice {
                 self.keep_device(HostHandle(first));
             } else {
@@ -346,13 +344,7 @@ impl Session<'_> {
                     let request = payload.to_vec();
                     self.made.insert(e.host.0, Made { request, physical });
                 }
-                match r {
-                    Ok(()) => Outcome::Executed,
-                    Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
-                        Outcome::Rejected(e.to_string())
-                    }
-                    Err(ExecError::Unsupported(_)) => Outcome::Unsupported,
-                }
+                outcome(r)
             }
         };
         Some(outcome)
@@ -400,6 +392,17 @@ impl Session<'_> {
             }
         }
         crate::instance::destroy(&self.server, host);
+    }
+}
+
+/// What the server's answer to a frame makes of it.
+fn outcome(r: Result<(), ExecError>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Executed,
+        Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
+            Outcome::Rejected(e.to_string())
+        }
+        Err(ExecError::Unsupported(_)) => Outcome::Unsupported,
     }
 }
 
