@@ -186,21 +186,22 @@ pub fn release(server: &Server, host: HostHandle) -> Option<KeptInstance> {
 
 /// Destroys an instance [`release`] kept (its kept devices gone first).
 pub fn discard(server: &Server, kept: KeptInstance) {
-    let h = kept.host;
-    if let Some(m) = kept.messenger {
-        server.instances.messengers.lock().insert(h.0, m);
-    }
-    server.tables.write().insert(h.0, kept.table);
-    destroy(server, h);
+    destroy(server, restore(server, kept));
 }
 
 /// Binds client id `id` to an instance [`release`] kept, as a `vkCreateInstance` would have.
 pub fn adopt(server: &Server, id: ClientId, kept: KeptInstance) {
-    let h = kept.host;
+    let h = restore(server, kept);
     let (ty, host, owner) = (vk::ObjectType::INSTANCE, h, h);
     server.objects.bind_all([(id, Entry { ty, host, owner })]);
+}
+
+/// Gives a kept instance back its table and messenger in this server state.
+fn restore(server: &Server, kept: KeptInstance) -> HostHandle {
+    let h = kept.host;
     if let Some(m) = kept.messenger {
         server.instances.messengers.lock().insert(h.0, m);
     }
     server.tables.write().insert(h.0, kept.table);
+    h
 }
