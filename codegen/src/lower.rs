@@ -66,6 +66,7 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkDestroyDescriptorSetLayout",
     "vkAllocateDescriptorSets",
     "vkFreeDescriptorSets",
+    "vkCreateDescriptorPool",
     "vkResetDescriptorPool",
     "vkDestroyDescriptorPool",
     "vkCreatePipelineLayout",

@@ -65,7 +65,43 @@ pub fn post(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> vk::R
         Ok(c) => c,
         Err(r) => return r,
     };
-    vk::Result::from_raw(carry(&conn, cmd, args, false, facts) as i32)
+    let r = vk::Result::from_raw(carry(&conn, cmd, args, false, facts) as i32);
+    if let Some(i) = cmd.destroys {
+        // SAFETY: the application's arguments to a destroying command, as Vulkan requires them.
+        unsafe { crate::private_data::destroyed(cmd, i, args) };
+    }
+    r
+}
+
+/// Sends a creating call without waiting for it, for creations its family knows will succeed
+/// (`vkAllocateDescriptorSets` within its pool's accounting): the client names new objects, so
+/// their handles are known at once and written to `out`, `count` of them.
+///
+/// # Safety
+/// `args` are the application's arguments for `cmd`; `out` has room for `count` handles, the
+/// objects `cmd` creates.
+pub unsafe fn post_creating(
+    cmd: &'static CommandDesc,
+    args: &[u64],
+    facts: &dyn Facts,
+    out: *mut u64,
+    count: usize,
+) -> vk::Result {
+    let conn = match connection(cmd, args) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let r = vk::Result::from_raw(carry(&conn, cmd, args, false, facts) as i32);
+    if r == vk::Result::SUCCESS {
+        BUFS.with(|b| {
+            let new_ids = &b.borrow().2;
+            debug_assert_eq!(new_ids.len(), count);
+            for (k, id) in new_ids.iter().take(count).enumerate() {
+                out.add(k).write(*id);
+            }
+        });
+    }
+    r
 }
 
 /// The connection of the object a call is made on (its first argument), or the process's for

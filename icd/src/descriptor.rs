@@ -6,10 +6,14 @@
 //! has some, the sets allocated with such a layout and the pipeline layouts that use one. Most
 //! programs have none, and then nothing is kept. Templates and these are the device's: they go
 //! with it.
+//!
+//! Descriptor-set allocation is posted, not waited for, when the ICD's accounting of the pool
+//! says the host must succeed (see [`Pool`]); frees and pool resets, which always succeed, are
+//! posted too. Otherwise the host decides, synchronously.
 
-use crate::call::{call, call_with, create};
+use crate::call::{call, call_with, create, post, post_creating};
 use crate::log::log;
-use crate::objects::{header, Header};
+use crate::objects::{header, Header, NoFacts};
 use crate::util::app_slice as slice;
 use ash::vk::{self, Handle};
 use parking_lot::Mutex;
@@ -17,10 +21,10 @@ use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::Arc;
 use wire::generated::commands::{
-    C_vkAllocateDescriptorSets, C_vkCreateDescriptorSetLayout, C_vkCreateDescriptorUpdateTemplate,
-    C_vkCreatePipelineLayout, C_vkDestroyDescriptorPool, C_vkDestroyDescriptorSetLayout,
-    C_vkDestroyDescriptorUpdateTemplate, C_vkDestroyPipelineLayout, C_vkFreeDescriptorSets,
-    C_vkResetDescriptorPool, C_vkUpdateDescriptorSets,
+    C_vkAllocateDescriptorSets, C_vkCreateDescriptorPool, C_vkCreateDescriptorSetLayout,
+    C_vkCreateDescriptorUpdateTemplate, C_vkCreatePipelineLayout, C_vkDestroyDescriptorPool,
+    C_vkDestroyDescriptorSetLayout, C_vkDestroyDescriptorUpdateTemplate, C_vkDestroyPipelineLayout,
+    C_vkFreeDescriptorSets, C_vkResetDescriptorPool, C_vkUpdateDescriptorSets,
 };
 use wire::ignored::Facts;
 
@@ -107,6 +111,176 @@ fn source(ty: vk::DescriptorType) -> Source {
     }
 }
 
+/// Descriptor types whose pool consumption the ICD counts: the core ones, whose
+/// `VkDescriptorType` values are 0 to 10, each set taking its bindings' descriptor counts.
+const COUNTED: usize = 11;
+
+/// What one set of a layout takes from its pool, per descriptor type.
+type Cost = [u32; COUNTED];
+
+/// The ICD's accounting of a descriptor pool. An allocation is posted only when the spec says
+/// the host cannot refuse it but for lack of memory: it fits the pool's sets and descriptors,
+/// and, in a pool whose sets may be freed one by one, cannot fail for fragmentation (every set
+/// allocated since the pool was made or reset takes the same descriptors as the new ones).
+/// Where the ICD cannot count (inline uniform blocks, mutable descriptors, variable descriptor
+/// counts, a pool with extension structures), the host answers.
+struct Pool {
+    /// `VK_DESCRIPTOR_POOL_CREATE_FREE_DESCRIPTOR_SET_BIT`: sets may be freed, the pool may
+    /// fragment.
+    frees: bool,
+    max_sets: u64,
+    capacity: [u64; COUNTED],
+    sets: u64,
+    used: [u64; COUNTED],
+    /// What every set since creation or reset took, while they all took the same.
+    same: Option<Cost>,
+    /// Whether `sets` and `used` are exact; a set the ICD could not count, or a free from a
+    /// pool of mixed sets, ends that until the pool is reset.
+    known: bool,
+}
+
+impl Pool {
+    /// Whether new sets, `runs` of (cost, how many), are sure to be allocated.
+    fn sure(&self, runs: &[(Cost, u64)]) -> bool {
+        let n: u64 = runs.iter().map(|r| r.1).sum();
+        if !self.known || self.sets + n > self.max_sets {
+            return false;
+        }
+        if self.frees {
+            let same = self.same.or(runs.first().map(|r| r.0));
+            if runs.iter().any(|r| Some(r.0) != same) {
+                return false;
+            }
+        }
+        let mut used = self.used;
+        for (c, k) in runs {
+            for (u, n) in used.iter_mut().zip(c) {
+                *u += u64::from(*n) * k;
+            }
+        }
+        used.iter().zip(&self.capacity).all(|(u, cap)| u <= cap)
+    }
+
+    /// Counts sets the host allocated, `runs` of (cost, how many); `None` when the ICD cannot
+    /// count them.
+    fn allocated(&mut self, runs: Option<&[(Cost, u64)]>) {
+        let Some(runs) = runs else {
+            self.known = false;
+            return;
+        };
+        for (c, k) in runs {
+            if self.sets == 0 {
+                self.same = Some(*c);
+            } else if self.same != Some(*c) {
+                self.same = None;
+            }
+            self.sets += k;
+            for (u, n) in self.used.iter_mut().zip(c) {
+                *u += u64::from(*n) * k;
+            }
+        }
+    }
+
+    /// Counts `n` sets freed; exact only while every set took the same.
+    fn freed(&mut self, n: u64) {
+        match self.same {
+            Some(c) if self.known => {
+                self.sets = self.sets.saturating_sub(n);
+                for (u, k) in self.used.iter_mut().zip(&c) {
+                    *u = u.saturating_sub(n * u64::from(*k));
+                }
+            }
+            _ => self.known = false,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.sets = 0;
+        self.used = [0; COUNTED];
+        self.same = None;
+        self.known = true;
+    }
+}
+
+/// A device's pool accounting: its pools, and the cost of each set layout the ICD can count.
+#[derive(Default)]
+struct Accounts {
+    pools: HashMap<u64, Pool>,
+    layouts: HashMap<u64, Cost>,
+}
+
+fn accounts(device: &Header) -> &Mutex<Accounts> {
+    device.families.get::<Mutex<Accounts>>()
+}
+
+/// What a set of the layout `info` describes takes from its pool, if the ICD can count it.
+unsafe fn cost(info: &vk::DescriptorSetLayoutCreateInfo<'_>) -> Option<Cost> {
+    let odd = vk::DescriptorSetLayoutCreateFlags::PUSH_DESCRIPTOR_KHR
+        | vk::DescriptorSetLayoutCreateFlags::HOST_ONLY_POOL_EXT
+        | vk::DescriptorSetLayoutCreateFlags::DESCRIPTOR_BUFFER_EXT;
+    if info.flags.intersects(odd) {
+        return None;
+    }
+    // Binding flags only lower what a set takes (a variable count): counting the declared
+    // counts errs towards asking the host. Any other extension structure: the host decides.
+    let mut p = info.p_next as *const vk::BaseInStructure<'_>;
+    while !p.is_null() {
+        if (*p).s_type != vk::StructureType::DESCRIPTOR_SET_LAYOUT_BINDING_FLAGS_CREATE_INFO {
+            return None;
+        }
+        p = (*p).p_next;
+    }
+    let mut c = [0u32; COUNTED];
+    for b in slice(info.p_bindings, info.binding_count) {
+        let t = usize::try_from(b.descriptor_type.as_raw())
+            .ok()
+            .filter(|t| *t < COUNTED)?;
+        c[t] = c[t].checked_add(b.descriptor_count)?;
+    }
+    Some(c)
+}
+
+pub unsafe extern "system" fn vkCreateDescriptorPool(
+    device: vk::Device,
+    info: *const vk::DescriptorPoolCreateInfo<'_>,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    out: *mut vk::DescriptorPool,
+) -> vk::Result {
+    let r = create(
+        &C_vkCreateDescriptorPool,
+        device.as_raw(),
+        info,
+        allocator,
+        out,
+    );
+    let i = &*info;
+    if r == vk::Result::SUCCESS && i.p_next.is_null() {
+        let mut capacity = [0u64; COUNTED];
+        for s in slice(i.p_pool_sizes, i.pool_size_count) {
+            // A type the ICD does not count can hold none of the sets it posts.
+            if let Some(t) = usize::try_from(s.ty.as_raw()).ok().filter(|t| *t < COUNTED) {
+                capacity[t] += u64::from(s.descriptor_count);
+            }
+        }
+        let pool = Pool {
+            frees: i
+                .flags
+                .contains(vk::DescriptorPoolCreateFlags::FREE_DESCRIPTOR_SET),
+            max_sets: u64::from(i.max_sets),
+            capacity,
+            sets: 0,
+            used: [0; COUNTED],
+            same: None,
+            known: true,
+        };
+        accounts(header(device.as_raw()))
+            .lock()
+            .pools
+            .insert((*out).as_raw(), pool);
+    }
+    r
+}
+
 pub unsafe extern "system" fn vkUpdateDescriptorSets(
     device: vk::Device,
     write_count: u32,
@@ -142,6 +316,12 @@ pub unsafe extern "system" fn vkCreateDescriptorSetLayout(
     );
     if r == vk::Result::SUCCESS {
         let i = &*info;
+        if let Some(c) = cost(i) {
+            accounts(header(device.as_raw()))
+                .lock()
+                .layouts
+                .insert((*layout).as_raw(), c);
+        }
         let mut bindings: Vec<u32> = slice(i.p_bindings, i.binding_count)
             .iter()
             .filter(|b| {
@@ -168,14 +348,36 @@ pub unsafe extern "system" fn vkDestroyDescriptorSetLayout(
     layout: vk::DescriptorSetLayout,
     allocator: *const vk::AllocationCallbacks<'_>,
 ) {
-    immutable(header(device.as_raw()))
-        .lock()
-        .layouts
-        .remove(&layout.as_raw());
+    let dev = header(device.as_raw());
+    immutable(dev).lock().layouts.remove(&layout.as_raw());
+    accounts(dev).lock().layouts.remove(&layout.as_raw());
     call(
         &C_vkDestroyDescriptorSetLayout,
         &[device.as_raw(), layout.as_raw(), allocator as u64],
     );
+}
+
+/// The costs of sets of `layouts`, in runs of equal cost (most allocations use one layout);
+/// `None` if the ICD cannot count one.
+fn runs(
+    costs: &HashMap<u64, Cost>,
+    layouts: &[vk::DescriptorSetLayout],
+) -> Option<Vec<(Cost, u64)>> {
+    let mut runs: Vec<(Cost, u64)> = Vec::new();
+    let mut last = None;
+    for l in layouts {
+        if last != Some(*l) {
+            let c = *costs.get(&l.as_raw())?;
+            last = Some(*l);
+            if runs.last().map(|r| r.0) != Some(c) {
+                runs.push((c, 0));
+            }
+        }
+        if let Some(r) = runs.last_mut() {
+            r.1 += 1;
+        }
+    }
+    Some(runs)
 }
 
 pub unsafe extern "system" fn vkAllocateDescriptorSets(
@@ -183,19 +385,54 @@ pub unsafe extern "system" fn vkAllocateDescriptorSets(
     info: *const vk::DescriptorSetAllocateInfo<'_>,
     sets: *mut vk::DescriptorSet,
 ) -> vk::Result {
-    let r = vk::Result::from_raw(call(
-        &C_vkAllocateDescriptorSets,
-        &[device.as_raw(), info as u64, sets as u64],
-    ) as i32);
+    let dev = header(device.as_raw());
+    let i = &*info;
+    let layouts = slice(i.p_set_layouts, i.descriptor_set_count);
+    let pool = i.descriptor_pool.as_raw();
+    let args = [device.as_raw(), info as u64, sets as u64];
+    // What the new sets take, in runs of equal cost, if the ICD can count them (not a variable
+    // descriptor count, in the chain), and whether the host is sure to allocate them all.
+    let (runs, sure) = {
+        let mut acc = accounts(dev).lock();
+        let acc = &mut *acc;
+        let runs = if i.p_next.is_null() {
+            runs(&acc.layouts, layouts)
+        } else {
+            None
+        };
+        let sure = match (acc.pools.get_mut(&pool), &runs) {
+            (Some(p), Some(r)) if p.sure(r) => {
+                p.allocated(Some(r));
+                true
+            }
+            _ => false,
+        };
+        (runs, sure)
+    };
+    let r = if sure {
+        post_creating(
+            &C_vkAllocateDescriptorSets,
+            &args,
+            &NoFacts,
+            sets as *mut u64,
+            layouts.len(),
+        )
+    } else {
+        let r = vk::Result::from_raw(call(&C_vkAllocateDescriptorSets, &args) as i32);
+        if r == vk::Result::SUCCESS {
+            if let Some(p) = accounts(dev).lock().pools.get_mut(&pool) {
+                p.allocated(runs.as_deref());
+            }
+        }
+        r
+    };
     if r == vk::Result::SUCCESS {
-        let i = &*info;
-        let mut imm = immutable(header(device.as_raw())).lock();
+        let mut imm = immutable(dev).lock();
         if !imm.layouts.is_empty() {
-            let layouts = slice(i.p_set_layouts, i.descriptor_set_count);
             for (k, l) in layouts.iter().enumerate() {
                 if let Some(b) = imm.layouts.get(&l.as_raw()).cloned() {
                     let set = (*sets.add(k)).as_raw();
-                    imm.sets.insert(set, (i.descriptor_pool.as_raw(), b));
+                    imm.sets.insert(set, (pool, b));
                 }
             }
         }
@@ -209,18 +446,31 @@ pub unsafe extern "system" fn vkFreeDescriptorSets(
     count: u32,
     sets: *const vk::DescriptorSet,
 ) -> vk::Result {
+    let dev = header(device.as_raw());
+    let freed = slice(sets, count);
     {
-        let mut imm = immutable(header(device.as_raw())).lock();
+        let mut imm = immutable(dev).lock();
         if !imm.sets.is_empty() {
-            for s in slice(sets, count) {
+            for s in freed {
                 imm.sets.remove(&s.as_raw());
             }
         }
     }
-    vk::Result::from_raw(call(
+    if let Some(p) = accounts(dev).lock().pools.get_mut(&pool.as_raw()) {
+        // VK_NULL_HANDLE entries are ignored.
+        p.freed(
+            freed
+                .iter()
+                .filter(|s| **s != vk::DescriptorSet::null())
+                .count() as u64,
+        );
+    }
+    // It always succeeds: nothing to wait for.
+    post(
         &C_vkFreeDescriptorSets,
         &[device.as_raw(), pool.as_raw(), count as u64, sets as u64],
-    ) as i32)
+        &NoFacts,
+    )
 }
 
 /// Forgets the sets of a pool that is reset or destroyed.
@@ -236,11 +486,17 @@ pub unsafe extern "system" fn vkResetDescriptorPool(
     pool: vk::DescriptorPool,
     flags: vk::DescriptorPoolResetFlags,
 ) -> vk::Result {
-    forget_pool(header(device.as_raw()), pool.as_raw());
-    vk::Result::from_raw(call(
+    let dev = header(device.as_raw());
+    forget_pool(dev, pool.as_raw());
+    if let Some(p) = accounts(dev).lock().pools.get_mut(&pool.as_raw()) {
+        p.reset();
+    }
+    // It always succeeds: nothing to wait for.
+    post(
         &C_vkResetDescriptorPool,
         &[device.as_raw(), pool.as_raw(), flags.as_raw() as u64],
-    ) as i32)
+        &NoFacts,
+    )
 }
 
 pub unsafe extern "system" fn vkDestroyDescriptorPool(
@@ -248,7 +504,9 @@ pub unsafe extern "system" fn vkDestroyDescriptorPool(
     pool: vk::DescriptorPool,
     allocator: *const vk::AllocationCallbacks<'_>,
 ) {
-    forget_pool(header(device.as_raw()), pool.as_raw());
+    let dev = header(device.as_raw());
+    forget_pool(dev, pool.as_raw());
+    accounts(dev).lock().pools.remove(&pool.as_raw());
     call(
         &C_vkDestroyDescriptorPool,
         &[device.as_raw(), pool.as_raw(), allocator as u64],

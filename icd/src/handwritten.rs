@@ -8,10 +8,11 @@ pub use crate::command_buffer::{
     vkFreeCommandBuffers, vkResetCommandBuffer,
 };
 pub use crate::descriptor::{
-    vkAllocateDescriptorSets, vkCreateDescriptorSetLayout, vkCreateDescriptorUpdateTemplate,
-    vkCreatePipelineLayout, vkDestroyDescriptorPool, vkDestroyDescriptorSetLayout,
-    vkDestroyDescriptorUpdateTemplate, vkDestroyPipelineLayout, vkFreeDescriptorSets,
-    vkResetDescriptorPool, vkUpdateDescriptorSetWithTemplate, vkUpdateDescriptorSets,
+    vkAllocateDescriptorSets, vkCreateDescriptorPool, vkCreateDescriptorSetLayout,
+    vkCreateDescriptorUpdateTemplate, vkCreatePipelineLayout, vkDestroyDescriptorPool,
+    vkDestroyDescriptorSetLayout, vkDestroyDescriptorUpdateTemplate, vkDestroyPipelineLayout,
+    vkFreeDescriptorSets, vkResetDescriptorPool, vkUpdateDescriptorSetWithTemplate,
+    vkUpdateDescriptorSets,
 };
 pub use crate::device::{vkCreateDevice, vkDestroyDevice, vkEnumerateDeviceExtensionProperties};
 pub use crate::external::{vkGetMemoryFdKHR, vkGetMemoryFdPropertiesKHR};

@@ -173,7 +173,7 @@ fn frame(
     }
     out.clear();
     server
-        .execute_routed(cmd, body, arena, out, route)
+        .execute_routed(cmd, body, arena, out, route, true)
         .map_err(|e| e.to_string())?;
     Ok(end)
 }

@@ -19,7 +19,7 @@ use wire::channel::Channel;
 use wire::codec::Encoder;
 use wire::control::{self, ControlMsg, ExtensionInfo, SocketLiveness, Welcome, WIRE_VERSION};
 use wire::frame::{self, RequestHeader, Status, REQUEST_HEADER};
-use wire::generated::commands::{id, COMMANDS};
+use wire::generated::commands::COMMANDS;
 use wire::generated::VK_XML_VERSION;
 use wire::private;
 use wire::ring::RingError;
@@ -272,13 +272,15 @@ fn handle(
             out.bytes(format!("unknown command id {}", header.command).as_bytes());
             Status::BadRequest
         }
-        Some(cmd) => match shared.server.execute(cmd, payload, arena, out) {
+        Some(cmd) => match shared
+            .server
+            .execute(cmd, payload, arena, out, !header.wants_reply())
+        {
             Ok(()) => Status::Ok,
             Err(e @ (ExecError::Decode { .. } | ExecError::Refused(_))) => {
                 warn!("rejected request: {e}");
-                if !header.wants_reply() && matches!(cmd.id, id::vkQueueSubmit | id::vkQueueSubmit2)
-                {
-                    crate::queue::submit_rejected(&shared.server, payload);
+                if !header.wants_reply() {
+                    crate::queue::post_rejected(&shared.server, cmd, payload);
                 }
                 out.clear();
                 out.bytes(e.to_string().as_bytes());

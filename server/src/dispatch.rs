@@ -14,7 +14,6 @@ use crate::limits::Limits;
 use crate::memory::{Backing, Memory};
 use crate::objects::{CallObjects, ClientId, Entry, HostHandle, Objects};
 use crate::tables::Table;
-use crate::util::slice;
 use crate::{command_buffer, descriptor, device, external, image, instance, memory, pipeline};
 use crate::{private_data, query, queue, sampler, validation};
 use ash::vk;
@@ -270,16 +269,18 @@ impl Server {
             .collect()
     }
 
-    /// Executes one request and encodes its reply into `out`.
+    /// Executes one request and encodes its reply into `out`. A `posted` request has nobody
+    /// waiting for its reply: a failure it meets goes to its device's next synchronisation.
     pub fn execute(
         &self,
         cmd: &'static CommandDesc,
         payload: &[u8],
         arena: &Bump,
         out: &mut Encoder,
+        posted: bool,
     ) -> Result<(), ExecError> {
         let route = self.route(cmd, Self::first_id(cmd, payload)?)?;
-        self.execute_routed(cmd, payload, arena, out, &route)
+        self.execute_routed(cmd, payload, arena, out, &route, posted)
     }
 
     /// Decodes a request as [`Server::execute`] would, without executing it (`replay::Kept`
@@ -337,6 +338,7 @@ impl Server {
         arena: &Bump,
         out: &mut Encoder,
         route: &Route,
+        posted: bool,
     ) -> Result<(), ExecError> {
         let derr = |err| ExecError::Decode { cmd: cmd.name, err };
         let owner = route.owner;
@@ -410,23 +412,23 @@ impl Server {
         if ok {
             // SAFETY: the call returned; its outputs are filled.
             unsafe { self.after(&call, &hook, pending) };
-        } else if matches!(cmd.id, id::vkQueueSubmit | id::vkQueueSubmit2) {
-            // Posted: nobody reads this result; the device's next synchronisation reports it.
-            queue::after_failed_submit(self, &hook, vk::Result::from_raw(ret as i64 as i32));
+        } else if posted {
+            // Nobody reads this result; the device's next synchronisation reports it.
+            queue::after_failed_post(self, &hook, vk::Result::from_raw(ret as i64 as i32));
         }
         // Before the destruction unbinds a pool's command buffers.
         command_buffer::recording_ended(self, cmd, &call.args);
         if let Some(i) = cmd.destroys {
             if !deferred {
-                self.destroyed(cmd, i as usize, &call.args);
+                self.destroyed(cmd, i as usize, &call.args, &call.destroyed);
             }
         }
         // SAFETY: the call returned; its outputs are filled.
         unsafe { interp::encode_reply(out, cmd, &call, ret, &cx) }.map_err(derr)
     }
 
-    /// Unbinds what a destroying command destroyed.
-    fn destroyed(&self, cmd: &CommandDesc, param: usize, args: &[u64]) {
+    /// Unbinds what a destroying command destroyed: `ids` are the ids the client named it by.
+    fn destroyed(&self, cmd: &CommandDesc, param: usize, args: &[u64], ids: &[u64]) {
         let Some(&raw) = args.get(param) else { return };
         let host = HostHandle(raw);
         match cmd.params[param].kind {
@@ -439,16 +441,17 @@ impl Server {
                 self.limits.device_gone(host.0);
             }
             Kind::Value(Ty::Handle(ty) | Ty::Dispatchable(ty))
-            | Kind::Object(Ty::Handle(ty) | Ty::Dispatchable(ty)) => self.unbind_host(ty, host),
+            | Kind::Object(Ty::Handle(ty) | Ty::Dispatchable(ty)) => {
+                if let Some(&id) = ids.first().filter(|id| **id != 0) {
+                    self.unbind_id(ty, ClientId(id), host);
+                }
+            }
             // vkFreeCommandBuffers, vkFreeDescriptorSets: the count precedes the array.
             Kind::Array {
                 elem: Ty::Handle(ty) | Ty::Dispatchable(ty),
                 ..
             } if param > 0 => {
-                let n = args.get(param - 1).copied().unwrap_or(0);
-                // SAFETY: the decoded array of `n` host handles.
-                let hosts = unsafe { slice(raw as *const u64, n) };
-                let gone = self.objects.unbind_hosts(ty, hosts);
+                let gone = self.objects.unbind_ids(ty, ids);
                 if ty == vk::ObjectType::DEVICE_MEMORY {
                     for id in gone {
                         self.memory.release(id.0);
@@ -460,18 +463,27 @@ impl Server {
         }
     }
 
+    /// Unbinds the object of type `ty` the host knows as `host`.
     pub fn unbind_host(&self, ty: vk::ObjectType, host: HostHandle) {
         if let Some(id) = self.objects.id_of(ty, host) {
-            if let Some(kind) = queue::watched_kind(ty) {
-                let owner = self.objects.get(id).map(|e| e.owner);
-                let table = owner.and_then(|o| self.device_table(o));
-                self.feedback.unbind(table.as_deref(), kind, host.0);
-            }
-            self.objects.unbind(id);
-            if ty == vk::ObjectType::DEVICE_MEMORY {
-                self.memory.release(id.0);
-                self.limits.freed(id.0);
-            }
+            self.unbind_id(ty, id, host);
+        }
+    }
+
+    /// Unbinds object `id` of type `ty`, the host's `host`.
+    fn unbind_id(&self, ty: vk::ObjectType, id: ClientId, host: HostHandle) {
+        if self.objects.get(id).is_none_or(|e| e.ty != ty) {
+            return;
+        }
+        if let Some(kind) = queue::watched_kind(ty) {
+            let owner = self.objects.get(id).map(|e| e.owner);
+            let table = owner.and_then(|o| self.device_table(o));
+            self.feedback.unbind(table.as_deref(), kind, host.0);
+        }
+        self.objects.unbind(id);
+        if ty == vk::ObjectType::DEVICE_MEMORY {
+            self.memory.release(id.0);
+            self.limits.freed(id.0);
         }
     }
 }

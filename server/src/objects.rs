@@ -65,6 +65,16 @@ struct Page {
 }
 
 impl Page {
+    /// Makes a dropped page free again: every slot free, nothing counted.
+    fn clear(&self) {
+        for s in self.slots.iter() {
+            s.state.store(FREE, Ordering::Relaxed);
+        }
+        self.used.store(0, Ordering::Relaxed);
+        self.live.store(0, Ordering::Relaxed);
+        self.end.store(0, Ordering::Relaxed);
+    }
+
     fn new() -> Page {
         // SAFETY: a slot of zeros is a free slot (atomics of zero).
         let slots = unsafe { Box::<[Slot]>::new_zeroed_slice(PAGE).assume_init() };
@@ -82,7 +92,8 @@ impl Page {
 struct Writers {
     /// Entries outside the dense range.
     sparse: HashMap<u64, Entry>,
-    /// Host object → id, for destruction (which names host handles) and server-named objects.
+    /// Host object → id, for server-named objects and the families that look objects up by
+    /// host handle; not kept for the objects pools allocate, by far the most numerous.
     by_host: HashMap<(i32, u64), u64>,
     /// Retired ids of the sparse range and of dropped pages: start → end (exclusive), merged.
     retired: BTreeMap<u64, u64>,
@@ -91,7 +102,14 @@ struct Writers {
     children: HashMap<u64, (Vec<u64>, usize)>,
     live: usize,
     next_server_id: u64,
+    /// Dropped pages, cleared, for the next ones: ids are never reused, so a program that
+    /// allocates and frees in a loop moves on through the pages, and a fresh page costs a
+    /// page fault per 4 KiB.
+    spare: Vec<Page>,
 }
+
+/// How many dropped pages are kept for reuse.
+const SPARE_PAGES: usize = 2;
 
 pub struct Objects {
     dir: Dir,
@@ -188,6 +206,29 @@ impl Drop for Dir {
 /// The directory's mark of a page dropped when all its ids were retired.
 fn closed() -> *mut Page {
     std::ptr::NonNull::<Page>::dangling().as_ptr()
+}
+
+/// Whether objects of type `ty` are found by host handle too ([`Objects::id_of`]). Descriptor
+/// sets and command buffers are not: they are destroyed by id (`DecodedCall::destroyed`), and
+/// hashing each would be most of the cost of allocating them.
+fn keyed_by_host(ty: vk::ObjectType) -> bool {
+    !matches!(
+        ty,
+        vk::ObjectType::DESCRIPTOR_SET | vk::ObjectType::COMMAND_BUFFER
+    )
+}
+
+/// Whether objects of type `ty` allocate children that go with them.
+fn is_pool(ty: vk::ObjectType) -> bool {
+    matches!(
+        ty,
+        vk::ObjectType::DESCRIPTOR_POOL | vk::ObjectType::COMMAND_POOL
+    )
+}
+
+/// Adds to a counter only writers change, under their lock.
+fn bump(c: &AtomicUsize, n: usize) {
+    c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
 }
 
 fn split(id: u64) -> (usize, usize) {
@@ -288,14 +329,14 @@ impl Objects {
     }
 
     /// The page of dense id `id`, made if need be (writers only).
-    fn page_for(&self, _w: &mut Writers, id: u64) -> Option<&Page> {
+    fn page_for(&self, w: &mut Writers, id: u64) -> Option<&Page> {
         let (p, _) = split(id);
         let mut page = self.dir[p].load(Ordering::Acquire);
         if page == closed() {
             return None;
         }
         if page.is_null() {
-            page = Box::into_raw(Box::new(Page::new()));
+            page = Box::into_raw(Box::new(w.spare.pop().unwrap_or_else(Page::new)));
             self.dir[p].store(page, Ordering::Release);
             self.pages.fetch_max(p + 1, Ordering::AcqRel);
         }
@@ -313,7 +354,9 @@ impl Objects {
         let mut w = self.w.lock();
         for (id, e) in new {
             if self.insert(&mut w, id.0, e) {
-                w.by_host.insert((e.ty.as_raw(), e.host.0), id.0);
+                if keyed_by_host(e.ty) {
+                    w.by_host.insert((e.ty.as_raw(), e.host.0), id.0);
+                }
                 w.live += 1;
             }
         }
@@ -341,9 +384,12 @@ impl Objects {
         slot.host.store(e.host.0, Ordering::Relaxed);
         slot.owner.store(e.owner.0, Ordering::Relaxed);
         slot.state.store(LIVE, Ordering::Release);
-        page.used.fetch_add(1, Ordering::Relaxed);
-        page.live.fetch_add(1, Ordering::Relaxed);
-        page.end.fetch_max(i + 1, Ordering::Relaxed);
+        // Changed only under the writers' lock: plain loads and stores, no locked operations.
+        bump(&page.used, 1);
+        bump(&page.live, 1);
+        if page.end.load(Ordering::Relaxed) <= i {
+            page.end.store(i + 1, Ordering::Relaxed);
+        }
         true
     }
 
@@ -354,24 +400,40 @@ impl Objects {
             retire_range(&mut w.retired, id, id + 1);
             e
         } else {
-            let e = self.dense(id)?;
             let (p, i) = split(id);
             let page = self.dir[p].load(Ordering::Acquire);
-            // SAFETY: a live page (it holds a live slot), under the writers' lock.
+            if page.is_null() || page == closed() {
+                return None;
+            }
+            // SAFETY: a live page (not closed), under the writers' lock.
             let pg = unsafe { &*page };
-            pg.slots[i].state.store(RETIRED, Ordering::Release);
-            let live = pg.live.fetch_sub(1, Ordering::Relaxed) - 1;
+            let slot = &pg.slots[i];
+            if slot.state.load(Ordering::Acquire) != LIVE {
+                return None;
+            }
+            let e = Entry {
+                ty: vk::ObjectType::from_raw(slot.ty.load(Ordering::Relaxed) as i32),
+                host: HostHandle(slot.host.load(Ordering::Relaxed)),
+                owner: HostHandle(slot.owner.load(Ordering::Relaxed)),
+            };
+            slot.state.store(RETIRED, Ordering::Release);
+            let live = pg.live.load(Ordering::Relaxed) - 1;
+            pg.live.store(live, Ordering::Relaxed);
             if live == 0 && pg.used.load(Ordering::Relaxed) == PAGE {
                 // Every id of the page used and retired: one range stands for them all.
                 self.dir[p].store(closed(), Ordering::Release);
                 let start = (p as u64) << PAGE_BITS;
                 retire_range(&mut w.retired, start, start + PAGE as u64);
                 // SAFETY: unpublished above; lookups of its ids are of retired ids.
-                drop(unsafe { Box::from_raw(page) });
+                let page = unsafe { Box::from_raw(page) };
+                if w.spare.len() < SPARE_PAGES {
+                    page.clear();
+                    w.spare.push(*page);
+                }
             }
             e
         };
-        if w.by_host.get(&(e.ty.as_raw(), e.host.0)) == Some(&id) {
+        if keyed_by_host(e.ty) && w.by_host.get(&(e.ty.as_raw(), e.host.0)) == Some(&id) {
             w.by_host.remove(&(e.ty.as_raw(), e.host.0));
         }
         w.live -= 1;
@@ -397,6 +459,7 @@ impl Objects {
     }
 
     pub fn id_of(&self, ty: vk::ObjectType, host: HostHandle) -> Option<ClientId> {
+        debug_assert!(keyed_by_host(ty), "{ty:?} is not found by host handle");
         let w = self.w.lock();
         w.by_host
             .get(&(ty.as_raw(), host.0))
@@ -409,22 +472,39 @@ impl Objects {
     }
 
     fn unbind_locked(&self, w: &mut Writers, id: u64) -> Option<Entry> {
-        if let Some((children, _)) = w.children.remove(&id) {
-            for child in children {
-                self.remove(w, child);
+        let ty = if id < DENSE_LIMIT {
+            self.dense(id)?.ty
+        } else {
+            w.sparse.get(&id)?.ty
+        };
+        self.unbind_typed(w, id, ty)
+    }
+
+    /// [`Objects::unbind_locked`] of a live id of type `ty`.
+    fn unbind_typed(&self, w: &mut Writers, id: u64, ty: vk::ObjectType) -> Option<Entry> {
+        if is_pool(ty) {
+            if let Some((children, _)) = w.children.remove(&id) {
+                for child in children {
+                    self.remove(w, child);
+                }
             }
         }
         self.remove(w, id)
     }
 
-    /// Unbinds the objects of type `ty` that host handles `hosts` name (a destruction, which
-    /// names host handles), under one lock; those that are gone are skipped.
-    pub fn unbind_hosts(&self, ty: vk::ObjectType, hosts: &[u64]) -> Vec<ClientId> {
+    /// Unbinds the objects of type `ty` that `ids` name (a destruction: `0` for a null
+    /// handle), under one lock; those that are gone or of another type are skipped.
+    pub fn unbind_ids(&self, ty: vk::ObjectType, ids: &[u64]) -> Vec<ClientId> {
         let mut w = self.w.lock();
-        let mut out = Vec::with_capacity(hosts.len());
-        for h in hosts {
-            if let Some(&id) = w.by_host.get(&(ty.as_raw(), *h)) {
-                self.unbind_locked(&mut w, id);
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let live = if id < DENSE_LIMIT {
+                self.dense(id)
+            } else {
+                w.sparse.get(&id).copied()
+            };
+            if id != 0 && live.is_some_and(|e| e.ty == ty) {
+                self.unbind_typed(&mut w, id, ty);
                 out.push(ClientId(id));
             }
         }

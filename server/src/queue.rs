@@ -18,6 +18,7 @@ use std::os::fd::BorrowedFd;
 use tracing::warn;
 use wire::codec::Encoder;
 use wire::control::ControlError;
+use wire::desc::CommandDesc;
 use wire::feedback::Kind;
 use wire::frame::Status;
 use wire::generated::commands::id;
@@ -221,21 +222,44 @@ unsafe fn timeline_values<'a>(mut p: *const std::ffi::c_void) -> &'a [u64] {
     &[]
 }
 
-/// A submission the host (or the server) refused: it was posted, so the device reports the
-/// failure at its next synchronisation.
-pub fn after_failed_submit(server: &Server, h: &Hook, r: vk::Result) {
+/// A posted call the host failed: nobody waits for its result, so the device reports the
+/// failure at its next synchronisation. Submissions and descriptor-set allocations are posted
+/// (the ICD posts an allocation only when its pool's accounting says it fits, so here the
+/// sets the application holds do not exist: the device is lost unless the host ran out of
+/// memory). Other posted calls (`vkBeginCommandBuffer` …) are answered by the ICD as the host
+/// would and keep doing so.
+pub fn after_failed_post(server: &Server, h: &Hook, r: vk::Result) {
+    let r = match h.cmd.id {
+        id::vkQueueSubmit | id::vkQueueSubmit2 => r,
+        id::vkAllocateDescriptorSets => {
+            warn!("posted vkAllocateDescriptorSets failed on the host ({r:?}); the device fails");
+            match r {
+                vk::Result::ERROR_OUT_OF_HOST_MEMORY | vk::Result::ERROR_OUT_OF_DEVICE_MEMORY => r,
+                _ => vk::Result::ERROR_DEVICE_LOST,
+            }
+        }
+        _ => return,
+    };
     if let Some(table) = h.table {
         server.feedback.fail_device(table, r);
     }
 }
 
-/// A posted submission the server could not even decode (an unknown handle): its device fails.
-pub fn submit_rejected(server: &Server, payload: &[u8]) {
+/// A posted submission or allocation the server could not even decode (an unknown handle):
+/// its device fails.
+pub fn post_rejected(server: &Server, cmd: &CommandDesc, payload: &[u8]) {
+    if !matches!(
+        cmd.id,
+        id::vkQueueSubmit | id::vkQueueSubmit2 | id::vkAllocateDescriptorSets
+    ) {
+        return;
+    }
     let Some(first) = payload.get(..8) else {
         return;
     };
-    let queue = ClientId(u64::from_le_bytes(first.try_into().unwrap_or_default()));
-    let Some(e) = server.objects.get(queue) else {
+    // The queue of a submission, the device of an allocation.
+    let first = ClientId(u64::from_le_bytes(first.try_into().unwrap_or_default()));
+    let Some(e) = server.objects.get(first) else {
         return;
     };
     if let Some(table) = server.device_table(e.owner) {

@@ -195,6 +195,7 @@ impl<'k> Session<'k> {
             }
         }
         self.out.clear();
+        let posted = !header.wants_reply();
         let outcome = match COMMANDS.get(header.command as usize) {
             None if header.command == private::RECORDED => self.recorded(payload),
             None if header.command == private::MAP_MEMORY => self.map_memory(payload),
@@ -203,7 +204,7 @@ impl<'k> Session<'k> {
             Some(cmd) => self.kept_call(cmd, payload).unwrap_or_else(|| {
                 outcome(
                     self.server
-                        .execute(cmd, payload, &self.arena, &mut self.out),
+                        .execute(cmd, payload, &self.arena, &mut self.out, posted),
                 )
             }),
         };
@@ -339,7 +340,7 @@ impl Session<'_> {
             None => {
                 let r = self
                     .server
-                    .execute(cmd, payload, &self.arena, &mut self.out);
+                    .execute(cmd, payload, &self.arena, &mut self.out, false);
                 if let Some(e) = self.server.objects.get(id).filter(|_| r.is_ok()) {
                     let request = payload.to_vec();
                     self.made.insert(e.host.0, Made { request, physical });

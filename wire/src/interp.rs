@@ -424,6 +424,26 @@ unsafe fn get_elems(
         ptr::copy_nonoverlapping(dc.bytes(n)?.as_ptr(), out, n);
         return Ok(());
     }
+    if let Ty::Handle(k) | Ty::Dispatchable(k) = ty {
+        // Arrays of handles repeat one often (2048 sets of one layout): each id is looked up
+        // once per run.
+        let dispatchable = matches!(ty, Ty::Dispatchable(_));
+        dc.check_count("handles", n as u64, 8)?;
+        let mut last: Option<(u64, u64)> = None;
+        for i in 0..n {
+            let id = dc.u64()?;
+            let v = match last {
+                Some((l, v)) if l == id => v,
+                _ => {
+                    let v = h.decode_handle(k, dispatchable, id)?;
+                    last = Some((id, v));
+                    v
+                }
+            };
+            ptr::write_unaligned(out.add(i * 8) as *mut u64, v);
+        }
+        return Ok(());
+    }
     let size = ty.c_size();
     for i in 0..n {
         get_value(dc, ty, out.add(i * size), t, h)?;
@@ -701,6 +721,41 @@ pub struct NewHandle {
 pub struct DecodedCall<'a> {
     pub args: [u64; MAX_PARAMS],
     pub new_handles: bumpalo::collections::Vec<'a, NewHandle>,
+    /// The ids the destroyed parameter ([`CommandDesc::destroys`]) named, in order, `0` for a
+    /// null handle: the server unbinds by id, without a map from host handles back.
+    pub destroyed: bumpalo::collections::Vec<'a, u64>,
+}
+
+/// Decodes handles as `inner` does and keeps the ids it was given.
+struct Recording<'r, 'a> {
+    inner: &'r dyn ServerObjects,
+    ids: std::cell::RefCell<&'r mut bumpalo::collections::Vec<'a, u64>>,
+}
+
+impl Handles for Recording<'_, '_> {
+    fn encode_handle(
+        &self,
+        ty: vk::ObjectType,
+        dispatchable: bool,
+        raw: u64,
+    ) -> Result<u64, DecodeError> {
+        self.inner.encode_handle(ty, dispatchable, raw)
+    }
+    fn decode_handle(
+        &self,
+        ty: vk::ObjectType,
+        dispatchable: bool,
+        id: u64,
+    ) -> Result<u64, DecodeError> {
+        self.ids.borrow_mut().push(id);
+        self.inner.decode_handle(ty, dispatchable, id)
+    }
+}
+
+impl ServerObjects for Recording<'_, '_> {
+    fn check_new(&self, ty: vk::ObjectType, id: u64) -> Result<(), DecodeError> {
+        self.inner.check_new(ty, id)
+    }
 }
 
 fn out_limit(ty: Ty, n: u64) -> Result<usize, DecodeError> {
@@ -802,6 +857,7 @@ pub fn decode_request<'a>(
     let mut call = DecodedCall {
         args: [0; MAX_PARAMS],
         new_handles: bumpalo::collections::Vec::new_in(arena),
+        destroyed: bumpalo::collections::Vec::new_in(arena),
     };
     if cmd.params.len() > MAX_PARAMS {
         return Err(DecodeError::Invalid("parameter count"));
@@ -859,6 +915,14 @@ pub fn decode_request<'a>(
                     let q = alloc(arena, n, 8)?;
                     ptr::copy_nonoverlapping(src.as_ptr(), q, n);
                     q
+                }
+                _ if cmd.destroys == Some(i as u16) => {
+                    let rec = Recording {
+                        inner: sx,
+                        ids: std::cell::RefCell::new(&mut call.destroyed),
+                    };
+                    get_field(dc, f, base, cmd.params, t, &rec)?;
+                    continue;
                 }
                 _ => {
                     get_field(dc, f, base, cmd.params, t, sx)?;

@@ -99,6 +99,13 @@ fn queries() {
     compare("queries", &[]);
 }
 
+/// Descriptor sets the ICD allocates without waiting and those it leaves to the host, used
+/// after frees and resets (icd/src/descriptor.rs's pool accounting).
+#[test]
+fn descriptor_pools() {
+    compare("descriptor_pools", &[]);
+}
+
 #[test]
 fn templates() {
     compare("templates", &[]);

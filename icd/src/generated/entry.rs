@@ -2000,23 +2000,6 @@ pub unsafe extern "system" fn vkCreateComputePipelines(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkCreateDescriptorPool(
-    device: vk::Device,
-    p_create_info: *const vk::DescriptorPoolCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_descriptor_pool: *mut vk::DescriptorPool,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateDescriptorPool,
-        &[
-            device.as_raw(),
-            p_create_info as usize as u64,
-            p_allocator as usize as u64,
-            p_descriptor_pool as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCreateFramebuffer(
     device: vk::Device,
     p_create_info: *const vk::FramebufferCreateInfo<'_>,
@@ -5566,7 +5549,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::DescriptorPool,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateDescriptorPool)
+            >(crate::handwritten::vkCreateDescriptorPool)
         }),
         &["VK_VERSION_1_0"],
     ),

@@ -9927,6 +9927,7 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkCmdDrawMultiEXT
             | id::vkCmdDrawMultiIndexedEXT
             | id::vkCmdPushDescriptorSetWithTemplateKHR
+            | id::vkCreateDescriptorPool
             | id::vkCreateDescriptorSetLayout
             | id::vkCreateDescriptorUpdateTemplate
             | id::vkCreateDevice

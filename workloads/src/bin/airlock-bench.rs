@@ -565,6 +565,8 @@ fn descriptors() -> Result<()> {
         }
         unsafe { d.free_descriptor_sets(pool, &sets) }.check("vkFreeDescriptorSets")?;
     }
+    // Work a driver posted and has not done yet counts: wait for the device.
+    unsafe { d.device_wait_idle() }.check("vkDeviceWaitIdle")?;
     println!("total_ms={:.3}", ms(t.elapsed()));
     Ok(())
 }

@@ -4,6 +4,7 @@
 use crate::{Context, Report, Result};
 
 pub mod compute;
+pub mod descriptor_pools;
 pub mod dynamic_rendering;
 pub mod external_memory;
 pub mod ignored;
@@ -24,7 +25,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 18] = [
+pub const ALL: [(&str, Scenario); 19] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -43,6 +44,7 @@ pub const ALL: [(&str, Scenario); 18] = [
     ("math", math::run),
     ("ignored", ignored::run),
     ("rewritten", rewritten::run),
+    ("descriptor_pools", descriptor_pools::run),
 ];
 
 /// Runs `f(0)` … `f(n - 1)` on threads of their own, all at once; their results in that order.
