@@ -3,6 +3,7 @@
 //! generated from vk.xml), carried over the connection, and the reply written back into them.
 //! `vkCmd*` calls do not come here: their entry points record them (`command_buffer.rs`).
 
+use crate::allocation;
 use crate::conn::{self, Connection};
 use crate::log::log;
 use crate::objects::{header, ClientCx, NoFacts};
@@ -34,10 +35,26 @@ pub fn call_with(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> 
         Ok(c) => c,
         Err(r) => return failure(cmd, r),
     };
+    // SAFETY: the application's arguments, valid as Vulkan requires of them.
+    let reserved = match unsafe { allocation::reserve(cmd, args) } {
+        Ok(r) => r,
+        Err(r) => {
+            // SAFETY: as above.
+            unsafe { interp::clear_created(cmd, args) }.ok();
+            return failure(cmd, r);
+        }
+    };
     let r = carry(&conn, cmd, args, cmd.needs_reply(), facts);
+    if let Some(reserved) = reserved {
+        // SAFETY: the call returned; the records were reserved for it.
+        unsafe { allocation::created(reserved) };
+    }
     if let Some(i) = cmd.destroys {
         // SAFETY: the application's arguments to a destroying command, as Vulkan requires them.
-        unsafe { crate::private_data::destroyed(cmd, i, args) };
+        unsafe {
+            crate::private_data::destroyed(cmd, i, args);
+            allocation::destroyed(cmd, i, args);
+        }
     }
     if cmd.ret == Ret::Result && (r as i64 as i32) == vk::Result::ERROR_DEVICE_LOST.as_raw() {
         log!(debug, "airlock: {} returned VK_ERROR_DEVICE_LOST", cmd.name);

@@ -1079,6 +1079,33 @@ pub unsafe fn clear_created(cmd: &CommandDesc, args: &[u64]) -> Result<(), Decod
     Ok(())
 }
 
+/// Client: where a creating command writes the non-dispatchable handles it creates, and how
+/// many: `None` for other commands.
+///
+/// # Safety
+/// `args` must be the application's arguments for `cmd`, valid as Vulkan requires.
+pub unsafe fn created_handles(
+    cmd: &CommandDesc,
+    args: &[u64],
+) -> Result<Option<(*mut u64, usize)>, DecodeError> {
+    if !cmd.creates || args.len() < cmd.params.len() {
+        return Ok(None);
+    }
+    let base = args.as_ptr() as *const u8;
+    for (i, f) in cmd.params.iter().enumerate() {
+        let n = match f.kind {
+            Kind::Out(Ty::Handle(_)) => 1,
+            Kind::OutArray {
+                elem: Ty::Handle(_),
+                len,
+            } => len_of(len, base, cmd.params)? as usize,
+            _ => continue,
+        };
+        return Ok(Some((args[i] as *mut u64, n)));
+    }
+    Ok(None)
+}
+
 /// Client: writes a reply into the application's output arguments and returns the C result.
 ///
 /// # Safety

@@ -106,6 +106,13 @@ fn descriptor_pools() {
     compare("descriptor_pools", &[]);
 }
 
+/// Objects created with the application's allocation callbacks: a refusing allocator gets
+/// VK_ERROR_OUT_OF_HOST_MEMORY, a counting one is called and freed (icd/src/allocation.rs).
+#[test]
+fn allocator() {
+    compare("allocator", &[]);
+}
+
 #[test]
 fn templates() {
     compare("templates", &[]);

@@ -3,6 +3,7 @@
 
 use crate::{Context, Report, Result};
 
+pub mod allocator;
 pub mod compute;
 pub mod descriptor_pools;
 pub mod dynamic_rendering;
@@ -25,7 +26,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 19] = [
+pub const ALL: [(&str, Scenario); 20] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -45,6 +46,7 @@ pub const ALL: [(&str, Scenario); 19] = [
     ("ignored", ignored::run),
     ("rewritten", rewritten::run),
     ("descriptor_pools", descriptor_pools::run),
+    ("allocator", allocator::run),
 ];
 
 /// Runs `f(0)` … `f(n - 1)` on threads of their own, all at once; their results in that order.
