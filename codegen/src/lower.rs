@@ -35,6 +35,9 @@ pub const HANDWRITTEN: &[&str] = &[
     // a swapchain image's binding names the swapchain's memory (swapchain.rs).
     "vkEnumerateDeviceExtensionProperties",
     "vkBindImageMemory2",
+    // Image format queries with no chain are kept apart (physical_device.rs).
+    "vkGetPhysicalDeviceImageFormatProperties",
+    "vkGetPhysicalDeviceImageFormatProperties2",
     "vkGetInstanceProcAddr",
     "vkGetDeviceProcAddr",
     "vkEnumerateInstanceExtensionProperties",

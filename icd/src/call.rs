@@ -4,10 +4,10 @@
 //! `vkCmd*` calls do not come here: their entry points record them (`command_buffer.rs`).
 
 use crate::allocation;
+use crate::answers::{self, Answers};
 use crate::conn::{self, Connection};
 use crate::log::log;
 use crate::objects::{header, ClientCx, NoFacts};
-use crate::physical_device::{self, Answers};
 use ash::vk;
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -171,9 +171,9 @@ fn carry(
             );
             return failure(cmd, vk::Result::ERROR_OUT_OF_HOST_MEMORY);
         }
-        // What a physical device says of itself is asked once (`physical_device.rs`).
+        // What a physical device says of itself is asked once (`answers.rs`).
         let answers = match args.first() {
-            Some(&pd) if pd != 0 && physical_device::immutable(cmd.id) => {
+            Some(&pd) if pd != 0 && answers::immutable(cmd.id) => {
                 // SAFETY: the first argument of these queries is a live physical device.
                 Some(unsafe { Answers::of(pd) })
             }

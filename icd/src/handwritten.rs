@@ -21,6 +21,9 @@ pub use crate::instance::{
     vkEnumerateInstanceExtensionProperties, vkEnumerateInstanceLayerProperties,
 };
 pub use crate::memory::{vkAllocateMemory, vkFreeMemory, vkMapMemory, vkUnmapMemory};
+pub use crate::physical_device::{
+    vkGetPhysicalDeviceImageFormatProperties, vkGetPhysicalDeviceImageFormatProperties2,
+};
 pub use crate::private_data::{
     vkCreatePrivateDataSlot, vkDestroyPrivateDataSlot, vkGetPrivateData, vkSetPrivateData,
 };

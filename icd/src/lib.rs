@@ -22,6 +22,7 @@
 #![allow(non_snake_case, clippy::missing_safety_doc)]
 
 pub mod allocation;
+pub mod answers;
 pub mod call;
 pub mod command_buffer;
 pub mod conn;

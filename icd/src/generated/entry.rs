@@ -2789,44 +2789,6 @@ pub unsafe extern "system" fn vkGetPhysicalDeviceFormatProperties2(
     );
 }
 
-pub unsafe extern "system" fn vkGetPhysicalDeviceImageFormatProperties(
-    physical_device: vk::PhysicalDevice,
-    format: vk::Format,
-    ty: vk::ImageType,
-    tiling: vk::ImageTiling,
-    usage: vk::ImageUsageFlags,
-    flags: vk::ImageCreateFlags,
-    p_image_format_properties: *mut vk::ImageFormatProperties,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkGetPhysicalDeviceImageFormatProperties,
-        &[
-            physical_device.as_raw(),
-            format.as_raw() as u32 as u64,
-            ty.as_raw() as u32 as u64,
-            tiling.as_raw() as u32 as u64,
-            usage.as_raw() as u64,
-            flags.as_raw() as u64,
-            p_image_format_properties as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkGetPhysicalDeviceImageFormatProperties2(
-    physical_device: vk::PhysicalDevice,
-    p_image_format_info: *const vk::PhysicalDeviceImageFormatInfo2<'_>,
-    p_image_format_properties: *mut vk::ImageFormatProperties2<'_>,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkGetPhysicalDeviceImageFormatProperties2,
-        &[
-            physical_device.as_raw(),
-            p_image_format_info as usize as u64,
-            p_image_format_properties as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkGetPhysicalDeviceMemoryProperties(
     physical_device: vk::PhysicalDevice,
     p_memory_properties: *mut vk::PhysicalDeviceMemoryProperties,
@@ -7341,7 +7303,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::ImageFormatProperties,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkGetPhysicalDeviceImageFormatProperties)
+            >(crate::handwritten::vkGetPhysicalDeviceImageFormatProperties)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -7356,7 +7318,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::ImageFormatProperties2<'_>,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkGetPhysicalDeviceImageFormatProperties2)
+            >(crate::handwritten::vkGetPhysicalDeviceImageFormatProperties2)
         }),
         &["VK_VERSION_1_1"],
     ),
@@ -7371,7 +7333,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::ImageFormatProperties2<'_>,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkGetPhysicalDeviceImageFormatProperties2)
+            >(crate::handwritten::vkGetPhysicalDeviceImageFormatProperties2)
         }),
         &["VK_KHR_get_physical_device_properties2"],
     ),

@@ -9964,6 +9964,8 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkGetInstanceProcAddr
             | id::vkGetMemoryFdKHR
             | id::vkGetMemoryFdPropertiesKHR
+            | id::vkGetPhysicalDeviceImageFormatProperties
+            | id::vkGetPhysicalDeviceImageFormatProperties2
             | id::vkGetPrivateData
             | id::vkGetSemaphoreCounterValue
             | id::vkMapMemory
