@@ -5,7 +5,7 @@
 
 use crate::allocation;
 use crate::answers::{self, Answers};
-use crate::conn::{self, Connection};
+use crate::conn::{self, Connection, Send};
 use crate::log::log;
 use crate::objects::{header, ClientCx, NoFacts};
 use ash::vk;
@@ -44,7 +44,7 @@ pub fn call_with(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> 
             return failure(cmd, r);
         }
     };
-    let r = carry(&conn, cmd, args, cmd.needs_reply(), facts);
+    let r = carry(&conn, cmd, args, Send::from(cmd.needs_reply()), facts);
     if let Some(reserved) = reserved {
         // SAFETY: the call returned; the records were reserved for it.
         unsafe { allocation::created(reserved) };
@@ -75,14 +75,24 @@ pub fn create<I, A, O>(
 }
 
 /// Sends a call without waiting for it, for calls whose result the family answers itself
-/// (`vkBeginCommandBuffer`, `vkResetFences` …). The server still applies them in order.
+/// (`vkBeginCommandBuffer`, `vkFreeDescriptorSets` …). The server still applies them in order.
 pub fn post(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> vk::Result {
+    post_as(cmd, args, facts, Send::Post)
+}
+
+/// [`post`], without waking the server for it: for calls whose effect only later calls observe
+/// (`vkResetFences`: the host fence matters to the submission that uses it next).
+pub fn post_quiet(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts) -> vk::Result {
+    post_as(cmd, args, facts, Send::Quiet)
+}
+
+fn post_as(cmd: &'static CommandDesc, args: &[u64], facts: &dyn Facts, how: Send) -> vk::Result {
     debug_assert!(!cmd.params.iter().any(|p| p.kind.is_output()));
     let conn = match connection(cmd, args) {
         Ok(c) => c,
         Err(r) => return r,
     };
-    let r = vk::Result::from_raw(carry(&conn, cmd, args, false, facts) as i32);
+    let r = vk::Result::from_raw(carry(&conn, cmd, args, how, facts) as i32);
     if let Some(i) = cmd.destroys {
         // SAFETY: the application's arguments to a destroying command, as Vulkan requires them.
         unsafe { crate::private_data::destroyed(cmd, i, args) };
@@ -108,7 +118,7 @@ pub unsafe fn post_creating(
         Ok(c) => c,
         Err(r) => return r,
     };
-    let r = vk::Result::from_raw(carry(&conn, cmd, args, false, facts) as i32);
+    let r = vk::Result::from_raw(carry(&conn, cmd, args, Send::Post, facts) as i32);
     if r == vk::Result::SUCCESS {
         BUFS.with(|b| {
             let new_ids = &b.borrow().2;
@@ -137,7 +147,7 @@ fn carry(
     conn: &Arc<Connection>,
     cmd: &'static CommandDesc,
     args: &[u64],
-    wants: bool,
+    how: Send,
     facts: &dyn Facts,
 ) -> u64 {
     if conn.is_lost() {
@@ -189,7 +199,7 @@ fn carry(
         if let Some(Some(r)) = kept {
             return r;
         }
-        let status = match conn.exchange_parts(cmd.id, &[&enc.buf], wants, body) {
+        let status = match conn.exchange(cmd.id, &[&enc.buf], how, body) {
             Ok(None) => return 0,
             Ok(Some(s)) => s,
             Err(why) => {

@@ -82,6 +82,28 @@ pub enum StartError {
 static CURRENT: Mutex<Option<Arc<Connection>>> = Mutex::new(None);
 
 /// The process's connection, started if there is none or the last one was lost.
+/// How a request goes to the server.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Send {
+    /// And the caller waits for the reply.
+    Reply,
+    /// Posted: nobody waits; the server is woken for it.
+    Post,
+    /// Posted without waking the server: for requests whose effect only later requests
+    /// observe (a fence reset before the submission that uses it), which wake it.
+    Quiet,
+}
+
+impl From<bool> for Send {
+    fn from(wants: bool) -> Send {
+        if wants {
+            Send::Reply
+        } else {
+            Send::Post
+        }
+    }
+}
+
 pub fn current() -> Result<Arc<Connection>, vk::Result> {
     let mut cur = CURRENT.lock();
     if let Some(c) = cur.as_ref() {
@@ -286,6 +308,18 @@ impl Connection {
         wants: bool,
         body: &mut Vec<u8>,
     ) -> Result<Option<Status>, TransportError> {
+        self.exchange(command, parts, Send::from(wants), body)
+    }
+
+    /// [`Connection::exchange_parts`], saying how the request goes.
+    pub fn exchange(
+        &self,
+        command: u32,
+        parts: &[&[u8]],
+        how: Send,
+        body: &mut Vec<u8>,
+    ) -> Result<Option<Status>, TransportError> {
+        let wants = how == Send::Reply;
         let slot = if wants { self.acquire_slot() } else { 0 };
         let size: usize = parts.iter().map(|p| p.len()).sum();
         let header = RequestHeader {
@@ -324,7 +358,11 @@ impl Connection {
                     log!(warn, "airlock: AIRLOCK_RECORD: {e}");
                 }
             }
-            self.channel.commands.write(&all[..=n], &live)
+            if how == Send::Quiet {
+                self.channel.commands.write_quiet(&all[..=n], &live)
+            } else {
+                self.channel.commands.write(&all[..=n], &live)
+            }
         };
         crate::stats::sent(frame::REQUEST_HEADER + size);
         if let Err(e) = sent {

@@ -11,7 +11,7 @@
 //! says the host must succeed (see [`Pool`]); frees and pool resets, which always succeed, are
 //! posted too. Otherwise the host decides, synchronously.
 
-use crate::call::{call, call_with, create, post, post_creating};
+use crate::call::{call, call_with, create, post_creating, post_quiet};
 use crate::log::log;
 use crate::objects::{header, Header, NoFacts};
 use crate::util::app_slice as slice;
@@ -465,8 +465,9 @@ pub unsafe extern "system" fn vkFreeDescriptorSets(
                 .count() as u64,
         );
     }
-    // It always succeeds: nothing to wait for.
-    post(
+    // It always succeeds: nothing to wait for, and nothing to wake the server for before the
+    // next request that uses the pool.
+    post_quiet(
         &C_vkFreeDescriptorSets,
         &[device.as_raw(), pool.as_raw(), count as u64, sets as u64],
         &NoFacts,
@@ -491,8 +492,8 @@ pub unsafe extern "system" fn vkResetDescriptorPool(
     if let Some(p) = accounts(dev).lock().pools.get_mut(&pool.as_raw()) {
         p.reset();
     }
-    // It always succeeds: nothing to wait for.
-    post(
+    // As for frees: nothing to wait for or wake the server for.
+    post_quiet(
         &C_vkResetDescriptorPool,
         &[device.as_raw(), pool.as_raw(), flags.as_raw() as u64],
         &NoFacts,

@@ -299,10 +299,26 @@ impl Ring {
     /// announced that it is sleeping. After an error mid-write the stream is
     /// unusable ([`RingError::Desynchronized`]).
     pub fn write(&self, parts: &[&[u8]], peer: &dyn Liveness) -> Result<(), RingError> {
+        self.write_waking(parts, peer, true)
+    }
+
+    /// Like [`Ring::write`], but a sleeping consumer is not woken for it (unless the ring
+    /// fills): it finds the bytes when the next write wakes it, or at its next timeout. For
+    /// messages whose effect only later messages observe; it spares the wake-up's syscall.
+    pub fn write_quiet(&self, parts: &[&[u8]], peer: &dyn Liveness) -> Result<(), RingError> {
+        self.write_waking(parts, peer, false)
+    }
+
+    fn write_waking(
+        &self,
+        parts: &[&[u8]],
+        peer: &dyn Liveness,
+        wake: bool,
+    ) -> Result<(), RingError> {
         let mut side = lock(&self.producer);
         side.check_usable()?;
         let start = side.pos;
-        let result = self.write_locked(&mut side, parts, peer);
+        let result = self.write_locked(&mut side, parts, peer, wake);
         if let Err(e) = &result {
             let moved = side.pos != start;
             side.latch(e, moved);
@@ -315,6 +331,7 @@ impl Ring {
         side: &mut Side,
         parts: &[&[u8]],
         peer: &dyn Liveness,
+        wake: bool,
     ) -> Result<(), RingError> {
         let cap = self.cap as u64;
         let mut published = side.pos;
@@ -343,7 +360,12 @@ impl Ring {
             }
         }
         if side.pos != published {
-            self.publish_head(side.pos);
+            if wake {
+                self.publish_head(side.pos);
+            } else {
+                self.atomic_u64(HEAD_OFFSET)
+                    .store(side.pos, Ordering::Release);
+            }
         }
         Ok(())
     }

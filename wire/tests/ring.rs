@@ -13,8 +13,8 @@ use proptest::prelude::*;
 use wire::channel::{Channel, ChannelLayout};
 use wire::control::{self, ControlMsg, Hello, SocketLiveness, Welcome, WIRE_VERSION};
 use wire::ring::{
-    AlwaysAlive, Liveness, Ring, RingError, HEAD_OFFSET, MAGIC_OFFSET, RING_HEADER_SIZE,
-    TAIL_OFFSET,
+    AlwaysAlive, Liveness, Ring, RingError, DATA_WAITING_OFFSET, HEAD_OFFSET, MAGIC_OFFSET,
+    RING_HEADER_SIZE, TAIL_OFFSET,
 };
 use wire::shm::SharedMemory;
 
@@ -93,6 +93,33 @@ fn wrap_around_single_thread() {
         total += len;
     }
     assert!(total > 100 * cap);
+}
+
+/// A quiet write leaves a consumer that announced it is asleep (its futex word set) without a
+/// wake; the next ordinary write wakes it (clears the word), and it reads both messages in
+/// order. (A real sleeper also finds quiet bytes at its next timeout, 25 ms at most.)
+#[test]
+fn quiet_writes_wait_for_the_next_wake() {
+    let (mem, producer, consumer) = ring_pair(4096);
+    // The consumer's announcement, as `sleep_loop` makes it before FUTEX_WAIT (the low half of
+    // the word at DATA_WAITING_OFFSET, which is 8-aligned).
+    let waiting = header_u64(&mem, DATA_WAITING_OFFSET);
+    waiting.store(1, Ordering::SeqCst);
+    producer.write_quiet(&[b"quiet..."], &AlwaysAlive).unwrap();
+    assert_eq!(
+        waiting.load(Ordering::SeqCst),
+        1,
+        "a quiet write woke the consumer"
+    );
+    producer.write(&[b"wakes..."], &AlwaysAlive).unwrap();
+    assert_eq!(
+        waiting.load(Ordering::SeqCst),
+        0,
+        "an ordinary write did not wake it"
+    );
+    let mut buf = [0u8; 16];
+    consumer.read_exact(&mut buf, &AlwaysAlive).unwrap();
+    assert_eq!(&buf, b"quiet...wakes...");
 }
 
 #[test]
