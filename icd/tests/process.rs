@@ -651,6 +651,14 @@ fn limits_refuse_the_call_not_the_client() {
     assert_eq!(v["refused"], "ERROR_OUT_OF_HOST_MEMORY");
     assert_eq!(v["after_destroy"], "SUCCESS");
     assert!(log.contains("limit of 300 live objects"), "log: {log}");
+    // Sets that fit their pool are posted; the server refuses them at the object limit, and
+    // the next synchronisation reports it.
+    assert_eq!(v["posted_sets"], "SUCCESS");
+    assert_eq!(v["wait_after_refused_sets"], "ERROR_OUT_OF_HOST_MEMORY");
+    assert!(
+        log.contains("posted vkAllocateDescriptorSets failed on the host"),
+        "log: {log}"
+    );
 
     // The default limit (a share of the machine's memory) refuses a 1 TiB allocation too.
     let (v, _) = run_limits(None);

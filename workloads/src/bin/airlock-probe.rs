@@ -545,6 +545,32 @@ fn limits() -> Result<(), String> {
     if let Ok(b) = b {
         unsafe { device.free_memory(b, None) };
     }
+    // A descriptor pool whose sets the ICD posts (they fit it), made before the object limit is
+    // reached.
+    let binding = vk::DescriptorSetLayoutBinding::default()
+        .descriptor_type(vk::DescriptorType::STORAGE_BUFFER)
+        .descriptor_count(1)
+        .stage_flags(vk::ShaderStageFlags::COMPUTE);
+    let layout = unsafe {
+        device.create_descriptor_set_layout(
+            &vk::DescriptorSetLayoutCreateInfo::default().bindings(std::slice::from_ref(&binding)),
+            None,
+        )
+    }
+    .map_err(|r| format!("set layout: {r:?}"))?;
+    let size = vk::DescriptorPoolSize {
+        ty: vk::DescriptorType::STORAGE_BUFFER,
+        descriptor_count: 8,
+    };
+    let pool = unsafe {
+        device.create_descriptor_pool(
+            &vk::DescriptorPoolCreateInfo::default()
+                .max_sets(8)
+                .pool_sizes(std::slice::from_ref(&size)),
+            None,
+        )
+    }
+    .map_err(|r| format!("descriptor pool: {r:?}"))?;
     // Objects until refused.
     let mut sems = Vec::new();
     let refused = loop {
@@ -562,6 +588,21 @@ fn limits() -> Result<(), String> {
     println!(
         "after_destroy={}",
         result(unsafe { device.create_semaphore(&vk::SemaphoreCreateInfo::default(), None) })
+    );
+    // At the limit again: sets the ICD posts are refused by the server after the call returned,
+    // and the device's next synchronisation says so.
+    let layouts = [layout; 4];
+    let sets = unsafe {
+        device.allocate_descriptor_sets(
+            &vk::DescriptorSetAllocateInfo::default()
+                .descriptor_pool(pool)
+                .set_layouts(&layouts),
+        )
+    };
+    println!("posted_sets={}", result(sets));
+    println!(
+        "wait_after_refused_sets={}",
+        result(unsafe { device.device_wait_idle() })
     );
     unsafe {
         device.destroy_device(None);
