@@ -43,7 +43,11 @@ fn callbacks(cmd: &CommandDesc, args: &[u64]) -> Option<&'static vk::AllocationC
 /// # Safety
 /// `args` are the application's arguments for `cmd`.
 pub unsafe fn reserve(cmd: &CommandDesc, args: &[u64]) -> Result<Option<Reserved>, vk::Result> {
-    let Some(cb) = callbacks(cmd, args).filter(|_| cmd.creates) else {
+    // Every generic call comes here: the flag first, the parameter search only for creations.
+    if !cmd.creates {
+        return Ok(None);
+    }
+    let Some(cb) = callbacks(cmd, args) else {
         return Ok(None);
     };
     let Ok(Some((out, n))) = interp::created_handles(cmd, args) else {

@@ -472,12 +472,11 @@ impl Server {
 
     /// Unbinds object `id` of type `ty`, the host's `host`.
     fn unbind_id(&self, ty: vk::ObjectType, id: ClientId, host: HostHandle) {
-        if self.objects.get(id).is_none_or(|e| e.ty != ty) {
+        let Some(e) = self.objects.get(id).filter(|e| e.ty == ty) else {
             return;
-        }
+        };
         if let Some(kind) = queue::watched_kind(ty) {
-            let owner = self.objects.get(id).map(|e| e.owner);
-            let table = owner.and_then(|o| self.device_table(o));
+            let table = self.device_table(e.owner);
             self.feedback.unbind(table.as_deref(), kind, host.0);
         }
         self.objects.unbind(id);
