@@ -423,6 +423,10 @@ impl Server {
                 self.destroyed(cmd, i as usize, &call.args, &call.destroyed);
             }
         }
+        if posted {
+            // Nobody reads the reply (2048 created flags for a posted set allocation).
+            return Ok(());
+        }
         // SAFETY: the call returned; its outputs are filled.
         unsafe { interp::encode_reply(out, cmd, &call, ret, &cx) }.map_err(derr)
     }
@@ -451,12 +455,16 @@ impl Server {
                 elem: Ty::Handle(ty) | Ty::Dispatchable(ty),
                 ..
             } if param > 0 => {
-                let gone = self.objects.unbind_ids(ty, ids);
-                if ty == vk::ObjectType::DEVICE_MEMORY {
-                    for id in gone {
-                        self.memory.release(id.0);
-                        self.limits.freed(id.0);
+                // Memory's own accounts are settled after the tables' lock is released.
+                let mut memory = Vec::new();
+                self.objects.unbind_ids(ty, ids, |id| {
+                    if ty == vk::ObjectType::DEVICE_MEMORY {
+                        memory.push(id);
                     }
+                });
+                for id in memory {
+                    self.memory.release(id.0);
+                    self.limits.freed(id.0);
                 }
             }
             _ => {}

@@ -261,26 +261,78 @@ fn is_retired(retired: &BTreeMap<u64, u64>, id: u64) -> bool {
         .is_some_and(|(_, &end)| id < end)
 }
 
+/// The page of the dense id looked at last: one call's ids (2048 descriptor sets) are
+/// neighbours, and the directory is read once per page rather than once per id.
+struct Cursor {
+    index: usize,
+    page: *mut Page,
+}
+
+impl Cursor {
+    fn new() -> Cursor {
+        Cursor {
+            index: usize::MAX,
+            page: std::ptr::null_mut(),
+        }
+    }
+
+    /// The directory's entry for page `p`: null, closed or a live page.
+    fn page(&mut self, dir: &Dir, p: usize) -> *mut Page {
+        if p != self.index {
+            self.index = p;
+            self.page = dir[p].load(Ordering::Acquire);
+        }
+        self.page
+    }
+}
+
+/// The live entry in slot `i` of directory entry `page`.
+fn live_in(page: *mut Page, i: usize) -> Option<Entry> {
+    if page.is_null() || page == closed() {
+        return None;
+    }
+    // SAFETY: pages are dropped only when all their slots are retired, and only by writers
+    // who swap the pointer first; a reader racing with that drop holds an id that was
+    // retired, which only a misbehaving client sends. Pages live as long as the `Objects`.
+    let slot = unsafe { &(*page).slots[i] };
+    if slot.state.load(Ordering::Acquire) != LIVE {
+        return None;
+    }
+    Some(Entry {
+        ty: vk::ObjectType::from_raw(slot.ty.load(Ordering::Relaxed) as i32),
+        host: HostHandle(slot.host.load(Ordering::Relaxed)),
+        owner: HostHandle(slot.owner.load(Ordering::Relaxed)),
+    })
+}
+
 impl Objects {
     /// The live slot of a dense id, without a lock.
     fn dense(&self, id: u64) -> Option<Entry> {
         let (p, i) = split(id);
-        let page = self.dir[p].load(Ordering::Acquire);
-        if page.is_null() || page == closed() {
-            return None;
+        live_in(self.dir[p].load(Ordering::Acquire), i)
+    }
+
+    /// Replaces each id of `ids` by its object's host handle (`0` stays `0`): an array of one
+    /// call, read with a [`Cursor`]. The first id that is not a live `ty` is the error.
+    pub fn lookup_all(&self, ty: vk::ObjectType, ids: &mut [u64]) -> Result<(), DecodeError> {
+        let mut cursor = Cursor::new();
+        for v in ids.iter_mut() {
+            let id = *v;
+            if id == 0 {
+                continue;
+            }
+            let e = if id < DENSE_LIMIT {
+                let (p, i) = split(id);
+                live_in(cursor.page(&self.dir, p), i)
+            } else {
+                self.get(ClientId(id))
+            };
+            match e {
+                Some(e) if e.ty == ty => *v = e.host.0,
+                _ => return Err(DecodeError::UnknownHandle { ty, id }),
+            }
         }
-        // SAFETY: pages are dropped only when all their slots are retired, and only by writers
-        // who swap the pointer first; a reader racing with that drop holds an id that was
-        // retired, which only a misbehaving client sends. Pages live as long as `self`.
-        let slot = unsafe { &(*page).slots[i] };
-        if slot.state.load(Ordering::Acquire) != LIVE {
-            return None;
-        }
-        Some(Entry {
-            ty: vk::ObjectType::from_raw(slot.ty.load(Ordering::Relaxed) as i32),
-            host: HostHandle(slot.host.load(Ordering::Relaxed)),
-            owner: HostHandle(slot.owner.load(Ordering::Relaxed)),
-        })
+        Ok(())
     }
 
     pub fn get(&self, id: ClientId) -> Option<Entry> {
@@ -303,14 +355,29 @@ impl Objects {
     }
 
     pub fn check_new(&self, ty: vk::ObjectType, id: ClientId) -> Result<(), DecodeError> {
-        let bad = Err(DecodeError::BadNewHandle { ty, id: id.0 });
-        let id = id.0;
+        self.check_new_at(&mut Cursor::new(), ty, id.0)
+    }
+
+    /// [`Objects::check_new`] of every id of one call's array.
+    pub fn check_new_all(&self, ty: vk::ObjectType, ids: &[u64]) -> Result<(), DecodeError> {
+        let mut cursor = Cursor::new();
+        ids.iter()
+            .try_for_each(|&id| self.check_new_at(&mut cursor, ty, id))
+    }
+
+    fn check_new_at(
+        &self,
+        cursor: &mut Cursor,
+        ty: vk::ObjectType,
+        id: u64,
+    ) -> Result<(), DecodeError> {
+        let bad = Err(DecodeError::BadNewHandle { ty, id });
         if id == 0 || id >= SERVER_NAMED {
             return bad;
         }
         if id < DENSE_LIMIT {
             let (p, i) = split(id);
-            let page = self.dir[p].load(Ordering::Acquire);
+            let page = cursor.page(&self.dir, p);
             if page == closed() {
                 return bad;
             }
@@ -393,9 +460,12 @@ impl Objects {
         true
     }
 
-    /// Retires a live id; its entry.
-    fn remove(&self, w: &mut Writers, id: u64) -> Option<Entry> {
+    /// Retires a live id (of type `ty`, if given); its entry.
+    fn remove(&self, w: &mut Writers, id: u64, ty: Option<vk::ObjectType>) -> Option<Entry> {
         let e = if id >= DENSE_LIMIT {
+            if ty.is_some_and(|t| w.sparse.get(&id).is_some_and(|e| e.ty != t)) {
+                return None;
+            }
             let e = w.sparse.remove(&id)?;
             retire_range(&mut w.retired, id, id + 1);
             e
@@ -408,14 +478,10 @@ impl Objects {
             // SAFETY: a live page (not closed), under the writers' lock.
             let pg = unsafe { &*page };
             let slot = &pg.slots[i];
-            if slot.state.load(Ordering::Acquire) != LIVE {
+            let e = live_in(page, i)?;
+            if ty.is_some_and(|t| t != e.ty) {
                 return None;
             }
-            let e = Entry {
-                ty: vk::ObjectType::from_raw(slot.ty.load(Ordering::Relaxed) as i32),
-                host: HostHandle(slot.host.load(Ordering::Relaxed)),
-                owner: HostHandle(slot.owner.load(Ordering::Relaxed)),
-            };
             slot.state.store(RETIRED, Ordering::Release);
             let live = pg.live.load(Ordering::Relaxed) - 1;
             pg.live.store(live, Ordering::Relaxed);
@@ -485,30 +551,36 @@ impl Objects {
         if is_pool(ty) {
             if let Some((children, _)) = w.children.remove(&id) {
                 for child in children {
-                    self.remove(w, child);
+                    self.remove(w, child, None);
                 }
             }
         }
-        self.remove(w, id)
+        self.remove(w, id, None)
     }
 
     /// Unbinds the objects of type `ty` that `ids` name (a destruction: `0` for a null
-    /// handle), under one lock; those that are gone or of another type are skipped.
-    pub fn unbind_ids(&self, ty: vk::ObjectType, ids: &[u64]) -> Vec<ClientId> {
+    /// handle), under one lock, and tells `gone` each id unbound; those that are gone or of
+    /// another type are skipped.
+    pub fn unbind_ids(&self, ty: vk::ObjectType, ids: &[u64], mut gone: impl FnMut(ClientId)) {
         let mut w = self.w.lock();
-        let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let live = if id < DENSE_LIMIT {
-                self.dense(id)
+            if id == 0 {
+                continue;
+            }
+            let unbound = if is_pool(ty) {
+                let live = if id < DENSE_LIMIT {
+                    self.dense(id)
+                } else {
+                    w.sparse.get(&id).copied()
+                };
+                live.is_some_and(|e| e.ty == ty) && self.unbind_typed(&mut w, id, ty).is_some()
             } else {
-                w.sparse.get(&id).copied()
+                self.remove(&mut w, id, Some(ty)).is_some()
             };
-            if id != 0 && live.is_some_and(|e| e.ty == ty) {
-                self.unbind_typed(&mut w, id, ty);
-                out.push(ClientId(id));
+            if unbound {
+                gone(ClientId(id));
             }
         }
-        out
     }
 
     /// Records that `child` was allocated from pool `pool`.
@@ -524,7 +596,15 @@ impl Objects {
         list.extend_from_slice(children);
         if list.len() > 64 && list.len() > 2 * *swept {
             let mut list = std::mem::take(list);
-            list.retain(|c| self.get(ClientId(*c)).is_some());
+            let mut cursor = Cursor::new();
+            list.retain(|&c| {
+                if c < DENSE_LIMIT {
+                    let (p, i) = split(c);
+                    live_in(cursor.page(&self.dir, p), i).is_some()
+                } else {
+                    w.sparse.contains_key(&c)
+                }
+            });
             let n = list.len();
             w.children.insert(pool.0, (list, n));
         }
@@ -549,7 +629,7 @@ impl Objects {
         let mut w = self.w.lock();
         if let Some((children, _)) = w.children.remove(&pool.0) {
             for child in children {
-                self.remove(&mut w, child);
+                self.remove(&mut w, child, None);
             }
         }
     }
@@ -585,7 +665,7 @@ impl Objects {
             .filter(|(_, e)| e.owner == owner)
             .collect();
         for (id, _) in &mine {
-            self.remove(&mut w, id.0);
+            self.remove(&mut w, id.0, None);
         }
         mine
     }
@@ -624,11 +704,22 @@ impl Handles for CallObjects<'_> {
         }
         Ok(self.objects.lookup(ty, ClientId(id))?.host.0)
     }
+    fn decode_handles(
+        &self,
+        ty: vk::ObjectType,
+        _dispatchable: bool,
+        ids: &mut [u64],
+    ) -> Result<(), DecodeError> {
+        self.objects.lookup_all(ty, ids)
+    }
 }
 
 impl ServerObjects for CallObjects<'_> {
     fn check_new(&self, ty: vk::ObjectType, id: u64) -> Result<(), DecodeError> {
         self.objects.check_new(ty, ClientId(id))
+    }
+    fn check_new_all(&self, ty: vk::ObjectType, ids: &[u64]) -> Result<(), DecodeError> {
+        self.objects.check_new_all(ty, ids)
     }
 }
 
@@ -707,6 +798,47 @@ mod tests {
         }
         assert!(o.check_new(t, ClientId(2 * PAGE as u64)).is_ok());
         assert_eq!(o.count(), 1);
+    }
+
+    #[test]
+    fn arrays_are_checked_looked_up_and_unbound_like_single_ids() {
+        let o = Objects::default();
+        let set = vk::ObjectType::DESCRIPTOR_SET;
+        // Across a page boundary, with a sparse id among them.
+        let ids: Vec<u64> = (PAGE as u64 - 3..PAGE as u64 + 3)
+            .chain([DENSE_LIMIT + 9])
+            .collect();
+        o.check_new_all(set, &ids).unwrap();
+        for &id in &ids {
+            o.bind(set, ClientId(id), HostHandle(id ^ 0xf00), HostHandle(9));
+        }
+        assert!(
+            o.check_new_all(set, &[ids[0] - 1, ids[3]]).is_err(),
+            "a live id"
+        );
+        let mut looked = ids.clone();
+        looked.insert(2, 0);
+        o.lookup_all(set, &mut looked).unwrap();
+        assert_eq!(looked[2], 0, "a null handle stays null");
+        looked.remove(2);
+        assert!(ids.iter().zip(&looked).all(|(i, h)| *h == i ^ 0xf00));
+        let wrong = [ids[0], ids[1]];
+        assert!(matches!(
+            o.lookup_all(vk::ObjectType::BUFFER, &mut wrong.clone()),
+            Err(DecodeError::UnknownHandle { id, .. }) if id == ids[0]
+        ));
+        assert!(o.lookup_all(set, &mut [ids[0], 77]).is_err(), "unknown id");
+        // A destruction of the wrong type unbinds nothing; of the right one, each id once.
+        let mut gone = Vec::new();
+        o.unbind_ids(vk::ObjectType::BUFFER, &ids, |id| gone.push(id.0));
+        assert!(gone.is_empty());
+        o.unbind_ids(set, &[ids[0], 0, ids[0], ids[6]], |id| gone.push(id.0));
+        assert_eq!(gone, vec![ids[0], ids[6]]);
+        assert!(o.lookup_all(set, &mut [ids[0]]).is_err());
+        assert!(o.lookup_all(set, &mut [ids[6]]).is_err());
+        assert!(o.check_new_all(set, &[ids[0]]).is_err(), "retired");
+        assert!(o.check_new_all(set, &[ids[6]]).is_err(), "retired sparse");
+        assert_eq!(o.count(), ids.len() - 2);
     }
 
     #[test]

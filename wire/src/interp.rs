@@ -48,6 +48,29 @@ pub trait Handles {
         dispatchable: bool,
         id: u64,
     ) -> Result<u64, DecodeError>;
+    /// Decodes an array of ids in place into the values to store: one call per array, so a
+    /// table can keep its place between neighbouring ids (2048 descriptor sets). The default
+    /// asks [`Handles::decode_handle`] once per run of one repeated id.
+    fn decode_handles(
+        &self,
+        ty: vk::ObjectType,
+        dispatchable: bool,
+        ids: &mut [u64],
+    ) -> Result<(), DecodeError> {
+        let mut last: Option<(u64, u64)> = None;
+        for v in ids {
+            let id = *v;
+            *v = match last {
+                Some((l, h)) if l == id => h,
+                _ => {
+                    let h = self.decode_handle(ty, dispatchable, id)?;
+                    last = Some((id, h));
+                    h
+                }
+            };
+        }
+        Ok(())
+    }
     /// What the client knows of the application's objects: with it, the encoder sends the
     /// members Vulkan says are ignored as absent ([`ignored`]). The server has none.
     fn facts(&self) -> Option<&dyn Facts> {
@@ -65,6 +88,10 @@ pub trait ClientObjects: Handles {
 /// Server side: accepts the names the client chose.
 pub trait ServerObjects: Handles {
     fn check_new(&self, ty: vk::ObjectType, id: u64) -> Result<(), DecodeError>;
+    /// [`ServerObjects::check_new`] of every id of one call's array of new handles.
+    fn check_new_all(&self, ty: vk::ObjectType, ids: &[u64]) -> Result<(), DecodeError> {
+        ids.iter().try_for_each(|&id| self.check_new(ty, id))
+    }
 }
 
 fn has_chain(d: &StructDesc) -> bool {
@@ -425,21 +452,22 @@ unsafe fn get_elems(
         return Ok(());
     }
     if let Ty::Handle(k) | Ty::Dispatchable(k) = ty {
-        // Arrays of handles repeat one often (2048 sets of one layout): each id is looked up
-        // once per run.
         let dispatchable = matches!(ty, Ty::Dispatchable(_));
         dc.check_count("handles", n as u64, 8)?;
-        let mut last: Option<(u64, u64)> = None;
-        for i in 0..n {
-            let id = dc.u64()?;
-            let v = match last {
-                Some((l, v)) if l == id => v,
-                _ => {
-                    let v = h.decode_handle(k, dispatchable, id)?;
-                    last = Some((id, v));
-                    v
-                }
-            };
+        let bytes = dc.bytes(n * 8)?;
+        if (out as usize).is_multiple_of(std::mem::align_of::<u64>()) {
+            // The whole array at once: the ids land where the handles go, and the table
+            // translates them in place.
+            ptr::copy_nonoverlapping(bytes.as_ptr(), out, n * 8);
+            let ids = std::slice::from_raw_parts_mut(out as *mut u64, n);
+            for v in ids.iter_mut() {
+                *v = u64::from_le(*v);
+            }
+            return h.decode_handles(k, dispatchable, ids);
+        }
+        for (i, b) in bytes.chunks_exact(8).enumerate() {
+            let id = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+            let v = h.decode_handle(k, dispatchable, id)?;
             ptr::write_unaligned(out.add(i * 8) as *mut u64, v);
         }
         return Ok(());
@@ -750,11 +778,23 @@ impl Handles for Recording<'_, '_> {
         self.ids.borrow_mut().push(id);
         self.inner.decode_handle(ty, dispatchable, id)
     }
+    fn decode_handles(
+        &self,
+        ty: vk::ObjectType,
+        dispatchable: bool,
+        ids: &mut [u64],
+    ) -> Result<(), DecodeError> {
+        self.ids.borrow_mut().extend_from_slice(ids);
+        self.inner.decode_handles(ty, dispatchable, ids)
+    }
 }
 
 impl ServerObjects for Recording<'_, '_> {
     fn check_new(&self, ty: vk::ObjectType, id: u64) -> Result<(), DecodeError> {
         self.inner.check_new(ty, id)
+    }
+    fn check_new_all(&self, ty: vk::ObjectType, ids: &[u64]) -> Result<(), DecodeError> {
+        self.inner.check_new_all(ty, ids)
     }
 }
 
@@ -958,19 +998,24 @@ unsafe fn get_out_elems<'a>(
             new_handles
                 .try_reserve(n)
                 .map_err(|_| DecodeError::TooLarge)?;
+            let first = new_handles.len();
             for i in 0..n {
                 let id = dc.u64()?;
                 // Ids within one call rise strictly, which rules out duplicates cheaply.
                 if new_handles.last().is_some_and(|l| l.id >= id) {
                     return Err(DecodeError::BadNewHandle { ty, id });
                 }
-                sx.check_new(ty, id)?;
                 new_handles.push(NewHandle {
                     ty,
                     id,
                     slot: q.add(i * 8) as *const u64,
                 });
             }
+            // The table checks the array in one go; the ids are copied out of the records.
+            let ids = arena
+                .try_alloc_slice_fill_iter(new_handles[first..].iter().map(|h| h.id))
+                .map_err(|_| DecodeError::TooLarge)?;
+            sx.check_new_all(ty, ids)?;
         }
         _ => {}
     }
