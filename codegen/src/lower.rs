@@ -97,6 +97,9 @@ pub const HANDWRITTEN: &[&str] = &[
     "vkGetEventStatus",
     "vkCmdDrawMultiEXT",
     "vkCmdDrawMultiIndexedEXT",
+    // Their creation feedback is the ICD's to fill in (icd/src/pipeline.rs).
+    "vkCreateComputePipelines",
+    "vkCreateGraphicsPipelines",
 ];
 
 /// The commands the server's families handle themselves (besides the host call): each gets a

@@ -6,6 +6,7 @@
 use crate::allocation;
 use crate::answers::{self, Answers};
 use crate::conn::{self, Connection, Send};
+use crate::limits::Credit;
 use crate::log::log;
 use crate::objects::{header, ClientCx, NoFacts};
 use ash::vk;
@@ -16,6 +17,7 @@ use wire::desc::{CommandDesc, Level, Ret};
 use wire::frame::{self, Status};
 use wire::ignored::Facts;
 use wire::interp;
+use wire::private::CREDIT;
 
 thread_local! {
     static BUFS: RefCell<(Encoder, Vec<u8>, Vec<u64>)> = RefCell::new((Encoder::new(), Vec::new(), Vec::new()));
@@ -129,6 +131,27 @@ pub unsafe fn post_creating(
         });
     }
     r
+}
+
+/// Whether `n` objects may be created by a posted call on device wrapper `device`: room the
+/// server set aside under its object limit for the device (`limits.rs`), asked for when short.
+///
+/// # Safety
+/// `device` is a live device wrapper.
+pub unsafe fn room_for_posted(device: u64, n: usize) -> bool {
+    let h = header(device);
+    h.families.get::<Credit>().take(n as u64, |wanted| {
+        let conn = h.conn();
+        let mut body = Vec::new();
+        match conn.exchange_parts(CREDIT, &[&wanted.to_le_bytes()], true, &mut body) {
+            Ok(Some(Status::Ok)) => Decoder::new(&body).u64().ok(),
+            Ok(_) => None,
+            Err(e) => {
+                conn.lose(&format!("CREDIT: {e}"));
+                None
+            }
+        }
+    })
 }
 
 /// The connection of the object a call is made on (its first argument), or the process's for

@@ -364,7 +364,7 @@ impl Connection {
                 self.channel.commands.write(&all[..=n], &live)
             }
         };
-        crate::stats::sent(frame::REQUEST_HEADER + size);
+        crate::stats::sent(frame::REQUEST_HEADER + size, wants);
         if let Err(e) = sent {
             if wants {
                 self.release_slot(slot);

@@ -11,7 +11,7 @@
 //! says the host must succeed (see [`Pool`]); frees and pool resets, which always succeed, are
 //! posted too. Otherwise the host decides, synchronously.
 
-use crate::call::{call, call_with, create, post_creating, post_quiet};
+use crate::call::{call, call_with, create, post_creating, post_quiet, room_for_posted};
 use crate::log::log;
 use crate::objects::{header, Header, NoFacts};
 use crate::util::app_slice as slice;
@@ -391,24 +391,25 @@ pub unsafe extern "system" fn vkAllocateDescriptorSets(
     let pool = i.descriptor_pool.as_raw();
     let args = [device.as_raw(), info as u64, sets as u64];
     // What the new sets take, in runs of equal cost, if the ICD can count them (not a variable
-    // descriptor count, in the chain), and whether the host is sure to allocate them all.
-    let (runs, sure) = {
-        let mut acc = accounts(dev).lock();
-        let acc = &mut *acc;
+    // descriptor count, in the chain), and whether the host is sure to allocate them all: they
+    // fit the pool, and the server's object limit has room set aside for them. (The pool is
+    // the application's to synchronise: nobody allocates from it meanwhile.)
+    let (runs, fits) = {
+        let acc = accounts(dev).lock();
         let runs = if i.p_next.is_null() {
             runs(&acc.layouts, layouts)
         } else {
             None
         };
-        let sure = match (acc.pools.get_mut(&pool), &runs) {
-            (Some(p), Some(r)) if p.sure(r) => {
-                p.allocated(Some(r));
-                true
-            }
-            _ => false,
-        };
-        (runs, sure)
+        let fits = matches!((acc.pools.get(&pool), &runs), (Some(p), Some(r)) if p.sure(r));
+        (runs, fits)
     };
+    let sure = fits && room_for_posted(device.as_raw(), layouts.len());
+    if sure {
+        if let Some(p) = accounts(dev).lock().pools.get_mut(&pool) {
+            p.allocated(runs.as_deref());
+        }
+    }
     let r = if sure {
         post_creating(
             &C_vkAllocateDescriptorSets,

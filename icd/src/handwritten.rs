@@ -24,6 +24,7 @@ pub use crate::memory::{vkAllocateMemory, vkFreeMemory, vkMapMemory, vkUnmapMemo
 pub use crate::physical_device::{
     vkGetPhysicalDeviceImageFormatProperties, vkGetPhysicalDeviceImageFormatProperties2,
 };
+pub use crate::pipeline::{vkCreateComputePipelines, vkCreateGraphicsPipelines};
 pub use crate::private_data::{
     vkCreatePrivateDataSlot, vkDestroyPrivateDataSlot, vkGetPrivateData, vkSetPrivateData,
 };

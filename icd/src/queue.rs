@@ -18,7 +18,7 @@
 
 pub mod feedback;
 
-use crate::call::{call, create, post, post_quiet};
+use crate::call::{call, create, post, post_creating, post_quiet, room_for_posted};
 use crate::log::log;
 use crate::objects::{header, NoFacts};
 use crate::util::app_slice as slice;
@@ -179,9 +179,50 @@ pub unsafe extern "system" fn vkCreateFence(
     allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::Fence,
 ) -> vk::Result {
-    let r = create(&C_vkCreateFence, device.as_raw(), info, allocator, out);
+    let plain = !info.is_null() && (*info).p_next.is_null();
+    let r = create_posted_if(plain, &C_vkCreateFence, device, info, allocator, out);
     watch(device, r, out as *const u64, Kind::Fence);
     r
+}
+
+/// Creates a fence, semaphore or event without waiting when only a lack of memory could make
+/// the host refuse it: `plain` (no extension structure that could, such as an export), no
+/// allocator of the application's (its records are made around a call, `allocation.rs`), and
+/// room set aside under the server's object limit. A creation the host still refuses fails
+/// the device's next synchronisation (`server/src/queue.rs`, `after_failed_post`). Applications
+/// that make a fence per frame save a round trip a frame.
+///
+/// # Safety
+/// The application's arguments to `cmd`, a `vkCreate*(device, info, allocator, out)`.
+unsafe fn create_posted_if<I, O>(
+    plain: bool,
+    cmd: &'static CommandDesc,
+    device: vk::Device,
+    info: *const I,
+    allocator: *const vk::AllocationCallbacks<'_>,
+    out: *mut O,
+) -> vk::Result {
+    if plain && allocator.is_null() && room_for_posted(device.as_raw(), 1) {
+        let args = [device.as_raw(), info as u64, 0, out as u64];
+        post_creating(cmd, &args, &NoFacts, out as *mut u64, 1)
+    } else {
+        create(cmd, device.as_raw(), info, allocator, out)
+    }
+}
+
+/// Whether a semaphore's chain holds nothing but its type (binary or timeline).
+///
+/// # Safety
+/// `next` is a valid Vulkan structure chain.
+unsafe fn only_semaphore_type(mut next: *const std::ffi::c_void) -> bool {
+    while !next.is_null() {
+        let s = &*(next as *const vk::BaseInStructure<'_>);
+        if s.s_type != vk::StructureType::SEMAPHORE_TYPE_CREATE_INFO {
+            return false;
+        }
+        next = s.p_next as *const std::ffi::c_void;
+    }
+    true
 }
 
 /// Gives a new object a feedback slot.
@@ -373,7 +414,8 @@ pub unsafe extern "system" fn vkCreateSemaphore(
     allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::Semaphore,
 ) -> vk::Result {
-    let r = create(&C_vkCreateSemaphore, device.as_raw(), info, allocator, out);
+    let plain = !info.is_null() && only_semaphore_type((*info).p_next);
+    let r = create_posted_if(plain, &C_vkCreateSemaphore, device, info, allocator, out);
     if !info.is_null() && wire::feedback::is_timeline((*info).p_next) {
         watch(device, r, out as *const u64, Kind::Timeline);
     }
@@ -456,7 +498,8 @@ pub unsafe extern "system" fn vkCreateEvent(
     allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut vk::Event,
 ) -> vk::Result {
-    let r = create(&C_vkCreateEvent, device.as_raw(), info, allocator, out);
+    let plain = !info.is_null() && (*info).p_next.is_null();
+    let r = create_posted_if(plain, &C_vkCreateEvent, device, info, allocator, out);
     watch(device, r, out as *const u64, Kind::Event);
     r
 }

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 static MESSAGES: AtomicU64 = AtomicU64::new(0);
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
 static RING_BYTES: AtomicU64 = AtomicU64::new(0);
 static BATCHES: AtomicU64 = AtomicU64::new(0);
 static BATCHED_COMMANDS: AtomicU64 = AtomicU64::new(0);
@@ -40,9 +41,13 @@ pub fn presented() {
     PRESENTED.fetch_add(1, Relaxed);
 }
 
-/// One message of `bytes` (header included) written into the command ring.
-pub fn sent(bytes: usize) {
+/// One message of `bytes` (header included) written into the command ring; `replied`: the
+/// caller waits for its reply (a round trip).
+pub fn sent(bytes: usize, replied: bool) {
     MESSAGES.fetch_add(1, Relaxed);
+    if replied {
+        ROUND_TRIPS.fetch_add(1, Relaxed);
+    }
     RING_BYTES.fetch_add(bytes as u64, Relaxed);
     if PRESENTING.with(|p| p.get()) {
         PRESENT_RING_BYTES.fetch_add(bytes as u64, Relaxed);
@@ -64,8 +69,9 @@ pub fn mapped(bytes: u64) {
 /// The counters as a JSON object.
 pub fn json() -> String {
     format!(
-        "{{\"messages\": {}, \"ring_bytes\": {}, \"batches\": {}, \"batched_commands\": {}, \"memory_maps\": {}, \"mapped_bytes\": {}, \"presented\": {}, \"present_ring_bytes\": {}, \"present_copied_bytes\": {}}}\n",
+        "{{\"messages\": {}, \"round_trips\": {}, \"ring_bytes\": {}, \"batches\": {}, \"batched_commands\": {}, \"memory_maps\": {}, \"mapped_bytes\": {}, \"presented\": {}, \"present_ring_bytes\": {}, \"present_copied_bytes\": {}}}\n",
         MESSAGES.load(Relaxed),
+        ROUND_TRIPS.load(Relaxed),
         RING_BYTES.load(Relaxed),
         BATCHES.load(Relaxed),
         BATCHED_COMMANDS.load(Relaxed),

@@ -261,6 +261,23 @@ fn handle(
                 control::send(shared.sock.as_fd(), &ControlMsg::Feedback, &[fd])
             })
         }
+        None if header.command == private::CREDIT => {
+            let server = &shared.server;
+            match server
+                .limits
+                .credit_request(server.objects.count(), payload)
+            {
+                Ok(granted) => {
+                    out.u64(granted);
+                    Status::Ok
+                }
+                Err(e) => {
+                    warn!("{e}");
+                    out.bytes(e.as_bytes());
+                    Status::BadRequest
+                }
+            }
+        }
         None if header.command == private::WATCH => {
             if let Err(e) = crate::queue::watch_request(&shared.server, payload) {
                 warn!("{e}");

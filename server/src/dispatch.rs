@@ -350,12 +350,13 @@ impl Server {
         let mut dc = Decoder::new(payload);
         let mut call = interp::decode_request(&mut dc, cmd, arena, &cx).map_err(derr)?;
         let hook = Hook { cmd, arena, table };
-        // Refused before the host allocates anything for the new objects.
+        // Refused before the host allocates anything for the new objects; a posted creation
+        // spends the room set aside for it (`limits::Limits::grant`), if any.
+        let n = call.new_handles.len();
         let over_objects = cmd.creates
-            && !call.new_handles.is_empty()
-            && !self
-                .limits
-                .objects_fit(cmd.name, self.objects.count(), call.new_handles.len());
+            && n > 0
+            && !(posted && self.limits.spend(n))
+            && !self.limits.objects_fit(cmd.name, self.objects.count(), n);
         let (early, pending) = if over_objects {
             answer(vk::Result::ERROR_OUT_OF_HOST_MEMORY)
         } else {

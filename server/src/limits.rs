@@ -12,16 +12,25 @@
 //!   The heaps the client is told about are no larger, so a client that sizes its allocations
 //!   by the heap stays within it.
 //! - live objects: `AIRLOCK_MAX_OBJECTS`, by default 1,000,000; a creation beyond it is
-//!   `VK_ERROR_OUT_OF_HOST_MEMORY`.
+//!   `VK_ERROR_OUT_OF_HOST_MEMORY`. The client may ask for room ahead (`wire::private::CREDIT`)
+//!   for creations it posts without waiting (fences, semaphores, events, descriptor sets): a
+//!   grant is at most half the room left and [`CREDIT_GRANT`], and until posted creations
+//!   spend it, other creations see that much less room. A posted creation with room set aside
+//!   cannot meet the limit, so its refusal never has to reach the application late.
 //!
 //! Message sizes are bounded elsewhere: `wire::frame::MAX_MESSAGE` per request and the decode
 //! arena's limit (`conn::ARENA_LIMIT`).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tracing::warn;
 
 pub const DEFAULT_MAX_OBJECTS: u64 = 1_000_000;
+
+/// Most objects one `CREDIT` request is granted: few requests for a program that allocates
+/// thousands of descriptor sets a frame, and at most this much room held back from the calls.
+pub const CREDIT_GRANT: u64 = 1 << 16;
 
 /// Most descriptors one descriptor set layout may declare (inline uniform block bytes count as
 /// descriptors). Drivers and the validation layer keep state per descriptor of every set
@@ -49,6 +58,8 @@ pub struct Limits {
     /// Most live objects (client-created and host-reported) the client may hold.
     pub max_objects: Option<u64>,
     memory: Mutex<Accounts>,
+    /// Objects granted to posted creations and not yet spent.
+    credit: AtomicU64,
 }
 
 #[derive(Default)]
@@ -86,6 +97,7 @@ impl Limits {
             max_device_memory,
             max_objects,
             memory: Mutex::new(Accounts::default()),
+            credit: AtomicU64::new(0),
         }
     }
 
@@ -143,20 +155,64 @@ impl Limits {
         self.memory.lock().used
     }
 
-    /// Whether `live + new` objects fit; logs the refusal.
+    /// Whether `live + new` objects fit beside the room granted to posted creations; logs the
+    /// refusal.
     pub fn objects_fit(&self, cmd: &str, live: usize, new: usize) -> bool {
         let Some(max) = self.max_objects else {
             return true;
         };
-        if (live as u64).saturating_add(new as u64) <= max {
+        let credit = self.credit.load(Ordering::Acquire);
+        if (live as u64)
+            .saturating_add(new as u64)
+            .saturating_add(credit)
+            <= max
+        {
             return true;
         }
         warn!(
             live,
+            set_aside = credit,
             "{cmd} refused: VK_ERROR_OUT_OF_HOST_MEMORY, over the limit of {max} live objects \
              (AIRLOCK_MAX_OBJECTS)"
         );
         false
+    }
+
+    /// Sets aside room for up to `wanted` posted creations beside `live` objects: what is
+    /// granted (`wire::private::CREDIT`).
+    pub fn grant(&self, live: usize, wanted: u64) -> u64 {
+        let wanted = wanted.min(CREDIT_GRANT);
+        let Some(max) = self.max_objects else {
+            return wanted;
+        };
+        let credit = self.credit.load(Ordering::Acquire);
+        let room = max.saturating_sub(live as u64).saturating_sub(credit);
+        // Half the room at most: the calls that cannot be posted keep the other half.
+        let granted = wanted.min(room / 2);
+        self.credit.fetch_add(granted, Ordering::AcqRel);
+        granted
+    }
+
+    /// `wire::private::CREDIT`: the request is the number wanted, the reply the number granted
+    /// beside `live` objects.
+    pub fn credit_request(&self, live: usize, payload: &[u8]) -> Result<u64, String> {
+        let wanted = <[u8; 8]>::try_from(payload)
+            .map(u64::from_le_bytes)
+            .map_err(|_| format!("CREDIT: expected a u64, got {} bytes", payload.len()))?;
+        Ok(self.grant(live, wanted))
+    }
+
+    /// Spends room set aside for `n` posted creations; false when not that much was granted
+    /// (the creation is then checked against the limit like any other).
+    pub fn spend(&self, n: usize) -> bool {
+        if self.max_objects.is_none() {
+            return true;
+        }
+        self.credit
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                c.checked_sub(n as u64)
+            })
+            .is_ok()
     }
 }
 
@@ -204,6 +260,33 @@ pub fn parse_size(v: &str) -> Result<Option<u64>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn granted_room_is_kept_from_calls_and_spent_by_posts() {
+        let l = Limits::new(None, Some(100));
+        // 10 live: 90 left, half of it granted.
+        assert_eq!(l.grant(10, 1000), 45);
+        assert!(l.objects_fit("call", 10, 45));
+        assert!(
+            !l.objects_fit("call", 10, 46),
+            "the grant is kept from calls"
+        );
+        assert!(l.spend(40));
+        assert!(!l.spend(6), "only what was granted");
+        assert!(l.spend(5));
+        assert!(!l.spend(1));
+        // 55 live now, nothing set aside: 45 left.
+        assert!(l.objects_fit("call", 55, 45));
+        assert_eq!(l.grant(55, 3), 3);
+        assert!(l.spend(3));
+        assert_eq!(l.grant(58, 1000), 21);
+        assert_eq!(l.grant(58, 1000), 10, "half of what is left");
+        assert_eq!(l.grant(69, 1000), 0, "the room left is the calls'");
+        assert!(l.objects_fit("call", 69, 0) && !l.objects_fit("call", 69, 1));
+        let unlimited = Limits::new(None, None);
+        assert_eq!(unlimited.grant(0, u64::MAX), CREDIT_GRANT);
+        assert!(unlimited.spend(usize::MAX));
+    }
 
     #[test]
     fn sizes_parse() {

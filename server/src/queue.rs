@@ -223,16 +223,24 @@ unsafe fn timeline_values<'a>(mut p: *const std::ffi::c_void) -> &'a [u64] {
 }
 
 /// A posted call the host failed: nobody waits for its result, so the device reports the
-/// failure at its next synchronisation. Submissions and descriptor-set allocations are posted
-/// (the ICD posts an allocation only when its pool's accounting says it fits, so here the
-/// sets the application holds do not exist: the device is lost unless the host ran out of
-/// memory). Other posted calls (`vkBeginCommandBuffer` …) are answered by the ICD as the host
+/// failure at its next synchronisation. Submissions, descriptor-set and command-buffer
+/// allocations and the creations of fences, semaphores and events are posted (the ICD posts an allocation only
+/// when its pool's accounting says it fits, and a creation only with room set aside under the
+/// object limit, so here the objects the application holds do not exist: the device is lost
+/// unless the host ran out of memory). Other posted calls (`vkBeginCommandBuffer` …) are answered by the ICD as the host
 /// would and keep doing so.
 pub fn after_failed_post(server: &Server, h: &Hook, r: vk::Result) {
     let r = match h.cmd.id {
         id::vkQueueSubmit | id::vkQueueSubmit2 => r,
-        id::vkAllocateDescriptorSets => {
-            warn!("posted vkAllocateDescriptorSets failed on the host ({r:?}); the device fails");
+        id::vkAllocateDescriptorSets
+        | id::vkAllocateCommandBuffers
+        | id::vkCreateFence
+        | id::vkCreateSemaphore
+        | id::vkCreateEvent => {
+            warn!(
+                "posted {} failed on the host ({r:?}); the device fails",
+                h.cmd.name
+            );
             match r {
                 vk::Result::ERROR_OUT_OF_HOST_MEMORY | vk::Result::ERROR_OUT_OF_DEVICE_MEMORY => r,
                 _ => vk::Result::ERROR_DEVICE_LOST,
@@ -245,19 +253,25 @@ pub fn after_failed_post(server: &Server, h: &Hook, r: vk::Result) {
     }
 }
 
-/// A posted submission or allocation the server could not even decode (an unknown handle):
-/// its device fails.
+/// A posted submission, allocation or creation the server could not even decode (an unknown
+/// handle): its device fails.
 pub fn post_rejected(server: &Server, cmd: &CommandDesc, payload: &[u8]) {
     if !matches!(
         cmd.id,
-        id::vkQueueSubmit | id::vkQueueSubmit2 | id::vkAllocateDescriptorSets
+        id::vkQueueSubmit
+            | id::vkQueueSubmit2
+            | id::vkAllocateDescriptorSets
+            | id::vkAllocateCommandBuffers
+            | id::vkCreateFence
+            | id::vkCreateSemaphore
+            | id::vkCreateEvent
     ) {
         return;
     }
     let Some(first) = payload.get(..8) else {
         return;
     };
-    // The queue of a submission, the device of an allocation.
+    // The queue of a submission, the device of an allocation or creation.
     let first = ClientId(u64::from_le_bytes(first.try_into().unwrap_or_default()));
     let Some(e) = server.objects.get(first) else {
         return;

@@ -200,6 +200,13 @@ impl<'k> Session<'k> {
             None if header.command == private::RECORDED => self.recorded(payload),
             None if header.command == private::MAP_MEMORY => self.map_memory(payload),
             None if header.command == private::IMPORT_MEMORY => self.import_memory(payload),
+            None if header.command == private::CREDIT => {
+                let live = self.server.objects.count();
+                match self.server.limits.credit_request(live, payload) {
+                    Ok(_) => Outcome::Executed,
+                    Err(e) => Outcome::Rejected(e),
+                }
+            }
             None => Outcome::Rejected(format!("unknown command id {}", header.command)),
             Some(cmd) => self.kept_call(cmd, payload).unwrap_or_else(|| {
                 outcome(

@@ -34,10 +34,20 @@ pub const FEEDBACK: u32 = FIRST + 4;
 /// client then never sees its epoch and keeps asking the server.
 pub const WATCH: u32 = FIRST + 5;
 
+/// Client → server, with a reply: "set aside room for `n` objects I will create without
+/// waiting". Request: `u64` wanted. Reply: `u64` granted, at most the wanted number. The server
+/// keeps the granted objects out of the room its object limit leaves for other creations until
+/// posted creations spend them; a posted creation it granted room for therefore cannot meet
+/// the limit, and one it did not is checked against the limit as a call would be.
+pub const CREDIT: u32 = FIRST + 6;
+
 /// The name of the memfds behind device memory, which the client recognises opaque fds by.
 pub const MEMORY_MEMFD: &str = "airlock-memory";
 
 /// Whether `id` names one of the requests above.
 pub fn is_private(id: u32) -> bool {
-    matches!(id, MAP_MEMORY | RECORDED | IMPORT_MEMORY | FEEDBACK | WATCH)
+    matches!(
+        id,
+        MAP_MEMORY | RECORDED | IMPORT_MEMORY | FEEDBACK | WATCH | CREDIT
+    )
 }

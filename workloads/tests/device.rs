@@ -113,6 +113,13 @@ fn allocator() {
     compare("allocator", &[]);
 }
 
+/// Pipelines the ICD creates without waiting and one it leaves to the host (creation
+/// feedback), each run and its output checked (icd/src/pipeline.rs).
+#[test]
+fn pipeline_creation() {
+    compare("pipeline_creation", &[]);
+}
+
 #[test]
 fn templates() {
     compare("templates", &[]);

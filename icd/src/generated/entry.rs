@@ -1979,27 +1979,6 @@ pub unsafe extern "system" fn vkCreateCommandPool(
     ) as i32)
 }
 
-pub unsafe extern "system" fn vkCreateComputePipelines(
-    device: vk::Device,
-    pipeline_cache: vk::PipelineCache,
-    create_info_count: u32,
-    p_create_infos: *const vk::ComputePipelineCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_pipelines: *mut vk::Pipeline,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateComputePipelines,
-        &[
-            device.as_raw(),
-            pipeline_cache.as_raw(),
-            create_info_count as u64,
-            p_create_infos as usize as u64,
-            p_allocator as usize as u64,
-            p_pipelines as usize as u64,
-        ],
-    ) as i32)
-}
-
 pub unsafe extern "system" fn vkCreateFramebuffer(
     device: vk::Device,
     p_create_info: *const vk::FramebufferCreateInfo<'_>,
@@ -2013,27 +1992,6 @@ pub unsafe extern "system" fn vkCreateFramebuffer(
             p_create_info as usize as u64,
             p_allocator as usize as u64,
             p_framebuffer as usize as u64,
-        ],
-    ) as i32)
-}
-
-pub unsafe extern "system" fn vkCreateGraphicsPipelines(
-    device: vk::Device,
-    pipeline_cache: vk::PipelineCache,
-    create_info_count: u32,
-    p_create_infos: *const vk::GraphicsPipelineCreateInfo<'_>,
-    p_allocator: *const vk::AllocationCallbacks<'_>,
-    p_pipelines: *mut vk::Pipeline,
-) -> vk::Result {
-    vk::Result::from_raw(call(
-        &c::C_vkCreateGraphicsPipelines,
-        &[
-            device.as_raw(),
-            pipeline_cache.as_raw(),
-            create_info_count as u64,
-            p_create_infos as usize as u64,
-            p_allocator as usize as u64,
-            p_pipelines as usize as u64,
         ],
     ) as i32)
 }
@@ -5495,7 +5453,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Pipeline,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateComputePipelines)
+            >(crate::handwritten::vkCreateComputePipelines)
         }),
         &["VK_VERSION_1_0"],
     ),
@@ -5641,7 +5599,7 @@ pub static ENTRIES: &[(&str, Level, vk::PFN_vkVoidFunction, &[&str])] = &[
                     *mut vk::Pipeline,
                 ) -> vk::Result,
                 unsafe extern "system" fn(),
-            >(vkCreateGraphicsPipelines)
+            >(crate::handwritten::vkCreateGraphicsPipelines)
         }),
         &["VK_VERSION_1_0"],
     ),

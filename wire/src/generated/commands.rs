@@ -9927,12 +9927,14 @@ pub fn handwritten(id: u32) -> bool {
             | id::vkCmdDrawMultiEXT
             | id::vkCmdDrawMultiIndexedEXT
             | id::vkCmdPushDescriptorSetWithTemplateKHR
+            | id::vkCreateComputePipelines
             | id::vkCreateDescriptorPool
             | id::vkCreateDescriptorSetLayout
             | id::vkCreateDescriptorUpdateTemplate
             | id::vkCreateDevice
             | id::vkCreateEvent
             | id::vkCreateFence
+            | id::vkCreateGraphicsPipelines
             | id::vkCreateInstance
             | id::vkCreatePipelineLayout
             | id::vkCreatePrivateDataSlot

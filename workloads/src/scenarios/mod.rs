@@ -13,6 +13,7 @@ pub mod layout_lifetime;
 pub mod math;
 pub mod ordering;
 pub mod pipeline_cache;
+pub mod pipeline_creation;
 pub mod private_data;
 pub mod push_constants;
 pub mod queries;
@@ -26,7 +27,7 @@ pub mod zero_copy;
 
 pub type Scenario = fn(&Context) -> Result<Report>;
 
-pub const ALL: [(&str, Scenario); 20] = [
+pub const ALL: [(&str, Scenario); 21] = [
     ("compute", compute::run),
     ("render", render::run),
     ("dynamic_rendering", dynamic_rendering::run),
@@ -47,6 +48,7 @@ pub const ALL: [(&str, Scenario); 20] = [
     ("rewritten", rewritten::run),
     ("descriptor_pools", descriptor_pools::run),
     ("allocator", allocator::run),
+    ("pipeline_creation", pipeline_creation::run),
 ];
 
 /// Runs `f(0)` … `f(n - 1)` on threads of their own, all at once; their results in that order.
