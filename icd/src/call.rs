@@ -143,7 +143,8 @@ pub unsafe fn room_for_posted(device: u64, n: usize) -> bool {
     h.families.get::<Credit>().take(n as u64, |wanted| {
         let conn = h.conn();
         let mut body = Vec::new();
-        match conn.exchange_parts(CREDIT, &[&wanted.to_le_bytes()], true, &mut body) {
+        let request = [&h.id.to_le_bytes()[..], &wanted.to_le_bytes()];
+        match conn.exchange_parts(CREDIT, &request, true, &mut body) {
             Ok(Some(Status::Ok)) => Decoder::new(&body).u64().ok(),
             Ok(_) => None,
             Err(e) => {
@@ -273,10 +274,11 @@ fn carry(
 
 /// Whether a physical device's answer `r` holds for good: not a lack of memory or a loss.
 fn lasting(cmd: &CommandDesc, r: u64) -> bool {
-    if cmd.ret != Ret::Result {
-        return true;
-    }
-    let r = vk::Result::from_raw(r as i64 as i32);
+    cmd.ret != Ret::Result || lasting_result(vk::Result::from_raw(r as i64 as i32))
+}
+
+/// [`lasting`] of a query's `VkResult`: success, or a refusal of what was asked about.
+pub fn lasting_result(r: vk::Result) -> bool {
     r.as_raw() >= 0
         || r == vk::Result::ERROR_FORMAT_NOT_SUPPORTED
         || r == vk::Result::ERROR_IMAGE_USAGE_NOT_SUPPORTED_KHR

@@ -5,9 +5,12 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-/// How many objects one request asks room for: the server grants at most this and half the
-/// room it has left, so a program far from the limit asks once per this many creations.
-const WANTED: u64 = 1 << 16;
+/// How many objects a device's first request asks room for; each later one asks twice as many
+/// as the one before, up to [`MOST_WANTED`]: a device that makes a few fences holds little room
+/// the server keeps from the others, and one that allocates thousands of descriptor sets a
+/// frame soon asks rarely. (The server grants at most half the room it has left.)
+const FIRST_WANTED: u64 = 64;
+const MOST_WANTED: u64 = 1 << 16;
 
 /// After a grant short of what was asked, this many creations are calls before the next
 /// request: near the limit, asking before every creation would double its round trips.
@@ -19,6 +22,8 @@ const PAUSE: u32 = 64;
 pub struct Credit {
     left: AtomicU64,
     pause: AtomicU32,
+    /// Requests made so far.
+    asked: AtomicU32,
 }
 
 impl Credit {
@@ -36,7 +41,8 @@ impl Credit {
         {
             return false;
         }
-        let wanted = n.max(WANTED);
+        let asked = self.asked.fetch_add(1, Ordering::AcqRel).min(16);
+        let wanted = n.max((FIRST_WANTED << asked).min(MOST_WANTED));
         let granted = ask(wanted).unwrap_or(0);
         self.left.fetch_add(granted, Ordering::AcqRel);
         if granted < wanted {
@@ -64,20 +70,43 @@ mod tests {
             asked.push(w);
             Some(10)
         }));
-        assert_eq!(asked, vec![WANTED]);
+        assert_eq!(asked, vec![FIRST_WANTED]);
         assert!(c.take(7, |_| panic!("7 of 10 are left")));
         // Short of room, and the last grant was short: calls for a while.
         for _ in 0..PAUSE {
             assert!(!c.take(1, |_| panic!("paused")));
         }
-        assert!(c.take(2, |_| Some(WANTED)));
+        assert!(c.take(2, |w| {
+            asked.push(w);
+            Some(w)
+        }));
+        assert_eq!(asked[1], 2 * FIRST_WANTED, "twice as many each time");
         assert!(
-            !c.take(WANTED, |_| Some(0)),
+            !c.take(MOST_WANTED, |_| Some(0)),
             "more than is left and granted"
         );
-        assert!(!c.take(WANTED, |_| panic!("paused after a refusal")));
+        assert!(!c.take(MOST_WANTED, |_| panic!("paused after a refusal")));
         assert!(c.take(1, |_| panic!("what is left is taken")));
         let failed = Credit::default();
         assert!(!failed.take(1, |_| None));
+    }
+
+    #[test]
+    fn requests_grow_to_a_most() {
+        let c = Credit::default();
+        let mut asked = Vec::new();
+        for _ in 0..20 {
+            // Each takes more than is left: one request each.
+            let n = c.left.load(Ordering::Acquire) + 1;
+            assert!(c.take(n, |w| {
+                asked.push(w);
+                Some(w)
+            }));
+        }
+        assert_eq!(
+            asked[..3],
+            [FIRST_WANTED, 2 * FIRST_WANTED, 4 * FIRST_WANTED]
+        );
+        assert_eq!(*asked.last().unwrap(), MOST_WANTED);
     }
 }

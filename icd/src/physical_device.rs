@@ -3,7 +3,7 @@
 //! image_format_properties cases ask some 200,000 a case), is kept here apart, keyed by its
 //! five inputs: answered without encoding a request or decoding a reply.
 
-use crate::call::call;
+use crate::call::{call, lasting_result};
 use crate::objects::header;
 use ash::vk::{self, Handle};
 use parking_lot::RwLock;
@@ -19,11 +19,6 @@ type FormatQuery = (vk::Format, vk::ImageType, vk::ImageTiling, u32, u32);
 /// success, the properties.
 #[derive(Default)]
 struct PlainFormats(RwLock<FxHashMap<FormatQuery, (vk::Result, vk::ImageFormatProperties)>>);
-
-/// Whether a format query's answer `r` holds for good: not a lack of memory or a loss.
-fn lasting_format(r: vk::Result) -> bool {
-    r == vk::Result::SUCCESS || r == vk::Result::ERROR_FORMAT_NOT_SUPPORTED
-}
 
 /// The answer to the plain format query `q` on `physical_device`, asked with `ask` the first
 /// time.
@@ -42,7 +37,7 @@ unsafe fn plain_format(
         return *r;
     }
     let r = ask(out);
-    if lasting_format(r) {
+    if lasting_result(r) {
         kept.0.write().insert(q, (r, *out));
     }
     r

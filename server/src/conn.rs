@@ -262,11 +262,7 @@ fn handle(
             })
         }
         None if header.command == private::CREDIT => {
-            let server = &shared.server;
-            match server
-                .limits
-                .credit_request(server.objects.count(), payload)
-            {
+            match crate::device::credit_request(&shared.server, payload) {
                 Ok(granted) => {
                     out.u64(granted);
                     Status::Ok

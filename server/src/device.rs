@@ -344,3 +344,15 @@ pub fn adopt(server: &Server, id: ClientId, kept: KeptDevice) {
     }
     server.tables.write().insert(kept.host.0, kept.table);
 }
+
+/// `wire::private::CREDIT`: room under the object limit set aside for a device's posted
+/// creations (`limits::Limits::grant`); the number granted.
+pub fn credit_request(server: &Server, payload: &[u8]) -> Result<u64, String> {
+    let device = |id| {
+        let e = server.objects.lookup(vk::ObjectType::DEVICE, ClientId(id));
+        e.ok().map(|e| e.host.0)
+    };
+    server
+        .limits
+        .credit_request(server.objects.count(), payload, device)
+}

@@ -355,7 +355,7 @@ impl Server {
         let n = call.new_handles.len();
         let over_objects = cmd.creates
             && n > 0
-            && !(posted && self.limits.spend(n))
+            && !(posted && self.limits.spend(owner.0, n))
             && !self.limits.objects_fit(cmd.name, self.objects.count(), n);
         let (early, pending) = if over_objects {
             answer(vk::Result::ERROR_OUT_OF_HOST_MEMORY)

@@ -13,9 +13,10 @@
 //!   by the heap stays within it.
 //! - live objects: `AIRLOCK_MAX_OBJECTS`, by default 1,000,000; a creation beyond it is
 //!   `VK_ERROR_OUT_OF_HOST_MEMORY`. The client may ask for room ahead (`wire::private::CREDIT`)
-//!   for creations it posts without waiting (fences, semaphores, events, descriptor sets): a
-//!   grant is at most half the room left and [`CREDIT_GRANT`], and until posted creations
-//!   spend it, other creations see that much less room. A posted creation with room set aside
+//!   for a device's creations it posts without waiting (fences, semaphores, events, command
+//!   buffers, descriptor sets): a grant is at most half the room left and [`CREDIT_GRANT`],
+//!   and until posted creations on that device spend it (or the device is destroyed), other
+//!   creations see that much less room. A posted creation with room set aside
 //!   cannot meet the limit, so its refusal never has to reach the application late.
 //!
 //! Message sizes are bounded elsewhere: `wire::frame::MAX_MESSAGE` per request and the decode
@@ -58,8 +59,10 @@ pub struct Limits {
     /// Most live objects (client-created and host-reported) the client may hold.
     pub max_objects: Option<u64>,
     memory: Mutex<Accounts>,
-    /// Objects granted to posted creations and not yet spent.
+    /// Objects granted to posted creations and not yet spent, in all and by host device (a
+    /// destroyed device's grant goes with it).
     credit: AtomicU64,
+    credit_by_device: Mutex<HashMap<u64, u64>>,
 }
 
 #[derive(Default)]
@@ -98,6 +101,7 @@ impl Limits {
             max_objects,
             memory: Mutex::new(Accounts::default()),
             credit: AtomicU64::new(0),
+            credit_by_device: Mutex::default(),
         }
     }
 
@@ -136,8 +140,11 @@ impl Limits {
         }
     }
 
-    /// Stops counting the memory of a destroyed device.
+    /// Stops counting the memory and the unspent grant of a destroyed device.
     pub fn device_gone(&self, device: u64) {
+        if let Some(left) = self.credit_by_device.lock().remove(&device) {
+            self.credit.fetch_sub(left, Ordering::AcqRel);
+        }
         let mut a = self.memory.lock();
         let mut gone = 0;
         a.by_id.retain(|_, (size, d)| {
@@ -178,41 +185,61 @@ impl Limits {
         false
     }
 
-    /// Sets aside room for up to `wanted` posted creations beside `live` objects: what is
-    /// granted (`wire::private::CREDIT`).
-    pub fn grant(&self, live: usize, wanted: u64) -> u64 {
+    /// Sets aside room for up to `wanted` posted creations on host device `device` beside
+    /// `live` objects: what is granted (`wire::private::CREDIT`).
+    pub fn grant(&self, device: u64, live: usize, wanted: u64) -> u64 {
         let wanted = wanted.min(CREDIT_GRANT);
         let Some(max) = self.max_objects else {
             return wanted;
         };
+        let mut by_device = self.credit_by_device.lock();
         let credit = self.credit.load(Ordering::Acquire);
         let room = max.saturating_sub(live as u64).saturating_sub(credit);
         // Half the room at most: the calls that cannot be posted keep the other half.
         let granted = wanted.min(room / 2);
+        *by_device.entry(device).or_default() += granted;
         self.credit.fetch_add(granted, Ordering::AcqRel);
         granted
     }
 
-    /// `wire::private::CREDIT`: the request is the number wanted, the reply the number granted
-    /// beside `live` objects.
-    pub fn credit_request(&self, live: usize, payload: &[u8]) -> Result<u64, String> {
-        let wanted = <[u8; 8]>::try_from(payload)
-            .map(u64::from_le_bytes)
-            .map_err(|_| format!("CREDIT: expected a u64, got {} bytes", payload.len()))?;
-        Ok(self.grant(live, wanted))
+    /// `wire::private::CREDIT`: the request is a device id and the number wanted, the reply
+    /// the number granted beside `live` objects; `device` finds the host device of an id.
+    pub fn credit_request(
+        &self,
+        live: usize,
+        payload: &[u8],
+        device: impl FnOnce(u64) -> Option<u64>,
+    ) -> Result<u64, String> {
+        let word = |k: usize| {
+            payload
+                .get(k * 8..k * 8 + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+        };
+        let (Some(id), Some(wanted), 16) = (word(0), word(1), payload.len()) else {
+            return Err(format!(
+                "CREDIT: expected a device id and a count, got {} bytes",
+                payload.len()
+            ));
+        };
+        let host = device(id).ok_or_else(|| format!("CREDIT: no device {id}"))?;
+        Ok(self.grant(host, live, wanted))
     }
 
     /// Spends room set aside for `n` posted creations; false when not that much was granted
     /// (the creation is then checked against the limit like any other).
-    pub fn spend(&self, n: usize) -> bool {
+    pub fn spend(&self, device: u64, n: usize) -> bool {
         if self.max_objects.is_none() {
             return true;
         }
-        self.credit
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
-                c.checked_sub(n as u64)
-            })
-            .is_ok()
+        let mut by_device = self.credit_by_device.lock();
+        match by_device.get_mut(&device) {
+            Some(left) if *left >= n as u64 => {
+                *left -= n as u64;
+                self.credit.fetch_sub(n as u64, Ordering::AcqRel);
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -265,27 +292,44 @@ mod tests {
     fn granted_room_is_kept_from_calls_and_spent_by_posts() {
         let l = Limits::new(None, Some(100));
         // 10 live: 90 left, half of it granted.
-        assert_eq!(l.grant(10, 1000), 45);
+        assert_eq!(l.grant(7, 10, 1000), 45);
         assert!(l.objects_fit("call", 10, 45));
         assert!(
             !l.objects_fit("call", 10, 46),
             "the grant is kept from calls"
         );
-        assert!(l.spend(40));
-        assert!(!l.spend(6), "only what was granted");
-        assert!(l.spend(5));
-        assert!(!l.spend(1));
+        assert!(!l.spend(8, 1), "another device's grant");
+        assert!(l.spend(7, 40));
+        assert!(!l.spend(7, 6), "only what was granted");
+        assert!(l.spend(7, 5));
+        assert!(!l.spend(7, 1));
         // 55 live now, nothing set aside: 45 left.
         assert!(l.objects_fit("call", 55, 45));
-        assert_eq!(l.grant(55, 3), 3);
-        assert!(l.spend(3));
-        assert_eq!(l.grant(58, 1000), 21);
-        assert_eq!(l.grant(58, 1000), 10, "half of what is left");
-        assert_eq!(l.grant(69, 1000), 0, "the room left is the calls'");
+        assert_eq!(l.grant(7, 55, 3), 3);
+        assert!(l.spend(7, 3));
+        assert_eq!(l.grant(7, 58, 1000), 21);
+        assert_eq!(l.grant(8, 58, 1000), 10, "half of what is left");
+        assert_eq!(l.grant(7, 69, 1000), 0, "the room left is the calls'");
         assert!(l.objects_fit("call", 69, 0) && !l.objects_fit("call", 69, 1));
+        // A destroyed device's grant goes with it.
+        l.device_gone(7);
+        assert!(l.objects_fit("call", 69, 21) && !l.objects_fit("call", 69, 22));
+        assert!(!l.spend(7, 1));
+        assert_eq!(
+            l.credit_request(69, &[8u8; 15], |_| Some(8)),
+            Err("CREDIT: expected a device id and a count, got 15 bytes".into())
+        );
+        let mut req = 5u64.to_le_bytes().to_vec();
+        req.extend_from_slice(&4u64.to_le_bytes());
+        assert!(
+            l.credit_request(69, &req, |_| None).is_err(),
+            "no such device"
+        );
+        assert_eq!(l.credit_request(69, &req, |id| Some(id + 3)), Ok(4));
+        assert!(l.spend(8, 14), "10 and 4 for device 8");
         let unlimited = Limits::new(None, None);
-        assert_eq!(unlimited.grant(0, u64::MAX), CREDIT_GRANT);
-        assert!(unlimited.spend(usize::MAX));
+        assert_eq!(unlimited.grant(1, 0, u64::MAX), CREDIT_GRANT);
+        assert!(unlimited.spend(2, usize::MAX));
     }
 
     #[test]

@@ -201,8 +201,7 @@ impl<'k> Session<'k> {
             None if header.command == private::MAP_MEMORY => self.map_memory(payload),
             None if header.command == private::IMPORT_MEMORY => self.import_memory(payload),
             None if header.command == private::CREDIT => {
-                let live = self.server.objects.count();
-                match self.server.limits.credit_request(live, payload) {
+                match crate::device::credit_request(&self.server, payload) {
                     Ok(_) => Outcome::Executed,
                     Err(e) => Outcome::Rejected(e),
                 }

@@ -34,8 +34,9 @@ pub const FEEDBACK: u32 = FIRST + 4;
 /// client then never sees its epoch and keeps asking the server.
 pub const WATCH: u32 = FIRST + 5;
 
-/// Client → server, with a reply: "set aside room for `n` objects I will create without
-/// waiting". Request: `u64` wanted. Reply: `u64` granted, at most the wanted number. The server
+/// Client → server, with a reply: "set aside room for `n` objects I will create on device `id`
+/// without waiting". Request: `u64` device id, `u64` wanted. Reply: `u64` granted, at most the
+/// wanted number; what a destroyed device had not spent is given back. The server
 /// keeps the granted objects out of the room its object limit leaves for other creations until
 /// posted creations spend them; a posted creation it granted room for therefore cannot meet
 /// the limit, and one it did not is checked against the limit as a call would be.
