@@ -200,6 +200,29 @@ impl<'k> Session<'k> {
             None if header.command == private::RECORDED => self.recorded(payload),
             None if header.command == private::MAP_MEMORY => self.map_memory(payload),
             None if header.command == private::IMPORT_MEMORY => self.import_memory(payload),
+            // The region is made as for a client; its memfd goes nowhere.
+            None if header.command == private::FEEDBACK => {
+                let server = &self.server;
+                let region = <[u8; 8]>::try_from(payload)
+                    .map(|b| ClientId(u64::from_le_bytes(b)))
+                    .map_err(|_| "expected one device id".to_string())
+                    .and_then(|id| {
+                        let e = server.objects.lookup(vk::ObjectType::DEVICE, id);
+                        e.map_err(|e| e.to_string())
+                    })
+                    .and_then(|e| server.device_table(e.host).ok_or("no such device".into()))
+                    .and_then(|t| server.feedback.region(&t));
+                match region {
+                    Ok(_) => Outcome::Executed,
+                    Err(e) => Outcome::Rejected(format!("FEEDBACK: {e}")),
+                }
+            }
+            None if header.command == private::WATCH => {
+                match crate::queue::watch_request(&self.server, payload) {
+                    Ok(()) => Outcome::Executed,
+                    Err(e) => Outcome::Rejected(e),
+                }
+            }
             None if header.command == private::CREDIT => {
                 match crate::device::credit_request(&self.server, payload) {
                     Ok(_) => Outcome::Executed,
