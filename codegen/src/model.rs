@@ -191,11 +191,20 @@ impl Model {
                                         );
                                         decl.len = p.len.clone();
                                         decl.altlen = p.altlen.clone();
+                                        let unchecked = p.noautovalidity.as_deref() == Some("true");
+                                        // An array whose checks the spec writes out by hand
+                                        // (its elements may be VK_NULL_HANDLE, a stride
+                                        // spaces them) must still be there when its count is
+                                        // not 0, unless the spec says it may be NULL.
+                                        let array_required = unchecked
+                                            && p.len.is_some()
+                                            && p.optional.is_none()
+                                            && !NULL_ARRAYS.contains(&p.definition.name.as_str());
                                         decl.optional = p
                                             .optional
                                             .as_deref()
                                             .is_some_and(|o| o.starts_with("true"))
-                                            || p.noautovalidity.as_deref() == Some("true");
+                                            || (unchecked && !array_required);
                                         decl
                                     })
                                     .collect();
@@ -514,3 +523,7 @@ impl Model {
             .unwrap_or_else(|| name.to_string())
     }
 }
+
+/// Command parameters vk.xml leaves to hand-written checks (`noautovalidity`) that the spec
+/// lets be NULL whatever their count: the transform feedback counter buffers.
+const NULL_ARRAYS: &[&str] = &["pCounterBuffers"];

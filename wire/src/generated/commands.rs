@@ -2219,7 +2219,7 @@ pub static C_vkCmdDrawMultiEXT: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Struct(&S_MultiDrawInfoEXT),
                 len: Len::Sibling(1),
-                optional: true,
+                optional: false,
             },
         },
         Field {
@@ -2269,7 +2269,7 @@ pub static C_vkCmdDrawMultiIndexedEXT: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Struct(&S_MultiDrawIndexedInfoEXT),
                 len: Len::Sibling(1),
-                optional: true,
+                optional: false,
             },
         },
         Field {
@@ -7168,7 +7168,7 @@ pub static C_vkFreeCommandBuffers: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Dispatchable(vk::ObjectType::COMMAND_BUFFER),
                 len: Len::Sibling(2),
-                optional: true,
+                optional: false,
             },
         },
     ],
@@ -7208,7 +7208,7 @@ pub static C_vkFreeDescriptorSets: CommandDesc = CommandDesc {
             kind: Kind::Array {
                 elem: Ty::Handle(vk::ObjectType::DESCRIPTOR_SET),
                 len: Len::Sibling(2),
-                optional: true,
+                optional: false,
             },
         },
     ],
