@@ -293,13 +293,14 @@ pub unsafe extern "system" fn vkWaitForFences(
             if let Some(r) = failure(f) {
                 return Ok(Some(r));
             }
-            let (mut signalled, mut late) = (0, false);
+            let (mut signalled, mut late, mut unsure) = (0, false, false);
             for fence in list {
                 match f.seen(fence.as_raw()) {
                     Seen::Current(SIGNALED, _) => signalled += 1,
                     Seen::Current(LOST, _) => return Ok(Some(vk::Result::ERROR_DEVICE_LOST)),
                     Seen::Current(..) => {}
-                    Seen::Behind | Seen::Unconfirmed => late = true,
+                    Seen::Behind => late = true,
+                    Seen::Unconfirmed => (late, unsure) = (true, true),
                     Seen::Unknown => return Err(()),
                 }
             }
@@ -311,12 +312,12 @@ pub unsafe extern "system" fn vkWaitForFences(
             if done {
                 return Ok(Some(vk::Result::SUCCESS));
             }
-            behind.check(late).map(|()| None)
+            behind.check(late, unsure).map(|()| None)
         });
         match r {
             Ok(r) => return r,
-            Err(true) => return vk::Result::TIMEOUT,
-            Err(false) => {}
+            Err(true) if !behind.unsure => return vk::Result::TIMEOUT,
+            Err(_) => {}
         }
     }
     let args = [
@@ -330,17 +331,24 @@ pub unsafe extern "system" fn vkWaitForFences(
 }
 
 /// How long a wait has seen an object whose epoch or binding the server has not reached: past
-/// the limit, the wait asks the server instead.
+/// the limit, the wait asks the server instead. And whether the last look saw an object whose
+/// binding the server has not confirmed yet (one just made: its creation and binding are
+/// posted): its status is unknown, so a wait whose time is up asks the server rather than
+/// report a timeout.
 #[derive(Default)]
-struct Behind(Option<Instant>);
+struct Behind {
+    since: Option<Instant>,
+    unsure: bool,
+}
 
 impl Behind {
-    fn check(&mut self, late: bool) -> Result<(), ()> {
+    fn check(&mut self, late: bool, unsure: bool) -> Result<(), ()> {
+        self.unsure = unsure;
         if !late {
-            self.0 = None;
+            self.since = None;
             return Ok(());
         }
-        let since = *self.0.get_or_insert_with(Instant::now);
+        let since = *self.since.get_or_insert_with(Instant::now);
         if since.elapsed() > Feedback::behind_limit() {
             log!(
                 debug,
@@ -472,6 +480,8 @@ pub unsafe extern "system" fn vkWaitSemaphores(
                     _ => return Err(()),
                 }
             }
+            // Only an unconfirmed semaphore is late here.
+            let unsure = late;
             let done = if any {
                 reached > 0
             } else {
@@ -480,12 +490,12 @@ pub unsafe extern "system" fn vkWaitSemaphores(
             if done {
                 return Ok(Some(vk::Result::SUCCESS));
             }
-            behind.check(late).map(|()| None)
+            behind.check(late, unsure).map(|()| None)
         });
         match r {
             Ok(r) => return r,
-            Err(true) => return vk::Result::TIMEOUT,
-            Err(false) => {}
+            Err(true) if !behind.unsure => return vk::Result::TIMEOUT,
+            Err(_) => {}
         }
     }
     let args = [device.as_raw(), info as u64, timeout];

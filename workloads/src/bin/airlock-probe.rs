@@ -1193,6 +1193,12 @@ fn feedback() -> Result<(), String> {
         result(unsafe { d.wait_for_fences(fs, all, timeout) })
     };
 
+    // Waited on with no time at all right after creation (Airlock posts the creation and the
+    // binding of its feedback slot: the wait cannot go by the slot yet).
+    let fresh = fence(true)?;
+    println!("wait_0_just_created_signalled={}", wait(&[fresh], true, 0));
+    unsafe { d.destroy_fence(fresh, None) };
+
     // Fences: created signalled or not, then a submission, a reset, a reuse.
     let on = fence(true)?;
     let off = fence(false)?;
@@ -1262,6 +1268,9 @@ fn feedback() -> Result<(), String> {
             .values(values);
         result(unsafe { d.wait_semaphores(&info, timeout) })
     };
+    let fresh = timeline(7)?;
+    println!("swait_0_just_created={}", swait(&[fresh], &[7], false, 0));
+    unsafe { d.destroy_semaphore(fresh, None) };
     let s = timeline(5)?;
     let gate = timeline(0)?;
     println!("counter_initial={}", counter(s));
