@@ -155,6 +155,29 @@ pub unsafe fn room_for_posted(device: u64, n: usize) -> bool {
     })
 }
 
+/// A creating call on device wrapper `args[0]` that makes `n` objects into `out`: posted when
+/// `plain` (only a lack of memory could make the host refuse it) and the object limit has room
+/// set aside for them ([`room_for_posted`]), else a call. A posted creation the host still
+/// refuses fails the device's next synchronisation (`server/src/queue.rs`,
+/// `after_failed_post`).
+///
+/// # Safety
+/// `args` are the application's arguments to `cmd`, whose first is a live device wrapper and
+/// whose new objects go to `out`, room for `n`.
+pub unsafe fn create_posted_if(
+    plain: bool,
+    cmd: &'static CommandDesc,
+    args: &[u64],
+    out: *mut u64,
+    n: usize,
+) -> vk::Result {
+    if plain && room_for_posted(args[0], n) {
+        post_creating(cmd, args, &NoFacts, out, n)
+    } else {
+        vk::Result::from_raw(call(cmd, args) as i32)
+    }
+}
+
 /// The connection of the object a call is made on (its first argument), or the process's for
 /// a global command.
 pub fn connection(cmd: &CommandDesc, args: &[u64]) -> Result<Arc<Connection>, vk::Result> {

@@ -7,11 +7,11 @@
 //! Command buffers belong to their pool, and pools to their device: freeing a pool or the device
 //! frees their wrappers.
 
-use crate::call::{call, post, post_creating, room_for_posted};
+use crate::call::{call, create_posted_if, post};
 use crate::conn::Connection;
 use crate::descriptor::{self, DescriptorFacts};
 use crate::log::log;
-use crate::objects::{header, ClientCx, Header, NoFacts, Object};
+use crate::objects::{header, ClientCx, Header, Object};
 use ash::vk::{self, Handle};
 use parking_lot::Mutex;
 use std::cell::UnsafeCell;
@@ -236,24 +236,15 @@ pub unsafe extern "system" fn vkAllocateCommandBuffers(
 ) -> vk::Result {
     let args = [device.as_raw(), info as u64, out as u64];
     // Posted when only a lack of memory could make the host refuse it (no extension structure)
-    // and the server's object limit has room set aside (`call::room_for_posted`): a program
-    // that allocates a command buffer per submission saves a round trip each.
+    // and the object limit has room (`call::create_posted_if`): a program that allocates a
+    // command buffer per submission saves a round trip each.
     let n = if info.is_null() {
         0
     } else {
         (*info).command_buffer_count as usize
     };
-    let r = if !info.is_null() && (*info).p_next.is_null() && room_for_posted(device.as_raw(), n) {
-        post_creating(
-            &C_vkAllocateCommandBuffers,
-            &args,
-            &NoFacts,
-            out as *mut u64,
-            n,
-        )
-    } else {
-        vk::Result::from_raw(call(&C_vkAllocateCommandBuffers, &args) as i32)
-    };
+    let plain = !info.is_null() && (*info).p_next.is_null();
+    let r = create_posted_if(plain, &C_vkAllocateCommandBuffers, &args, out.cast(), n);
     if r != vk::Result::SUCCESS {
         return r;
     }

@@ -18,7 +18,7 @@
 
 pub mod feedback;
 
-use crate::call::{call, create, post, post_creating, post_quiet, room_for_posted};
+use crate::call::{call, create_posted_if, post, post_quiet};
 use crate::log::log;
 use crate::objects::{header, NoFacts};
 use crate::util::app_slice as slice;
@@ -180,7 +180,7 @@ pub unsafe extern "system" fn vkCreateFence(
     out: *mut vk::Fence,
 ) -> vk::Result {
     let plain = !info.is_null() && (*info).p_next.is_null();
-    let r = create_posted_if(plain, &C_vkCreateFence, device, info, allocator, out);
+    let r = create_sync_object(plain, &C_vkCreateFence, device, info, allocator, out);
     watch(device, r, out as *const u64, Kind::Fence);
     r
 }
@@ -188,13 +188,12 @@ pub unsafe extern "system" fn vkCreateFence(
 /// Creates a fence, semaphore or event without waiting when only a lack of memory could make
 /// the host refuse it: `plain` (no extension structure that could, such as an export), no
 /// allocator of the application's (its records are made around a call, `allocation.rs`), and
-/// room set aside under the server's object limit. A creation the host still refuses fails
-/// the device's next synchronisation (`server/src/queue.rs`, `after_failed_post`). Applications
-/// that make a fence per frame save a round trip a frame.
+/// room under the object limit (`call::create_posted_if`). Applications that make a fence per
+/// frame save a round trip a frame.
 ///
 /// # Safety
 /// The application's arguments to `cmd`, a `vkCreate*(device, info, allocator, out)`.
-unsafe fn create_posted_if<I, O>(
+unsafe fn create_sync_object<I, O>(
     plain: bool,
     cmd: &'static CommandDesc,
     device: vk::Device,
@@ -202,12 +201,8 @@ unsafe fn create_posted_if<I, O>(
     allocator: *const vk::AllocationCallbacks<'_>,
     out: *mut O,
 ) -> vk::Result {
-    if plain && allocator.is_null() && room_for_posted(device.as_raw(), 1) {
-        let args = [device.as_raw(), info as u64, 0, out as u64];
-        post_creating(cmd, &args, &NoFacts, out as *mut u64, 1)
-    } else {
-        create(cmd, device.as_raw(), info, allocator, out)
-    }
+    let args = [device.as_raw(), info as u64, allocator as u64, out as u64];
+    create_posted_if(plain && allocator.is_null(), cmd, &args, out.cast(), 1)
 }
 
 /// Whether a semaphore's chain holds nothing but its type (binary or timeline).
@@ -423,7 +418,7 @@ pub unsafe extern "system" fn vkCreateSemaphore(
     out: *mut vk::Semaphore,
 ) -> vk::Result {
     let plain = !info.is_null() && only_semaphore_type((*info).p_next);
-    let r = create_posted_if(plain, &C_vkCreateSemaphore, device, info, allocator, out);
+    let r = create_sync_object(plain, &C_vkCreateSemaphore, device, info, allocator, out);
     if !info.is_null() && wire::feedback::is_timeline((*info).p_next) {
         watch(device, r, out as *const u64, Kind::Timeline);
     }
@@ -509,7 +504,7 @@ pub unsafe extern "system" fn vkCreateEvent(
     out: *mut vk::Event,
 ) -> vk::Result {
     let plain = !info.is_null() && (*info).p_next.is_null();
-    let r = create_posted_if(plain, &C_vkCreateEvent, device, info, allocator, out);
+    let r = create_sync_object(plain, &C_vkCreateEvent, device, info, allocator, out);
     watch(device, r, out as *const u64, Kind::Event);
     r
 }
